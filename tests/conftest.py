@@ -1,0 +1,140 @@
+"""Test harness: one real PostgreSQL 15 per session, a template migrated to head once, a clone per test.
+
+- The server is started through pytest-postgresql's ``PostgreSQLExecutor``. ``initdb``/``postgres``
+  refuse to run as root, so as root ``tests/bin/pg_ctl`` runs pg_ctl as the ``postgres`` OS user, in a
+  fresh temporary directory that user owns.
+- ``calsync_test_tmpl`` gets the extensions (pgtap, btree_gist, pg_stat_statements) and
+  ``alembic upgrade heads`` once; pytest-postgresql's ``postgresql`` fixture then gives every test its
+  own ``CREATE DATABASE … TEMPLATE calsync_test_tmpl`` clone and drops it afterwards.
+- ``fresh_db`` is an empty database (no revision applied) for migration tests.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from pytest_postgresql import factories
+from pytest_postgresql.executors import PostgreSQLExecutor
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from worker import migrate
+
+TESTS = Path(__file__).resolve().parent
+PG_BINDIR = Path(os.environ.get("CALSYNC_PG_BINDIR", "/usr/lib/postgresql/15/bin"))
+OS_USER = os.environ.get("CALSYNC_TEST_OS_USER", "postgres")
+DBNAME = "calsync_test"
+EXTENSIONS = ("pgtap", "btree_gist", "pg_stat_statements")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Db:
+    """A database on the session server: what tests need to reach it."""
+
+    host: str
+    port: int
+    user: str
+    dbname: str
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
+
+    def connect(self, **kw: object) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(self.url, **kw)  # type: ignore[arg-type]
+
+
+def create_extensions(db: Db) -> None:
+    with db.connect(autocommit=True) as conn:
+        for ext in EXTENSIONS:
+            conn.execute(f"CREATE EXTENSION IF NOT EXISTS {ext}")
+
+
+@pytest.fixture(scope="session")
+def postgresql_proc() -> Iterator[PostgreSQLExecutor]:
+    base = Path(tempfile.mkdtemp(prefix="calsync-pg-"))
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam(OS_USER)
+        os.chown(base, pw.pw_uid, pw.pw_gid)
+    executor = PostgreSQLExecutor(
+        executable=str(TESTS / "bin" / "pg_ctl"),
+        host="127.0.0.1",
+        port=_free_port(),
+        datadir=str(base / "data"),
+        unixsocketdir=str(base),
+        logfile=str(base / "postgresql.log"),
+        startparams="-w",
+        dbname=DBNAME,
+        user="postgres",
+        postgres_options=(
+            "-c shared_preload_libraries=pg_stat_statements -c max_connections=300 "
+            "-c synchronous_commit=off -c full_page_writes=off"
+        ),
+    )
+    executor.start()
+    template = Db(executor.host, executor.port, executor.user, executor.template_dbname)
+    janitor = DatabaseJanitor(
+        user=executor.user,
+        host=executor.host,
+        port=executor.port,
+        dbname=executor.template_dbname,
+    )
+    janitor.init()
+    try:
+        create_extensions(template)
+        migrate.upgrade(template.url, "heads")
+        yield executor
+    finally:
+        try:
+            executor.stop()
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+postgresql = factories.postgresql("postgresql_proc")
+
+
+@pytest.fixture
+def db(postgresql: psycopg.Connection[tuple[object, ...]], postgresql_proc: PostgreSQLExecutor) -> Db:
+    """The per-test clone of the migrated template."""
+    info = postgresql.info
+    postgresql.commit()
+    return Db(postgresql_proc.host, postgresql_proc.port, postgresql_proc.user, info.dbname)
+
+
+@pytest.fixture
+def conn(db: Db) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """An autocommit connection to the per-test database."""
+    with db.connect(autocommit=True) as c:
+        yield c
+
+
+@pytest.fixture
+def fresh_db(postgresql_proc: PostgreSQLExecutor) -> Iterator[Db]:
+    """An empty database (extensions only, no revision applied), dropped afterwards."""
+    name = f"fresh_{uuid.uuid4().hex[:12]}"
+    janitor = DatabaseJanitor(
+        user=postgresql_proc.user,
+        host=postgresql_proc.host,
+        port=postgresql_proc.port,
+        dbname=name,
+    )
+    with janitor:
+        d = Db(postgresql_proc.host, postgresql_proc.port, postgresql_proc.user, name)
+        create_extensions(d)
+        yield d

@@ -1,0 +1,1 @@
+SELECT ok(true, 'no plan was declared');

@@ -1,0 +1,92 @@
+"""The migration chain: up, down and up again; offline SQL; revision 0001 as the app has it today."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import pytest
+
+from tests.conftest import Db
+from worker import migrate
+
+BASE_TABLES = {
+    "companies",
+    "branches",
+    "customers",
+    "staff",
+    "services",
+    "calcom_event_map",
+    "appointments",
+    "appointment_phases",
+}
+
+
+def public_tables(db: Db) -> set[str]:
+    with db.connect() as conn:
+        rows = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
+def test_single_line_of_heads_is_known() -> None:
+    heads = migrate.code_heads()
+    assert heads, "the migration chain has no head"
+    for head in heads:
+        assert migrate.script().get_revision(head) is not None
+
+
+def test_upgrade_downgrade_upgrade(fresh_db: Db) -> None:
+    migrate.upgrade(fresh_db.url, "heads")
+    assert public_tables(fresh_db) >= BASE_TABLES
+    assert migrate.current_heads(fresh_db.url) == migrate.code_heads()
+
+    migrate.downgrade(fresh_db.url, "base")
+    assert public_tables(fresh_db) == set()
+    assert migrate.current_heads(fresh_db.url) == set()
+
+    migrate.upgrade(fresh_db.url, "heads")
+    assert public_tables(fresh_db) >= BASE_TABLES
+    assert migrate.current_heads(fresh_db.url) == migrate.code_heads()
+
+
+def test_revision_0001_reproduces_the_apps_weaknesses(fresh_db: Db) -> None:
+    migrate.upgrade(fresh_db.url, "0001")
+    with fresh_db.connect() as conn:
+        (length,) = conn.execute(  # type: ignore[misc]
+            "SELECT character_maximum_length FROM information_schema.columns "
+            "WHERE table_name = 'appointments' AND column_name = 'sync_error_message'"
+        ).fetchone()
+        (nullable,) = conn.execute(  # type: ignore[misc]
+            "SELECT is_nullable FROM information_schema.columns "
+            "WHERE table_name = 'appointments' AND column_name = 'service_id'"
+        ).fetchone()
+        uniques = conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'appointments' "
+            "AND indexdef LIKE 'CREATE UNIQUE%'"
+        ).fetchall()
+    assert length == 255
+    assert nullable == "YES"
+    # only the primary key and the app's calcom_v2_booking_id unique: nothing guards a slot
+    assert len(uniques) == 2
+    assert not any("customer_id" in str(u[0]) for u in uniques)
+
+
+def test_offline_sql_is_rendered() -> None:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        migrate.upgrade("postgresql://offline/calsync", "heads", sql=True)
+    sql = out.getvalue()
+    assert "CREATE TABLE appointments" in sql
+    assert "INSERT INTO alembic_version (version_num) VALUES ('0001')" in sql
+    assert sql.count("BEGIN;") >= 1 and sql.rstrip().endswith("COMMIT;")
+
+
+@pytest.mark.parametrize("target", ["0001"])
+def test_downgrade_of_each_revision_removes_what_it_added(fresh_db: Db, target: str) -> None:
+    migrate.upgrade(fresh_db.url, target)
+    before = public_tables(fresh_db)
+    migrate.downgrade(fresh_db.url, "-1")
+    migrate.upgrade(fresh_db.url, target)
+    assert public_tables(fresh_db) == before

@@ -1,0 +1,1 @@
+"""calsync: integrity layer, outbox worker and remediation tools for Cal.com sync."""

@@ -1,0 +1,168 @@
+"""The `calsync` command line.
+
+Every option that names a resource can also be set by the environment variable shown in `--help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from worker import __doc__ as package_doc
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _env_default(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(name, default)
+
+
+def _add_db_url(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--database-url",
+        default=None,
+        help="PostgreSQL URL [env CALSYNC_DATABASE_URL, then DATABASE_URL; default: the embedded server, "
+        "started if needed]",
+    )
+
+
+# -- db -------------------------------------------------------------------------------------------
+def cmd_db(args: argparse.Namespace) -> int:
+    from worker.embedded import EmbeddedError, EmbeddedPostgres
+
+    emb = EmbeddedPostgres()
+    try:
+        if args.action == "start":
+            st = emb.start()
+            print(f"embedded PostgreSQL running on 127.0.0.1:{st.port} (data: {st.datadir})")
+        elif args.action == "stop":
+            print("stopped" if emb.stop() else "not running")
+        elif args.action == "status":
+            info = emb.describe()
+            if args.json:
+                print(json.dumps(info, indent=2))
+            else:
+                for k, v in info.items():
+                    print(f"{k:12} {v}")
+            return 0 if info["running"] else 3
+        elif args.action == "url":
+            state = emb.state()
+            if state is None:
+                print(
+                    "calsync: the embedded database was never started; run `calsync db start`",
+                    file=sys.stderr,
+                )
+                return 1
+            print(state.url)
+        elif args.action == "reset":
+            emb.destroy()
+            print("embedded database stopped and its data deleted")
+    except EmbeddedError as e:
+        print(f"calsync: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# -- migrate / adopt --------------------------------------------------------------------------------
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from worker import migrate
+    from worker.db import resolve_url
+
+    if args.sql:
+        url = args.database_url or os.environ.get("CALSYNC_DATABASE_URL") or "postgresql://offline/calsync"
+        migrate.upgrade(url, args.target, sql=True)
+        return 0
+    url = resolve_url(args.database_url)
+    migrate.upgrade(url, args.target)
+    print(f"database at {sorted(migrate.current_heads(url))}")
+    return 0
+
+
+def cmd_adopt(args: argparse.Namespace) -> int:
+    from worker.adopt import AdoptRefused, adopt
+    from worker.db import resolve_url
+
+    try:
+        adopt(resolve_url(args.database_url))
+    except AdoptRefused as e:
+        print(f"calsync adopt: refused: {e}", file=sys.stderr)
+        return 1
+    print("stamped revision 0001; now run `calsync migrate`")
+    return 0
+
+
+# -- generate / demo --------------------------------------------------------------------------------
+def cmd_generate(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from worker import datagen
+    from worker.db import resolve_url
+
+    params = datagen.Params(
+        salons=args.scale,
+        appointments_per_salon=args.appointments_per_salon,
+        anchor=dt.date.fromisoformat(args.anchor) if args.anchor else None,
+        seed=args.seed,
+    )
+    timings = datagen.run(resolve_url(args.database_url), params)
+    total = sum(timings.values())
+    for step, secs in timings.items():
+        print(f"{step:24} {secs:8.2f} s")
+    print(f"{'total':24} {total:8.2f} s  ({args.scale * args.appointments_per_salon:,} appointments)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from worker import demo
+
+    return demo.run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="calsync", description=package_doc)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("db", help="the embedded PostgreSQL server (data under ./.calsync, env CALSYNC_HOME)")
+    p.add_argument("action", choices=["start", "stop", "status", "url", "reset"])
+    p.add_argument("--json", action="store_true", help="status as JSON")
+    p.set_defaults(handler=cmd_db)
+
+    p = sub.add_parser("migrate", help="apply the migrations (alembic upgrade heads)")
+    _add_db_url(p)
+    p.add_argument("--target", default="heads", help="revision to upgrade to (default: heads)")
+    p.add_argument("--sql", action="store_true", help="print the SQL instead of running it (offline mode)")
+    p.set_defaults(handler=cmd_migrate)
+
+    p = sub.add_parser("adopt", help="check an existing app database against revision 0001 and stamp it")
+    _add_db_url(p)
+    p.set_defaults(handler=cmd_adopt)
+
+    p = sub.add_parser("generate", help="load deterministic demo/benchmark data into an empty database")
+    _add_db_url(p)
+    p.add_argument(
+        "--scale", type=int, default=1, help="number of salons (1,000 appointments each by default)"
+    )
+    p.add_argument("--appointments-per-salon", type=int, default=1000)
+    p.add_argument("--anchor", default=None, help="the 'today' of the data, YYYY-MM-DD (default: today)")
+    p.add_argument("--seed", type=int, default=42)
+    p.set_defaults(handler=cmd_generate)
+
+    p = sub.add_parser("demo", help="the end-to-end demo on the embedded database")
+    p.add_argument(
+        "--keep", action="store_true", help="keep the existing demo database instead of resetting it"
+    )
+    p.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

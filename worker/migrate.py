@@ -1,0 +1,79 @@
+"""Alembic wrappers: `calsync migrate`, head checks, offline SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, pool
+from sqlalchemy.engine import Connection, Engine
+
+from worker.db import libpq_url
+from worker.paths import ALEMBIC_INI
+
+
+def sqlalchemy_url(url: str) -> str:
+    return "postgresql+psycopg://" + libpq_url(url).split("://", 1)[1]
+
+
+def alembic_config(url: str | None = None) -> Config:
+    cfg = Config(str(ALEMBIC_INI))
+    if url:
+        cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
+    return cfg
+
+
+@contextmanager
+def engine_for(url: str) -> Iterator[Engine]:
+    engine = create_engine(sqlalchemy_url(url), poolclass=pool.NullPool)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def upgrade(url: str, target: str = "heads", *, sql: bool = False) -> None:
+    command.upgrade(alembic_config(url), target, sql=sql)
+
+
+def downgrade(url: str, target: str) -> None:
+    command.downgrade(alembic_config(url), target)
+
+
+def stamp(url: str, target: str) -> None:
+    command.stamp(alembic_config(url), target)
+
+
+def script() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def code_heads() -> set[str]:
+    return set(script().get_heads())
+
+
+def database_heads(conn: Connection) -> set[str]:
+    return set(MigrationContext.configure(conn).get_current_heads())
+
+
+def current_heads(url: str) -> set[str]:
+    with engine_for(url) as engine, engine.connect() as conn:
+        return database_heads(conn)
+
+
+class NotAtHead(RuntimeError):
+    pass
+
+
+def require_head(url: str) -> None:
+    """Refuse to run code against a database whose migration head differs from the code's."""
+    have, want = current_heads(url), code_heads()
+    if have != want:
+        raise NotAtHead(
+            f"database is at revision {sorted(have) or 'none'}, this code needs {sorted(want)}: "
+            "run `calsync migrate` (or `alembic upgrade heads`) first"
+        )
