@@ -8,11 +8,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psycopg  # noqa: E402
+import psycopg
 
-from tests.schema_dump import dump  # noqa: E402
-from worker import migrate  # noqa: E402
-from worker.db import resolve_url  # noqa: E402
+from tests.schema_dump import dump
+from worker import migrate
+from worker.db import resolve_url
 
 
 def main() -> None:

@@ -18,7 +18,10 @@ SCHEMA_FILE = Path(__file__).parent / "schema.sql"
 def normalise(dump: str) -> str:
     out: list[str] = []
     for line in dump.splitlines():
-        if line.startswith(("--", "SET ", "SELECT pg_catalog.set_config", "\\restrict", "\\unrestrict")) or not line.strip():
+        if (
+            line.startswith(("--", "SET ", "SELECT pg_catalog.set_config", "\\restrict", "\\unrestrict"))
+            or not line.strip()
+        ):
             continue
         out.append(line.rstrip())
     text = "\n".join(out) + "\n"
@@ -27,7 +30,14 @@ def normalise(dump: str) -> str:
 
 def dump(url: str) -> str:
     proc = subprocess.run(
-        [PG_DUMP, "--schema-only", "--no-owner", "--no-privileges", "--exclude-table=public.alembic_version", url],
+        [
+            PG_DUMP,
+            "--schema-only",
+            "--no-owner",
+            "--no-privileges",
+            "--exclude-table=public.alembic_version",
+            url,
+        ],
         capture_output=True,
         text=True,
         check=True,
