@@ -17,7 +17,7 @@ import shutil
 import socket
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,3 +138,26 @@ def fresh_db(postgresql_proc: PostgreSQLExecutor) -> Iterator[Db]:
         d = Db(postgresql_proc.host, postgresql_proc.port, postgresql_proc.user, name)
         create_extensions(d)
         yield d
+
+
+@pytest.fixture
+def db_factory(postgresql_proc: PostgreSQLExecutor) -> Iterator[Callable[[], Db]]:
+    """Make more clones of the migrated template within one test (dropped afterwards)."""
+    janitors: list[DatabaseJanitor] = []
+
+    def make() -> Db:
+        name = f"extra_{uuid.uuid4().hex[:12]}"
+        janitor = DatabaseJanitor(
+            user=postgresql_proc.user,
+            host=postgresql_proc.host,
+            port=postgresql_proc.port,
+            dbname=name,
+            template_dbname=postgresql_proc.template_dbname,
+        )
+        janitor.init()
+        janitors.append(janitor)
+        return Db(postgresql_proc.host, postgresql_proc.port, postgresql_proc.user, name)
+
+    yield make
+    for j in janitors:
+        j.drop()

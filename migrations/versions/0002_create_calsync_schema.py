@@ -1,0 +1,39 @@
+"""Create the calsync schema: settings, the integrity-issues register and the pre-flight check.
+
+Revision ID: 0002
+Revises: 0001
+
+Adds objects only; nothing existing is locked or changed, so this is safe at any time.
+- ``btree_gist`` (for the host busy-time exclusion rule of a later revision), unless it is there
+  already; the downgrade drops it only if this revision created it.
+- ``calsync.settings``: key/value settings the rules read (placeholder e-mail domain, …).
+- ``calsync.integrity_issues``: rows that break a rule and are known: old violators listed by a
+  pre-flight in new-rows-only mode, composite appointments whose phases could not be derived, and
+  anything the remediation runbook resolves. Rows are resolved, never deleted.
+- ``calsync.preflight(...)``: the pre-flight every rule revision runs (see migrations/online.py).
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+from migrations import online
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+FROZEN = online.load_frozen(__file__)
+
+
+def upgrade() -> None:
+    online.begin_revision()
+    op.execute(FROZEN["schema"])
+    op.execute(FROZEN["functions"])
+
+
+def downgrade() -> None:
+    online.begin_revision()
+    op.execute("DROP SCHEMA calsync CASCADE")
+    op.execute(FROZEN["drop_btree_gist_if_ours"])

@@ -1,0 +1,48 @@
+-- Rule: a customer always has a contact Cal.com accepts. Saved with no usable e-mail and no usable
+-- phone, a customer gets customer_<id>@<domain> and email_is_placeholder = true; a real e-mail given
+-- later replaces it and clears the flag. Blank e-mails become NULL (they collided on the unique index).
+CREATE OR REPLACE FUNCTION calsync.tg_customers__fill_placeholder_email() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_placeholder text := calsync.placeholder_email(NEW.id);
+BEGIN
+    IF NEW.email IS NOT NULL AND btrim(NEW.email) = '' THEN
+        NEW.email := NULL;
+    END IF;
+    IF calsync.is_usable_email(NEW.email) THEN
+        NEW.email_is_placeholder := (NEW.email = v_placeholder)
+            OR (TG_OP = 'UPDATE' AND OLD.email_is_placeholder AND NEW.email = OLD.email);
+    ELSIF calsync.is_usable_phone(NEW.phone) THEN
+        NEW.email_is_placeholder := false;
+    ELSE
+        NEW.email := v_placeholder;
+        NEW.email_is_placeholder := true;
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION calsync.tg_customers__fill_placeholder_email() IS
+    'Trigger customers_fill_placeholder_email: no usable e-mail and no usable phone gives customer_<id>@<domain>.';
+
+-- Backfill in batches (by id): touching email fires the trigger above, the one place the rule lives.
+CREATE OR REPLACE FUNCTION calsync.backfill_placeholder_emails(p_after_id bigint, p_batch integer)
+RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_last bigint;
+BEGIN
+    SELECT max(id) INTO v_last
+    FROM (SELECT id FROM customers WHERE id > p_after_id ORDER BY id LIMIT p_batch) AS b;
+    IF v_last IS NULL THEN
+        RETURN NULL;
+    END IF;
+    UPDATE customers SET email = email
+    WHERE id > p_after_id AND id <= v_last
+      AND ((NOT calsync.is_usable_email(email) AND NOT calsync.is_usable_phone(phone))
+           OR (email IS NOT NULL AND btrim(email) = '')
+           OR (email = calsync.placeholder_email(id) AND NOT email_is_placeholder));
+    RETURN v_last;
+END
+$$;
+COMMENT ON FUNCTION calsync.backfill_placeholder_emails(bigint, integer) IS
+    'One batch of the placeholder-email backfill: customers with id in (after_id, returned id]; NULL when done.';
