@@ -4,8 +4,9 @@ Used by every revision after 0001. The behaviour of a helper never changes once 
 has landed (revisions are frozen, and so is what they call); a changed behaviour gets a new helper.
 
 - ``begin_revision()``: sets ``lock_timeout`` and ``statement_timeout`` for the revision's transaction.
-- ``ddl(sql)``: one lock-taking statement, retried on lock timeout (SQLSTATE 55P03) inside a savepoint,
-  with exponential backoff and jitter, a bounded number of times. Offline it is just the statement.
+- ``ddl(*statements)``: the revision's lock-taking statements as one unit inside a savepoint; on a lock
+  timeout (SQLSTATE 55P03) the unit is undone, releasing every lock it took, then retried with
+  exponential backoff and jitter, a bounded number of times. Offline it is just the statements.
 - ``concurrent_index(name, sql)``: ``CREATE [UNIQUE] INDEX CONCURRENTLY`` outside the transaction; a
   failed build never leaves an INVALID index behind (it is dropped, then retried or re-raised).
 - ``batches(call)``: a backfill in short transactions of its own, calling a SQL function
@@ -76,10 +77,17 @@ def begin_revision() -> None:
     op.execute(f"SET LOCAL statement_timeout = '{statement_timeout()}'")
 
 
-def ddl(sql: str, *, attempts: int | None = None) -> None:
-    """Run one statement that takes a table lock; retry lock timeouts with backoff."""
+def ddl(*statements: str, attempts: int | None = None) -> None:
+    """Run lock-taking statements as one unit; on a lock timeout (55P03) undo the whole unit, so that no
+    lock is held while waiting, back off (exponential, jittered) and retry, a bounded number of times.
+
+    Call it once per revision with every statement that takes a table lock, after anything slow (the
+    pre-flight) and before the steps that leave the transaction (CONCURRENTLY builds, backfills): the
+    unit's locks are then held only for the milliseconds its catalog changes take, up to the commit.
+    """
     if offline():
-        op.execute(sql)
+        for sql in statements:
+            op.execute(sql)
         return
     tries = attempts or int(setting("CALSYNC_LOCK_RETRIES", "30"))
     conn = op.get_bind()
@@ -87,20 +95,22 @@ def ddl(sql: str, *, attempts: int | None = None) -> None:
         sp = conn.begin_nested()
         try:
             conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{lock_timeout()}'")
-            conn.exec_driver_sql(sql)
+            for sql in statements:
+                conn.exec_driver_sql(sql.replace("%", "%%"))  # no parameters: a % is literal
             sp.commit()
             return
         except sa.exc.DBAPIError as exc:
             sp.rollback()
-            if _sqlstate(exc) != "55P03" or attempt == tries:
-                if _sqlstate(exc) == "55P03":
-                    raise RuntimeError(
-                        f"gave up after {tries} lock timeouts ({lock_timeout()} each): a long transaction holds "
-                        "a conflicting lock; see pg_stat_activity / pg_locks, then rerun `calsync migrate`"
-                    ) from exc
+            if _sqlstate(exc) != "55P03":
                 raise
+            if attempt == tries:
+                raise RuntimeError(
+                    f"gave up after {tries} lock timeouts ({lock_timeout()} each): a long transaction holds "
+                    "a conflicting lock; see pg_stat_activity / pg_locks, then rerun `calsync migrate`"
+                ) from exc
             delay = min(10.0, 0.1 * 2**attempt) * (0.5 + random.random() / 2)
-            say(f"lock timeout (attempt {attempt}/{tries}), retrying in {delay:.2f}s: {sql.split(chr(10))[0][:80]}")
+            first = statements[0].strip().split(chr(10))[0][:80]
+            say(f"lock timeout (attempt {attempt}/{tries}), retrying in {delay:.2f}s: {first}")
             time.sleep(delay)
 
 
@@ -120,7 +130,8 @@ def concurrent_index(name: str, create_sql: str, *, attempts: int | None = None)
         try:
             for attempt in range(1, tries + 1):
                 invalid = conn.exec_driver_sql(
-                    "SELECT NOT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(%(n)s)", {"n": name}
+                    "SELECT NOT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(%(n)s)",
+                    {"n": name},
                 ).scalar()
                 if invalid:
                     conn.exec_driver_sql(drop)
@@ -250,3 +261,73 @@ END
 $$"""
         )
         op.execute("RESET statement_timeout")
+
+
+def exempt_ids(rule: str) -> list[int]:
+    """Ids a new-rows-only pre-flight listed for ``rule`` (online only)."""
+    if offline():
+        return []
+    rows = op.get_bind().exec_driver_sql(
+        "SELECT row_id FROM calsync.integrity_issues WHERE rule = %(r)s AND resolved_at IS NULL ORDER BY row_id",
+        {"r": rule},
+    )
+    return [int(r[0]) for r in rows]
+
+
+def unique_rule(
+    revision: str,
+    *,
+    name: str,
+    table: str,
+    columns: str,
+    where: str | None,
+    description: str,
+    fix: str,
+    keep_first: str = "id",
+) -> None:
+    """A unique rule on a live table: pre-flight, then a unique index built CONCURRENTLY.
+
+    The pre-flight lists every row beyond the first of its group (ordered by ``keep_first``), which is
+    the row a fix would keep. In new-rows-only mode those rows are left out of the index (``id NOT IN
+    (…)``), so the rule covers every other row, new ones included.
+    ``where`` set: a partial index, which PostgreSQL cannot attach as a table constraint, so the index is
+    the rule and its name is what a violation reports. ``where`` None: a full index, attached as a
+    UNIQUE constraint of the same name with ADD CONSTRAINT … USING INDEX (brief lock, retried); with
+    exempted rows it has to stay a partial index.
+    """
+    check = Check(
+        rule=name,
+        table=table,
+        description=description,
+        violators=(
+            f"SELECT id, format('same ({columns}) as {table} #%s', first_id) AS detail FROM ("
+            f"SELECT id, first_value(id) OVER w AS first_id, row_number() OVER w AS rn FROM {table} "
+            f"WHERE {where or 'true'} WINDOW w AS (PARTITION BY {columns} ORDER BY {keep_first})) AS d WHERE rn > 1"
+        ),
+        fix=fix,
+    )
+    counts = preflight(revision, [check])
+    predicates = [where] if where else []
+    if counts.get(name):
+        predicates.append(f"id NOT IN ({', '.join(str(i) for i in exempt_ids(name))})")
+    predicate = f" WHERE {' AND '.join(predicates)}" if predicates else ""
+    concurrent_index(
+        name, f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} ({columns}){predicate}"
+    )
+    if not predicates:
+        ddl(f"ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE USING INDEX {name}")
+
+
+def drop_unique_rule(table: str, name: str) -> None:
+    """Downgrade of unique_rule: drop the constraint (if attached) or the index, without a long lock."""
+    ddl(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}")
+    drop_index_concurrently(name)
+
+
+def resolve_issues_of(rules: Sequence[str], revision: str) -> None:
+    """On downgrade: issues listed for rules that no longer exist are resolved (never deleted)."""
+    listed = ", ".join(f"'{r}'" for r in rules)
+    op.execute(
+        f"UPDATE calsync.integrity_issues SET resolved_at = now(), resolved_by = 'downgrade of {revision}', "
+        f"resolution = 'rule removed' WHERE resolved_at IS NULL AND rule IN ({listed})"
+    )

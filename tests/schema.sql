@@ -1,3 +1,508 @@
+CREATE SCHEMA calsync;
+
+COMMENT ON SCHEMA calsync IS 'calsync: integrity rules, outbox and sync bookkeeping for the appointment tables';
+
+CREATE EXTENSION IF NOT EXISTS btree_gist WITH SCHEMA public;
+
+COMMENT ON EXTENSION btree_gist IS 'created by calsync revision 0002';
+
+CREATE FUNCTION calsync.backfill_composite_phases(p_after_id bigint, p_batch integer) RETURNS bigint
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_last bigint;
+    v_id bigint;
+BEGIN
+    SELECT max(id) INTO v_last
+    FROM (SELECT id FROM appointments WHERE id > p_after_id ORDER BY id LIMIT p_batch) AS b;
+    IF v_last IS NULL THEN
+        RETURN NULL;
+    END IF;
+    FOR v_id IN
+        SELECT a.id FROM appointments a
+        WHERE a.id > p_after_id AND a.id <= v_last AND a.is_composite
+          AND a.status NOT IN ('cancelled', 'no_show')
+          AND NOT EXISTS (SELECT 1 FROM appointment_phases p WHERE p.appointment_id = a.id)
+        ORDER BY a.id
+    LOOP
+        PERFORM calsync.create_missing_phases(v_id, 'backfill of revision 0009');
+    END LOOP;
+    RETURN v_last;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.backfill_composite_phases(p_after_id bigint, p_batch integer) IS 'One batch of the composite-phases backfill: appointments with id in (after_id, returned id]; NULL when done.';
+
+CREATE FUNCTION calsync.backfill_host_busy_time(p_after_id bigint, p_batch integer) RETURNS bigint
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_last bigint;
+    v_id bigint;
+BEGIN
+    SELECT max(id) INTO v_last
+    FROM (SELECT id FROM appointments WHERE id > p_after_id ORDER BY id LIMIT p_batch) AS b;
+    IF v_last IS NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM 1 FROM appointments WHERE id > p_after_id AND id <= v_last FOR SHARE;
+    DELETE FROM calsync.host_busy_time WHERE appointment_id > p_after_id AND appointment_id <= v_last;
+    BEGIN
+        INSERT INTO calsync.host_busy_time (appointment_id, phase_id, staff_id, host_key, busy)
+        SELECT i.appointment_id, i.phase_id, i.staff_id, i.host_key, i.busy
+        FROM calsync.appointment_busy_intervals i
+        WHERE i.appointment_id > p_after_id AND i.appointment_id <= v_last
+          AND NOT EXISTS (SELECT 1 FROM calsync.integrity_issues x
+                          WHERE x.rule = 'host_busy_time_no_overlap' AND x.table_name = 'appointments'
+                            AND x.row_id = i.appointment_id AND x.resolved_at IS NULL);
+    EXCEPTION WHEN exclusion_violation THEN
+        -- a booking made while the backfill ran overlaps an older one: list the older one, go on
+        FOR v_id IN SELECT DISTINCT i.appointment_id FROM calsync.appointment_busy_intervals i
+                    WHERE i.appointment_id > p_after_id AND i.appointment_id <= v_last ORDER BY 1
+        LOOP
+            BEGIN
+                INSERT INTO calsync.host_busy_time (appointment_id, phase_id, staff_id, host_key, busy)
+                SELECT i.appointment_id, i.phase_id, i.staff_id, i.host_key, i.busy
+                FROM calsync.appointment_busy_intervals i WHERE i.appointment_id = v_id;
+            EXCEPTION WHEN exclusion_violation THEN
+                INSERT INTO calsync.integrity_issues (rule, table_name, row_id, detail, found_by)
+                VALUES ('host_busy_time_no_overlap', 'appointments', v_id,
+                        'its host was booked for an overlapping time while revision 0010 was being applied',
+                        'backfill of revision 0010')
+                ON CONFLICT (rule, table_name, row_id) WHERE resolved_at IS NULL DO NOTHING;
+            END;
+        END LOOP;
+    END;
+    RETURN v_last;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.backfill_host_busy_time(p_after_id bigint, p_batch integer) IS 'One batch of the host busy-time backfill: appointments with id in (after_id, returned id]; NULL when done.';
+
+CREATE FUNCTION calsync.backfill_placeholder_emails(p_after_id bigint, p_batch integer) RETURNS bigint
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_last bigint;
+BEGIN
+    SELECT max(id) INTO v_last
+    FROM (SELECT id FROM customers WHERE id > p_after_id ORDER BY id LIMIT p_batch) AS b;
+    IF v_last IS NULL THEN
+        RETURN NULL;
+    END IF;
+    UPDATE customers SET email = email
+    WHERE id > p_after_id AND id <= v_last
+      AND ((NOT calsync.is_usable_email(email) AND NOT calsync.is_usable_phone(phone))
+           OR (email IS NOT NULL AND btrim(email) = '')
+           OR (email = calsync.placeholder_email(id) AND NOT email_is_placeholder));
+    RETURN v_last;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.backfill_placeholder_emails(p_after_id bigint, p_batch integer) IS 'One batch of the placeholder-email backfill: customers with id in (after_id, returned id]; NULL when done.';
+
+CREATE FUNCTION calsync.create_missing_phases(p_appointment_id bigint, p_found_by text) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_appt appointments%ROWTYPE;
+    v_segments jsonb;
+    v_service text;
+    v_problem text;
+    v_count integer;
+BEGIN
+    -- the row lock serialises this with writers of the same appointment (phase inserts take KEY SHARE)
+    SELECT * INTO v_appt FROM appointments WHERE id = p_appointment_id FOR UPDATE;
+    IF NOT FOUND OR NOT v_appt.is_composite OR v_appt.status IN ('cancelled', 'no_show')
+       OR EXISTS (SELECT 1 FROM appointment_phases WHERE appointment_id = p_appointment_id) THEN
+        RETURN 0;
+    END IF;
+    SELECT segments, name INTO v_segments, v_service FROM services WHERE id = v_appt.service_id;
+    v_problem := calsync.segments_problem(v_segments);
+    IF v_problem IS NULL THEN
+        INSERT INTO appointment_phases (appointment_id, phase_type, segment_name, segment_key, sequence_order,
+                                        start_offset_minutes, duration_minutes, staff_required, start_time,
+                                        end_time, calcom_sync_status)
+        SELECT p_appointment_id, d.phase_type, d.segment_name, d.segment_key, d.sequence_order,
+               d.start_offset_minutes, d.duration_minutes, d.staff_required,
+               v_appt.starts_at + make_interval(mins => d.start_offset_minutes),
+               v_appt.starts_at + make_interval(mins => d.start_offset_minutes + d.duration_minutes),
+               'pending'
+        FROM calsync.derive_phases(v_segments) AS d;
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        RETURN v_count;
+    END IF;
+    UPDATE appointments
+    SET calcom_sync_status = 'failed',
+        requires_manual_review = true,
+        manual_review_flagged_at = coalesce(manual_review_flagged_at, now()),
+        sync_error_code = 'COMPOSITE_FAILURE',
+        sync_error_message = format('composite appointment without phases: %s (service %s, %s)',
+                                    v_problem, v_appt.service_id, v_service)
+    WHERE id = p_appointment_id;
+    INSERT INTO calsync.integrity_issues (rule, table_name, row_id, detail, found_by)
+    VALUES ('appointments_composite_has_phases', 'appointments', p_appointment_id,
+            format('no phases could be derived: %s (service %s, %s)', v_problem, v_appt.service_id, v_service),
+            p_found_by)
+    ON CONFLICT (rule, table_name, row_id) WHERE resolved_at IS NULL DO NOTHING;
+    RETURN 0;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.create_missing_phases(p_appointment_id bigint, p_found_by text) IS 'Derive the phases of a live composite appointment that has none, or flag it for manual review when its service''s segments are unusable. Returns the phases created.';
+
+CREATE FUNCTION calsync.derive_phases(p_segments jsonb) RETURNS TABLE(sequence_order integer, phase_type text, segment_name text, segment_key text, start_offset_minutes integer, duration_minutes integer, staff_required boolean)
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    WITH seg AS (
+        SELECT e.value AS s, e.idx,
+               coalesce(calsync.segment_minutes(e.value, 'order'), 0) AS ord
+        FROM jsonb_array_elements(CASE WHEN calsync.segments_problem(p_segments) IS NULL THEN p_segments
+                                       ELSE '[]'::jsonb END) WITH ORDINALITY AS e(value, idx)
+    ), expanded AS (
+        SELECT ord, idx, 0 AS sub, s->>'key' AS key, s->>'name' AS name, calsync.segment_duration(s) AS minutes,
+               s->>'type' = 'processing' AS processing,
+               CASE WHEN s->>'type' = 'processing' THEN false
+                    ELSE coalesce((s->>'staff_required')::boolean, true) END AS staff
+        FROM seg
+        UNION ALL
+        SELECT ord, idx, 1, coalesce(s->>'key', '#' || idx) || '_gap', coalesce(s->>'name', '') || ' (Einwirkzeit)',
+               calsync.segment_minutes(s, 'gap_after'), true, false
+        FROM seg
+        WHERE coalesce(calsync.segment_minutes(s, 'gap_after'), 0) > 0
+    )
+    SELECT (row_number() OVER w)::int,
+           CASE WHEN processing THEN 'processing' WHEN row_number() OVER w = 1 THEN 'initial' ELSE 'final' END,
+           name, key,
+           (sum(minutes) OVER w - minutes)::int,
+           minutes, staff
+    FROM expanded
+    WINDOW w AS (ORDER BY ord, idx, sub ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+    ORDER BY 1
+$$;
+
+COMMENT ON FUNCTION calsync.derive_phases(p_segments jsonb) IS 'The phases of a composite service''s segments (offsets relative to the start); none when segments_problem() is not NULL.';
+
+CREATE FUNCTION calsync.host_key(p_calcom_user_id bigint, p_staff_id uuid) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT CASE WHEN p_calcom_user_id IS NOT NULL THEN 'calcom_user:' || p_calcom_user_id
+                WHEN p_staff_id IS NOT NULL THEN 'staff:' || p_staff_id END
+$$;
+
+COMMENT ON FUNCTION calsync.host_key(p_calcom_user_id bigint, p_staff_id uuid) IS 'calcom_user:<id> when the staff row has a Cal.com user, else staff:<uuid>; NULL without staff.';
+
+CREATE FUNCTION calsync.is_usable_email(p_email text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT p_email IS NOT NULL AND btrim(p_email) <> ''
+$$;
+
+COMMENT ON FUNCTION calsync.is_usable_email(p_email text) IS 'An e-mail Cal.com can be given: not NULL and not blank.';
+
+CREATE FUNCTION calsync.is_usable_phone(p_phone text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT p_phone IS NOT NULL AND btrim(p_phone) <> '' AND p_phone NOT LIKE 'anonymous%'
+$$;
+
+COMMENT ON FUNCTION calsync.is_usable_phone(p_phone text) IS 'A phone Cal.com accepts: not NULL, not blank, and not the voice agent''s anonymous_<ts>_<hash> stand-in.';
+
+CREATE FUNCTION calsync.placeholder_email(p_customer_id bigint) RETURNS text
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT 'customer_' || p_customer_id || '@'
+           || coalesce((SELECT value FROM calsync.settings WHERE key = 'placeholder_email_domain'), 'placeholder.invalid')
+$$;
+
+COMMENT ON FUNCTION calsync.placeholder_email(p_customer_id bigint) IS 'customer_<id>@<domain>, the domain from calsync.settings placeholder_email_domain (default placeholder.invalid).';
+
+CREATE FUNCTION calsync.preflight(p_revision text, p_rule text, p_table text, p_description text, p_violators text, p_fix text, p_mode text DEFAULT 'refuse'::text) RETURNS bigint
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_count bigint;
+    v_first text;
+BEGIN
+    EXECUTE format(
+        'SELECT count(*), string_agg(id::text, '', '' ORDER BY id) FILTER (WHERE rn <= 10)
+           FROM (SELECT v.id, row_number() OVER (ORDER BY v.id) AS rn FROM (%s) AS v) AS s', p_violators)
+        INTO v_count, v_first;
+    IF v_count = 0 THEN
+        RETURN 0;
+    END IF;
+    IF p_mode = 'new-rows-only' THEN
+        EXECUTE format(
+            'INSERT INTO calsync.integrity_issues (rule, table_name, row_id, detail, found_by)
+             SELECT %L, %L, v.id, v.detail, %L FROM (%s) AS v
+             ON CONFLICT (rule, table_name, row_id) WHERE resolved_at IS NULL DO NOTHING',
+            p_rule, p_table, 'pre-flight of revision ' || p_revision, p_violators);
+        RAISE WARNING 'calsync pre-flight, revision %: % row(s) of % break rule % (%); the rule now covers new rows only and these rows are listed in calsync.integrity_issues (first ids: %)',
+            p_revision, v_count, p_table, p_rule, p_description, v_first;
+        RETURN v_count;
+    END IF;
+    RAISE EXCEPTION USING
+        ERRCODE = 'CS001',
+        MESSAGE = format('calsync pre-flight stopped revision %s: %s row(s) of %s break rule %s (%s)',
+                         p_revision, v_count, p_table, p_rule, p_description),
+        DETAIL = format('first ids: %s', v_first),
+        HINT = p_fix || E'\nOr add the rule for new rows only, listing these rows in calsync.integrity_issues: '
+               'rerun with CALSYNC_PREFLIGHT=new-rows-only.';
+END
+$$;
+
+COMMENT ON FUNCTION calsync.preflight(p_revision text, p_rule text, p_table text, p_description text, p_violators text, p_fix text, p_mode text) IS 'Before a revision adds a rule: refuse (SQLSTATE CS001) with a report of the rows that break it, or in new-rows-only mode list them in calsync.integrity_issues.';
+
+CREATE FUNCTION calsync.refresh_host_busy_time(p_appointment_id bigint, p_at_commit boolean) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_composite boolean;
+    v_clash record;
+BEGIN
+    SELECT is_composite INTO v_composite FROM appointments WHERE id = p_appointment_id FOR NO KEY UPDATE;
+    DELETE FROM calsync.host_busy_time WHERE appointment_id = p_appointment_id;
+    IF NOT FOUND AND v_composite IS NULL THEN
+        RETURN;  -- the appointment is gone
+    END IF;
+    -- name the booking in the way (the EXCLUDE constraint stays the guarantee under races)
+    SELECT i.busy AS wanted, b.busy AS taken, b.appointment_id AS other, i.host_key INTO v_clash
+    FROM calsync.appointment_busy_intervals i
+    JOIN calsync.host_busy_time b ON b.host_key = i.host_key AND b.busy && i.busy
+    WHERE i.appointment_id = p_appointment_id AND (i.phase_id IS NOT NULL OR NOT v_composite OR p_at_commit)
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '23P01',
+            CONSTRAINT = 'host_busy_time_no_overlap',
+            TABLE = 'host_busy_time',
+            SCHEMA = 'calsync',
+            MESSAGE = format('host %s is already booked %s by appointment #%s; appointment #%s needs %s',
+                             v_clash.host_key, v_clash.taken, v_clash.other, p_appointment_id, v_clash.wanted),
+            HINT = 'Choose another time or another host, or cancel the other appointment first.';
+    END IF;
+    INSERT INTO calsync.host_busy_time (appointment_id, phase_id, staff_id, host_key, busy)
+    SELECT i.appointment_id, i.phase_id, i.staff_id, i.host_key, i.busy
+    FROM calsync.appointment_busy_intervals i
+    WHERE i.appointment_id = p_appointment_id AND (i.phase_id IS NOT NULL OR NOT v_composite OR p_at_commit);
+END
+$$;
+
+COMMENT ON FUNCTION calsync.refresh_host_busy_time(p_appointment_id bigint, p_at_commit boolean) IS 'Recompute one appointment''s rows in calsync.host_busy_time; refuses (23P01) when its host is already booked.';
+
+CREATE FUNCTION calsync.segment_duration(p_segment jsonb) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT coalesce(calsync.segment_minutes(p_segment, 'durationMin'),
+                    calsync.segment_minutes(p_segment, 'duration_minutes'),
+                    calsync.segment_minutes(p_segment, 'duration'))
+$$;
+
+COMMENT ON FUNCTION calsync.segment_duration(p_segment jsonb) IS 'A segment''s duration: durationMin (live shape), else duration_minutes, else duration (legacy shape).';
+
+CREATE FUNCTION calsync.segment_minutes(p_segment jsonb, p_key text) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $_$
+    SELECT CASE WHEN p_segment->>p_key ~ '^\s*[0-9]+(\.[0-9]+)?\s*$' THEN round((p_segment->>p_key)::numeric)::int END
+$_$;
+
+COMMENT ON FUNCTION calsync.segment_minutes(p_segment jsonb, p_key text) IS 'A segment''s minutes under key p_key (number or numeric string), else NULL.';
+
+CREATE FUNCTION calsync.segments_problem(p_segments jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT CASE
+        WHEN p_segments IS NULL OR p_segments = 'null'::jsonb THEN 'the service has no segments'
+        WHEN jsonb_typeof(p_segments) <> 'array' THEN 'the service''s segments are not a JSON array'
+        WHEN jsonb_array_length(p_segments) = 0 THEN 'the service''s segments are empty'
+        ELSE (SELECT format('segment %s (%s) has no positive duration', coalesce(e.value->>'key', '#' || e.idx),
+                            coalesce(e.value->>'name', '?'))
+              FROM jsonb_array_elements(p_segments) WITH ORDINALITY AS e(value, idx)
+              WHERE jsonb_typeof(e.value) <> 'object' OR coalesce(calsync.segment_duration(e.value), 0) <= 0
+              ORDER BY e.idx LIMIT 1)
+    END
+$$;
+
+COMMENT ON FUNCTION calsync.segments_problem(p_segments jsonb) IS 'NULL when phases can be derived from these segments, else why not (in words).';
+
+CREATE FUNCTION calsync.tg_appointment_phases__reserve_host_time() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM calsync.refresh_host_busy_time(c.appointment_id, false)
+        FROM (SELECT DISTINCT appointment_id FROM old_phases ORDER BY 1) AS c;
+    ELSE
+        PERFORM calsync.refresh_host_busy_time(c.appointment_id, false)
+        FROM (SELECT DISTINCT appointment_id FROM new_phases ORDER BY 1) AS c;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.tg_appointment_phases__reserve_host_time() IS 'Statement triggers appointment_phases_reserve_host_time_*: refresh each touched appointment''s busy time once.';
+
+CREATE FUNCTION calsync.tg_appointments__check_version() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF NEW.version IS DISTINCT FROM OLD.version THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '40001',
+            CONSTRAINT = 'appointments_version_check',
+            MESSAGE = format('appointment %s was changed by someone else: your update is based on version %s, the row is at version %s',
+                             OLD.id, NEW.version, OLD.version),
+            HINT = 'Reload the appointment and apply your change again (or leave version out of the UPDATE to skip the check).';
+    END IF;
+    NEW.version := OLD.version + 1;
+    RETURN NEW;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.tg_appointments__check_version() IS 'Trigger appointments_version_check: refuses a stale version with SQLSTATE 40001, else increments version.';
+
+CREATE FUNCTION calsync.tg_appointments__derive_phases_at_commit() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM calsync.create_missing_phases(NEW.id, 'trigger appointments_composite_has_phases');
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.tg_appointments__derive_phases_at_commit() IS 'Deferred trigger appointments_composite_has_phases: at commit, a live composite appointment without phases gets them (or is flagged).';
+
+CREATE FUNCTION calsync.tg_appointments__keep_phases_in_step() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF NEW.service_id IS DISTINCT FROM OLD.service_id THEN
+        WITH gone AS (
+            DELETE FROM appointment_phases WHERE appointment_id = NEW.id
+            RETURNING id, appointment_id, sequence_order, phase_type, segment_key, segment_name, staff_required,
+                      start_time, end_time, calcom_booking_id, calcom_booking_uid, calcom_sync_status
+        )
+        INSERT INTO calsync.superseded_phases (phase_id, appointment_id, sequence_order, phase_type, segment_key,
+                                               segment_name, staff_required, start_time, end_time,
+                                               calcom_booking_id, calcom_booking_uid, calcom_sync_status, reason)
+        SELECT gone.*, format('service changed from %s to %s', OLD.service_id, NEW.service_id) FROM gone;
+    ELSIF NEW.starts_at IS DISTINCT FROM OLD.starts_at THEN
+        UPDATE appointment_phases
+        SET start_time = NEW.starts_at + make_interval(mins => start_offset_minutes),
+            end_time = NEW.starts_at + make_interval(mins => start_offset_minutes + duration_minutes),
+            updated_at = now()
+        WHERE appointment_id = NEW.id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.tg_appointments__keep_phases_in_step() IS 'Trigger appointments_phases_follow_appointment: a reschedule shifts the phases, a service change supersedes them.';
+
+CREATE FUNCTION calsync.tg_appointments__match_composite() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_composite boolean;
+    v_name text;
+BEGIN
+    IF NEW.service_id IS NULL THEN
+        RETURN NEW;  -- appointments_service_required refuses live rows without a service
+    END IF;
+    SELECT composite, name INTO v_composite, v_name FROM services WHERE id = NEW.service_id;
+    IF TG_OP = 'INSERT' OR NEW.service_id IS DISTINCT FROM OLD.service_id THEN
+        NEW.is_composite := coalesce(v_composite, false);
+    ELSIF NEW.is_composite IS DISTINCT FROM coalesce(v_composite, false) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '23514',
+            CONSTRAINT = 'appointments_composite_matches_service',
+            MESSAGE = format('appointment %s: is_composite = %s contradicts service %s (%s), whose composite = %s',
+                             NEW.id, NEW.is_composite, NEW.service_id, v_name, v_composite),
+            HINT = 'is_composite follows the service: leave it out of the UPDATE, or change service_id.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.tg_appointments__match_composite() IS 'Trigger appointments_composite_matches_service: is_composite is copied from the service; a contradicting update is refused (23514).';
+
+CREATE FUNCTION calsync.tg_appointments__reserve_host_time() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM calsync.refresh_host_busy_time(NEW.id, TG_ARGV[0] = 'at_commit');
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.tg_appointments__reserve_host_time() IS 'Triggers appointments_reserve_host_time(_at_commit): keep the appointment''s host busy time current.';
+
+CREATE FUNCTION calsync.tg_customers__fill_placeholder_email() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_placeholder text := calsync.placeholder_email(NEW.id);
+BEGIN
+    IF NEW.email IS NOT NULL AND btrim(NEW.email) = '' THEN
+        NEW.email := NULL;
+    END IF;
+    IF calsync.is_usable_email(NEW.email) THEN
+        NEW.email_is_placeholder := (NEW.email = v_placeholder)
+            OR (TG_OP = 'UPDATE' AND OLD.email_is_placeholder AND NEW.email = OLD.email);
+    ELSIF calsync.is_usable_phone(NEW.phone) THEN
+        NEW.email_is_placeholder := false;
+    ELSE
+        NEW.email := v_placeholder;
+        NEW.email_is_placeholder := true;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.tg_customers__fill_placeholder_email() IS 'Trigger customers_fill_placeholder_email: no usable e-mail and no usable phone gives customer_<id>@<domain>.';
+
+CREATE FUNCTION calsync.tg_services__keep_segments_while_booked() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_count bigint;
+    v_first bigint;
+BEGIN
+    IF NOT OLD.composite OR (NEW.composite AND calsync.segments_problem(NEW.segments) IS NULL) THEN
+        RETURN NEW;
+    END IF;
+    SELECT count(*), min(id) INTO v_count, v_first
+    FROM appointments
+    WHERE service_id = OLD.id AND status NOT IN ('cancelled', 'no_show') AND ends_at > now();
+    IF v_count > 0 THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '23514',
+            CONSTRAINT = 'services_keep_segments_while_booked',
+            MESSAGE = format('service %s (%s) is composite and booked by %s upcoming appointment(s) (first: #%s): %s',
+                             OLD.id, OLD.name, v_count, v_first,
+                             CASE WHEN NOT NEW.composite THEN 'it cannot stop being composite'
+                                  ELSE 'its segments cannot be replaced by unusable ones ('
+                                       || calsync.segments_problem(NEW.segments) || ')' END),
+            HINT = 'Keep the segments (an import that does not carry them must leave the column out), or move or cancel those appointments first.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.tg_services__keep_segments_while_booked() IS 'Trigger services_keep_segments_while_booked: refuses emptying a composite service''s segments while upcoming appointments use it.';
+
+CREATE FUNCTION calsync.tg_staff__rekey_host_busy_time() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    UPDATE calsync.host_busy_time SET host_key = calsync.host_key(NEW.calcom_user_id, NEW.id)
+    WHERE staff_id = NEW.id;
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.tg_staff__rekey_host_busy_time() IS 'Trigger staff_rekey_host_busy_time: a staff row''s new Cal.com user makes its bookings that user''s busy time.';
+
 CREATE TABLE public.appointment_phases (
     id bigint NOT NULL,
     appointment_id bigint NOT NULL,
@@ -16,17 +521,9 @@ CREATE TABLE public.appointment_phases (
     sync_error_message text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT appointment_phases_phase_type_check CHECK (((phase_type)::text = ANY ((ARRAY['initial'::character varying, 'processing'::character varying, 'final'::character varying])::text[])))
+    CONSTRAINT appointment_phases_phase_type_check CHECK (((phase_type)::text = ANY ((ARRAY['initial'::character varying, 'processing'::character varying, 'final'::character varying])::text[]))),
+    CONSTRAINT appointment_phases_sequence_required CHECK ((sequence_order IS NOT NULL))
 );
-
-CREATE SEQUENCE public.appointment_phases_id_seq
-    START WITH 1
-    INCREMENT BY 1
-    NO MINVALUE
-    NO MAXVALUE
-    CACHE 1;
-
-ALTER SEQUENCE public.appointment_phases_id_seq OWNED BY public.appointment_phases.id;
 
 CREATE TABLE public.appointments (
     id bigint NOT NULL,
@@ -45,7 +542,7 @@ CREATE TABLE public.appointments (
     calcom_v2_booking_id character varying(255),
     calcom_v2_booking_uid character varying(50),
     calcom_sync_status character varying(32) DEFAULT 'pending'::character varying NOT NULL,
-    sync_error_message character varying(255),
+    sync_error_message text,
     sync_error_code character varying(50),
     sync_attempt_count smallint DEFAULT 0 NOT NULL,
     last_sync_attempt_at timestamp with time zone,
@@ -56,8 +553,161 @@ CREATE TABLE public.appointments (
     is_composite boolean DEFAULT false NOT NULL,
     metadata jsonb,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    sync_error_detail jsonb,
+    CONSTRAINT appointments_calcom_sync_status_known CHECK (((calcom_sync_status)::text = ANY ((ARRAY['synced'::character varying, 'pending'::character varying, 'failed'::character varying, 'orphaned_local'::character varying, 'orphaned_calcom'::character varying, 'verification_pending'::character varying])::text[]))),
+    CONSTRAINT appointments_ends_after_start CHECK ((((ends_at IS NOT NULL) AND (ends_at > starts_at)) OR (NOT ((status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[]))))),
+    CONSTRAINT appointments_service_required CHECK (((service_id IS NOT NULL) OR (NOT ((status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[]))))),
+    CONSTRAINT appointments_status_known CHECK (((status)::text = ANY ((ARRAY['pending'::character varying, 'confirmed'::character varying, 'scheduled'::character varying, 'booked'::character varying, 'in_progress'::character varying, 'completed'::character varying, 'cancelled'::character varying, 'no_show'::character varying])::text[])))
+);
+
+COMMENT ON COLUMN public.appointments.sync_error_message IS 'The last sync error in full (no length limit since calsync 0003).';
+
+COMMENT ON COLUMN public.appointments.sync_error_detail IS 'The last sync error as structure: status, code, message, category, request id.';
+
+COMMENT ON CONSTRAINT appointments_calcom_sync_status_known ON public.appointments IS 'calcom_sync_status must be one of synced, pending, failed, orphaned_local, orphaned_calcom, verification_pending.';
+
+COMMENT ON CONSTRAINT appointments_ends_after_start ON public.appointments IS 'A live appointment needs ends_at after starts_at: set ends_at = starts_at + the service duration.';
+
+COMMENT ON CONSTRAINT appointments_service_required ON public.appointments IS 'A live appointment (not cancelled/no_show) needs a service: give it one, or cancel it.';
+
+COMMENT ON CONSTRAINT appointments_status_known ON public.appointments IS 'status must be one of pending, confirmed, scheduled, booked, in_progress, completed, cancelled, no_show.';
+
+CREATE TABLE public.staff (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    company_id bigint NOT NULL,
+    branch_id uuid,
+    name character varying(255) NOT NULL,
+    email character varying(255),
+    calcom_user_id bigint,
+    is_active boolean DEFAULT true NOT NULL
+);
+
+CREATE VIEW calsync.appointment_busy_intervals AS
+ SELECT a.id AS appointment_id,
+    p.id AS phase_id,
+    a.staff_id,
+    calsync.host_key(s.calcom_user_id, a.staff_id) AS host_key,
+    tstzrange(p.start_time, p.end_time, '[)'::text) AS busy
+   FROM ((public.appointments a
+     JOIN public.staff s ON ((s.id = a.staff_id)))
+     JOIN public.appointment_phases p ON (((p.appointment_id = a.id) AND p.staff_required)))
+  WHERE (((a.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])) AND (p.end_time > p.start_time))
+UNION ALL
+ SELECT a.id AS appointment_id,
+    NULL::bigint AS phase_id,
+    a.staff_id,
+    calsync.host_key(s.calcom_user_id, a.staff_id) AS host_key,
+    tstzrange(a.starts_at, a.ends_at, '[)'::text) AS busy
+   FROM (public.appointments a
+     JOIN public.staff s ON ((s.id = a.staff_id)))
+  WHERE (((a.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])) AND (a.ends_at > a.starts_at) AND (NOT (EXISTS ( SELECT 1
+           FROM public.appointment_phases p
+          WHERE (p.appointment_id = a.id)))));
+
+COMMENT ON VIEW calsync.appointment_busy_intervals IS 'Staff-required time of live appointments: phases with staff_required, else the whole appointment.';
+
+COMMENT ON COLUMN calsync.appointment_busy_intervals.phase_id IS 'the phase, or NULL for a whole appointment without phases';
+
+COMMENT ON COLUMN calsync.appointment_busy_intervals.host_key IS 'calsync.host_key(): the Cal.com user, else the staff row';
+
+COMMENT ON COLUMN calsync.appointment_busy_intervals.busy IS 'the busy time, [start, end)';
+
+CREATE TABLE calsync.host_busy_time (
+    appointment_id bigint NOT NULL,
+    phase_id bigint,
+    staff_id uuid NOT NULL,
+    host_key text NOT NULL,
+    busy tstzrange NOT NULL
+);
+
+COMMENT ON TABLE calsync.host_busy_time IS 'Staff-required time of every live appointment with a host, kept by triggers; host_busy_time_no_overlap forbids double booking.';
+
+COMMENT ON COLUMN calsync.host_busy_time.phase_id IS 'the phase, or NULL for a whole appointment without phases';
+
+COMMENT ON COLUMN calsync.host_busy_time.host_key IS 'calsync.host_key(): calcom_user:<id>, else staff:<uuid>';
+
+CREATE TABLE calsync.integrity_issues (
+    id bigint NOT NULL,
+    rule text NOT NULL,
+    table_name text NOT NULL,
+    row_id bigint NOT NULL,
+    detail text NOT NULL,
+    found_by text NOT NULL,
+    found_at timestamp with time zone DEFAULT now() NOT NULL,
+    resolved_at timestamp with time zone,
+    resolved_by text,
+    resolution text,
+    CONSTRAINT integrity_issues_resolution_needs_time CHECK (((resolved_at IS NULL) = (resolution IS NULL)))
+);
+
+COMMENT ON TABLE calsync.integrity_issues IS 'Rows known to break a rule: listed by a pre-flight (new-rows-only mode), by a rule that could not repair a row, or by remediation. Resolved, never deleted.';
+
+COMMENT ON COLUMN calsync.integrity_issues.rule IS 'name of the rule (constraint, index or trigger) the row breaks';
+
+COMMENT ON COLUMN calsync.integrity_issues.row_id IS 'id of the offending row in table_name';
+
+COMMENT ON COLUMN calsync.integrity_issues.detail IS 'what is wrong with the row, in words';
+
+COMMENT ON COLUMN calsync.integrity_issues.found_by IS 'what found it (a revision''s pre-flight, a trigger, a runbook step)';
+
+COMMENT ON COLUMN calsync.integrity_issues.resolved_at IS 'when it was resolved; NULL while open';
+
+CREATE SEQUENCE calsync.integrity_issues_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER SEQUENCE calsync.integrity_issues_id_seq OWNED BY calsync.integrity_issues.id;
+
+CREATE TABLE calsync.settings (
+    key text NOT NULL,
+    value text NOT NULL,
+    description text NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL
 );
+
+COMMENT ON TABLE calsync.settings IS 'Settings the calsync rules read; change a value with UPDATE.';
+
+CREATE TABLE calsync.superseded_phases (
+    id bigint NOT NULL,
+    phase_id bigint NOT NULL,
+    appointment_id bigint NOT NULL,
+    sequence_order integer,
+    phase_type text,
+    segment_key text,
+    segment_name text,
+    staff_required boolean,
+    start_time timestamp with time zone,
+    end_time timestamp with time zone,
+    calcom_booking_id bigint,
+    calcom_booking_uid text,
+    calcom_sync_status text,
+    superseded_at timestamp with time zone DEFAULT now() NOT NULL,
+    reason text NOT NULL
+);
+
+COMMENT ON TABLE calsync.superseded_phases IS 'Phases replaced when an appointment changed service, kept with their Cal.com bookings (which the sync must cancel).';
+
+CREATE SEQUENCE calsync.superseded_phases_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER SEQUENCE calsync.superseded_phases_id_seq OWNED BY calsync.superseded_phases.id;
+
+CREATE SEQUENCE public.appointment_phases_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER SEQUENCE public.appointment_phases_id_seq OWNED BY public.appointment_phases.id;
 
 CREATE SEQUENCE public.appointments_id_seq
     START WITH 1
@@ -119,8 +769,11 @@ CREATE TABLE public.customers (
     source character varying(255),
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    deleted_at timestamp with time zone
+    deleted_at timestamp with time zone,
+    email_is_placeholder boolean DEFAULT false NOT NULL
 );
+
+COMMENT ON COLUMN public.customers.email_is_placeholder IS 'true while email is calsync''s customer_<id>@<domain> placeholder, not a real address';
 
 CREATE SEQUENCE public.customers_id_seq
     START WITH 1
@@ -150,15 +803,9 @@ CREATE SEQUENCE public.services_id_seq
 
 ALTER SEQUENCE public.services_id_seq OWNED BY public.services.id;
 
-CREATE TABLE public.staff (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    company_id bigint NOT NULL,
-    branch_id uuid,
-    name character varying(255) NOT NULL,
-    email character varying(255),
-    calcom_user_id bigint,
-    is_active boolean DEFAULT true NOT NULL
-);
+ALTER TABLE ONLY calsync.integrity_issues ALTER COLUMN id SET DEFAULT nextval('calsync.integrity_issues_id_seq'::regclass);
+
+ALTER TABLE ONLY calsync.superseded_phases ALTER COLUMN id SET DEFAULT nextval('calsync.superseded_phases_id_seq'::regclass);
 
 ALTER TABLE ONLY public.appointment_phases ALTER COLUMN id SET DEFAULT nextval('public.appointment_phases_id_seq'::regclass);
 
@@ -171,6 +818,23 @@ ALTER TABLE ONLY public.companies ALTER COLUMN id SET DEFAULT nextval('public.co
 ALTER TABLE ONLY public.customers ALTER COLUMN id SET DEFAULT nextval('public.customers_id_seq'::regclass);
 
 ALTER TABLE ONLY public.services ALTER COLUMN id SET DEFAULT nextval('public.services_id_seq'::regclass);
+
+ALTER TABLE ONLY calsync.host_busy_time
+    ADD CONSTRAINT host_busy_time_no_overlap EXCLUDE USING gist (host_key WITH =, busy WITH &&);
+
+COMMENT ON CONSTRAINT host_busy_time_no_overlap ON calsync.host_busy_time IS 'A host (Cal.com user, else staff row) cannot be booked twice at once: choose another time or host.';
+
+ALTER TABLE ONLY calsync.integrity_issues
+    ADD CONSTRAINT integrity_issues_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY calsync.settings
+    ADD CONSTRAINT settings_pkey PRIMARY KEY (key);
+
+ALTER TABLE ONLY calsync.superseded_phases
+    ADD CONSTRAINT superseded_phases_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.appointment_phases
+    ADD CONSTRAINT appointment_phases_one_per_sequence UNIQUE (appointment_id, sequence_order);
 
 ALTER TABLE ONLY public.appointment_phases
     ADD CONSTRAINT appointment_phases_pkey PRIMARY KEY (id);
@@ -208,11 +872,27 @@ ALTER TABLE ONLY public.staff
 ALTER TABLE ONLY public.staff
     ADD CONSTRAINT staff_pkey PRIMARY KEY (id);
 
+CREATE INDEX host_busy_time_appointment_id_index ON calsync.host_busy_time USING btree (appointment_id);
+
+CREATE INDEX host_busy_time_staff_id_index ON calsync.host_busy_time USING btree (staff_id);
+
+CREATE UNIQUE INDEX integrity_issues_one_open_per_rule_and_row ON calsync.integrity_issues USING btree (rule, table_name, row_id) WHERE (resolved_at IS NULL);
+
+CREATE INDEX superseded_phases_appointment_id_index ON calsync.superseded_phases USING btree (appointment_id);
+
 CREATE INDEX appointment_phases_appointment_id_calcom_sync_status_index ON public.appointment_phases USING btree (appointment_id, calcom_sync_status);
 
 CREATE INDEX appointment_phases_appointment_id_phase_type_index ON public.appointment_phases USING btree (appointment_id, phase_type);
 
 CREATE INDEX appointment_phases_appointment_id_sequence_order_index ON public.appointment_phases USING btree (appointment_id, sequence_order);
+
+CREATE UNIQUE INDEX appointment_phases_one_per_calcom_booking_id ON public.appointment_phases USING btree (calcom_booking_id) WHERE (calcom_booking_id IS NOT NULL);
+
+COMMENT ON INDEX public.appointment_phases_one_per_calcom_booking_id IS 'One appointment_phases row per Cal.com booking (calcom_booking_id): a second row pointing at the same booking is a duplicate; cancel it or clear its booking id.';
+
+CREATE UNIQUE INDEX appointment_phases_one_per_calcom_booking_uid ON public.appointment_phases USING btree (calcom_booking_uid) WHERE (calcom_booking_uid IS NOT NULL);
+
+COMMENT ON INDEX public.appointment_phases_one_per_calcom_booking_uid IS 'One appointment_phases row per Cal.com booking (calcom_booking_uid): a second row pointing at the same booking is a duplicate; cancel it or clear its booking id.';
 
 CREATE INDEX appointment_phases_staff_required_index ON public.appointment_phases USING btree (staff_required);
 
@@ -225,6 +905,18 @@ CREATE INDEX appointments_calcom_sync_status_index ON public.appointments USING 
 CREATE INDEX appointments_company_id_index ON public.appointments USING btree (company_id);
 
 CREATE INDEX appointments_customer_id_index ON public.appointments USING btree (customer_id);
+
+CREATE UNIQUE INDEX appointments_one_live_per_calcom_booking_id ON public.appointments USING btree (calcom_booking_id) WHERE ((calcom_booking_id IS NOT NULL) AND ((status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])));
+
+COMMENT ON INDEX public.appointments_one_live_per_calcom_booking_id IS 'One appointments row per Cal.com booking (calcom_booking_id): a second row pointing at the same booking is a duplicate; cancel it or clear its booking id.';
+
+CREATE UNIQUE INDEX appointments_one_live_per_calcom_booking_uid ON public.appointments USING btree (calcom_v2_booking_uid) WHERE ((calcom_v2_booking_uid IS NOT NULL) AND ((status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])));
+
+COMMENT ON INDEX public.appointments_one_live_per_calcom_booking_uid IS 'One appointments row per Cal.com booking (calcom_v2_booking_uid): a second row pointing at the same booking is a duplicate; cancel it or clear its booking id.';
+
+CREATE UNIQUE INDEX appointments_one_live_per_customer_slot ON public.appointments USING btree (customer_id, starts_at, service_id) WHERE ((status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[]));
+
+COMMENT ON INDEX public.appointments_one_live_per_customer_slot IS 'One live appointment per customer, start and service: cancel the duplicate or move it to another time.';
 
 CREATE INDEX appointments_service_id_index ON public.appointments USING btree (service_id);
 
@@ -245,6 +937,35 @@ CREATE INDEX customers_phone_index ON public.customers USING btree (phone);
 CREATE INDEX services_company_id_index ON public.services USING btree (company_id);
 
 CREATE INDEX staff_calcom_user_id_index ON public.staff USING btree (calcom_user_id);
+
+CREATE TRIGGER appointment_phases_reserve_host_time_delete AFTER DELETE ON public.appointment_phases REFERENCING OLD TABLE AS old_phases FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointment_phases__reserve_host_time();
+
+CREATE TRIGGER appointment_phases_reserve_host_time_insert AFTER INSERT ON public.appointment_phases REFERENCING NEW TABLE AS new_phases FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointment_phases__reserve_host_time();
+
+CREATE TRIGGER appointment_phases_reserve_host_time_update AFTER UPDATE ON public.appointment_phases REFERENCING NEW TABLE AS new_phases FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointment_phases__reserve_host_time();
+
+CREATE CONSTRAINT TRIGGER appointments_composite_has_phases AFTER INSERT OR UPDATE OF service_id, starts_at, is_composite, status ON public.appointments DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (new.is_composite) EXECUTE FUNCTION calsync.tg_appointments__derive_phases_at_commit();
+
+CREATE TRIGGER appointments_composite_matches_service BEFORE INSERT OR UPDATE OF service_id, is_composite ON public.appointments FOR EACH ROW EXECUTE FUNCTION calsync.tg_appointments__match_composite();
+
+CREATE TRIGGER appointments_phases_follow_appointment AFTER UPDATE OF starts_at, service_id ON public.appointments FOR EACH ROW WHEN (((new.starts_at IS DISTINCT FROM old.starts_at) OR (new.service_id IS DISTINCT FROM old.service_id))) EXECUTE FUNCTION calsync.tg_appointments__keep_phases_in_step();
+
+CREATE TRIGGER appointments_reserve_host_time AFTER INSERT ON public.appointments FOR EACH ROW EXECUTE FUNCTION calsync.tg_appointments__reserve_host_time('now');
+
+CREATE CONSTRAINT TRIGGER appointments_reserve_host_time_at_commit AFTER INSERT OR UPDATE OF starts_at, ends_at, staff_id, status, service_id ON public.appointments DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (new.is_composite) EXECUTE FUNCTION calsync.tg_appointments__reserve_host_time('at_commit');
+
+CREATE TRIGGER appointments_reserve_host_time_on_change AFTER UPDATE OF starts_at, ends_at, staff_id, status, service_id ON public.appointments FOR EACH ROW WHEN (((new.starts_at IS DISTINCT FROM old.starts_at) OR (new.ends_at IS DISTINCT FROM old.ends_at) OR (new.staff_id IS DISTINCT FROM old.staff_id) OR ((new.status)::text IS DISTINCT FROM (old.status)::text) OR (new.service_id IS DISTINCT FROM old.service_id))) EXECUTE FUNCTION calsync.tg_appointments__reserve_host_time('now');
+
+CREATE TRIGGER appointments_version_check BEFORE UPDATE ON public.appointments FOR EACH ROW EXECUTE FUNCTION calsync.tg_appointments__check_version();
+
+CREATE TRIGGER customers_fill_placeholder_email BEFORE INSERT OR UPDATE OF email, phone ON public.customers FOR EACH ROW EXECUTE FUNCTION calsync.tg_customers__fill_placeholder_email();
+
+CREATE TRIGGER services_keep_segments_while_booked BEFORE UPDATE OF segments, composite ON public.services FOR EACH ROW EXECUTE FUNCTION calsync.tg_services__keep_segments_while_booked();
+
+CREATE TRIGGER staff_rekey_host_busy_time AFTER UPDATE OF calcom_user_id ON public.staff FOR EACH ROW WHEN ((new.calcom_user_id IS DISTINCT FROM old.calcom_user_id)) EXECUTE FUNCTION calsync.tg_staff__rekey_host_busy_time();
+
+ALTER TABLE ONLY calsync.host_busy_time
+    ADD CONSTRAINT host_busy_time_appointment_id_fkey FOREIGN KEY (appointment_id) REFERENCES public.appointments(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.appointment_phases
     ADD CONSTRAINT appointment_phases_appointment_id_fkey FOREIGN KEY (appointment_id) REFERENCES public.appointments(id) ON DELETE CASCADE;

@@ -6,6 +6,7 @@ have identical catalogs, and every calsync function, trigger and view must have 
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ from worker.paths import SQL_DIR
 
 DEFINITION_DIRS = ("functions", "triggers", "views")
 _FUNCTION = re.compile(r"CREATE OR REPLACE FUNCTION\s+(\w+\.\w+)\s*\(", re.IGNORECASE)
-_TRIGGER = re.compile(r"CREATE OR REPLACE (?:CONSTRAINT )?TRIGGER\s+(\w+)", re.IGNORECASE)
+_TRIGGER = re.compile(r"CREATE (?:OR REPLACE )?(?:CONSTRAINT )?TRIGGER\s+(\w+)", re.IGNORECASE)
 _VIEW = re.compile(r"CREATE OR REPLACE VIEW\s+(\w+\.\w+)", re.IGNORECASE)
 
 
@@ -34,9 +35,9 @@ def test_applying_sql_dir_on_head_changes_nothing(db: Db, db_factory: Callable[[
         for path in definition_files():
             conn.execute(path.read_text())  # type: ignore[arg-type]
         conn.commit()
-    assert dump(other.url) == dump(db.url), (
-        "sql/ and the migrations disagree: a definition changed in sql/ needs a revision that freezes it"
-    )
+    head, applied = dump(db.url), dump(other.url)
+    diff = "\n".join(difflib.unified_diff(head.splitlines(), applied.splitlines(), "head", "head+sql/", lineterm=""))
+    assert not diff, "sql/ and the migrations disagree (a change in sql/ needs a revision that freezes it):\n" + diff
 
 
 def test_every_calsync_definition_has_its_file(db: Db) -> None:

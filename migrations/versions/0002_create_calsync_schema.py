@@ -11,6 +11,11 @@ Adds objects only; nothing existing is locked or changed, so this is safe at any
   pre-flight in new-rows-only mode, composite appointments whose phases could not be derived, and
   anything the remediation runbook resolves. Rows are resolved, never deleted.
 - ``calsync.preflight(...)``: the pre-flight every rule revision runs (see migrations/online.py).
+- Pure functions and a view the rules, the worker and the remediation runbook share, so that the
+  runbook works on a database that has not taken the rules yet: contact checks
+  (``is_usable_email``, ``is_usable_phone``, ``placeholder_email``), phase derivation from segments
+  (``segment_duration``, ``segments_problem``, ``derive_phases``), ``host_key`` and the view
+  ``appointment_busy_intervals`` (staff-required time of live appointments).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ def upgrade() -> None:
     online.begin_revision()
     op.execute(FROZEN["schema"])
     op.execute(FROZEN["functions"])
+    op.execute(FROZEN["views"])
 
 
 def downgrade() -> None:

@@ -19,6 +19,9 @@ CREATE TABLE calsync.settings (
     updated_at   timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE calsync.settings IS 'Settings the calsync rules read; change a value with UPDATE.';
+INSERT INTO calsync.settings (key, value, description) VALUES
+    ('placeholder_email_domain', 'placeholder.invalid',
+     'Domain of the customer_<id>@<domain> placeholder given to customers with no usable e-mail or phone.');
 
 CREATE TABLE calsync.integrity_issues (
     id           bigserial PRIMARY KEY,
@@ -44,6 +47,10 @@ COMMENT ON COLUMN calsync.integrity_issues.found_by IS 'what found it (a revisio
 COMMENT ON COLUMN calsync.integrity_issues.resolved_at IS 'when it was resolved; NULL while open';
 
 -- name: functions
+-- calsync.preflight: before a revision adds a rule, find the rows that already break it.
+-- p_violators is a query returning (id bigint, detail text), one row per offending row.
+-- Mode 'refuse': stop with SQLSTATE CS001 and a readable report (count, first ids, rule, how to fix).
+-- Mode 'new-rows-only': record the rows in calsync.integrity_issues and go on; the rule then covers new rows.
 CREATE OR REPLACE FUNCTION calsync.preflight(
     p_revision text, p_rule text, p_table text, p_description text, p_violators text, p_fix text,
     p_mode text DEFAULT 'refuse'
@@ -81,6 +88,136 @@ END
 $$;
 COMMENT ON FUNCTION calsync.preflight(text, text, text, text, text, text, text) IS
     'Before a revision adds a rule: refuse (SQLSTATE CS001) with a report of the rows that break it, or in new-rows-only mode list them in calsync.integrity_issues.';
+
+-- Contact rules shared by the placeholder-email trigger, the worker's pre-flight guard and the views.
+
+CREATE OR REPLACE FUNCTION calsync.is_usable_email(p_email text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT p_email IS NOT NULL AND btrim(p_email) <> ''
+$$;
+COMMENT ON FUNCTION calsync.is_usable_email(text) IS 'An e-mail Cal.com can be given: not NULL and not blank.';
+
+CREATE OR REPLACE FUNCTION calsync.is_usable_phone(p_phone text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT p_phone IS NOT NULL AND btrim(p_phone) <> '' AND p_phone NOT LIKE 'anonymous%'
+$$;
+COMMENT ON FUNCTION calsync.is_usable_phone(text) IS
+    'A phone Cal.com accepts: not NULL, not blank, and not the voice agent''s anonymous_<ts>_<hash> stand-in.';
+
+CREATE OR REPLACE FUNCTION calsync.placeholder_email(p_customer_id bigint) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT 'customer_' || p_customer_id || '@'
+           || coalesce((SELECT value FROM calsync.settings WHERE key = 'placeholder_email_domain'), 'placeholder.invalid')
+$$;
+COMMENT ON FUNCTION calsync.placeholder_email(bigint) IS
+    'customer_<id>@<domain>, the domain from calsync.settings placeholder_email_domain (default placeholder.invalid).';
+
+-- Deriving an appointment's phases from its service's segments, in the database.
+-- The app's algorithm (AppointmentPhaseCreationService::createPhasesFromSegments): sort by `order`
+-- (missing = 0), take the duration from `durationMin` (else `duration_minutes`), processing segments need
+-- no staff, offsets accumulate, sequence numbered from 1. calsync also reads the legacy admin shape
+-- (`duration` plus `gap_after`), where the gap becomes a processing phase; the app ignored both.
+
+CREATE OR REPLACE FUNCTION calsync.segment_minutes(p_segment jsonb, p_key text) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN p_segment->>p_key ~ '^\s*[0-9]+(\.[0-9]+)?\s*$' THEN round((p_segment->>p_key)::numeric)::int END
+$$;
+COMMENT ON FUNCTION calsync.segment_minutes(jsonb, text) IS
+    'A segment''s minutes under key p_key (number or numeric string), else NULL.';
+
+CREATE OR REPLACE FUNCTION calsync.segment_duration(p_segment jsonb) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(calsync.segment_minutes(p_segment, 'durationMin'),
+                    calsync.segment_minutes(p_segment, 'duration_minutes'),
+                    calsync.segment_minutes(p_segment, 'duration'))
+$$;
+COMMENT ON FUNCTION calsync.segment_duration(jsonb) IS
+    'A segment''s duration: durationMin (live shape), else duration_minutes, else duration (legacy shape).';
+
+CREATE OR REPLACE FUNCTION calsync.segments_problem(p_segments jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN p_segments IS NULL OR p_segments = 'null'::jsonb THEN 'the service has no segments'
+        WHEN jsonb_typeof(p_segments) <> 'array' THEN 'the service''s segments are not a JSON array'
+        WHEN jsonb_array_length(p_segments) = 0 THEN 'the service''s segments are empty'
+        ELSE (SELECT format('segment %s (%s) has no positive duration', coalesce(e.value->>'key', '#' || e.idx),
+                            coalesce(e.value->>'name', '?'))
+              FROM jsonb_array_elements(p_segments) WITH ORDINALITY AS e(value, idx)
+              WHERE jsonb_typeof(e.value) <> 'object' OR coalesce(calsync.segment_duration(e.value), 0) <= 0
+              ORDER BY e.idx LIMIT 1)
+    END
+$$;
+COMMENT ON FUNCTION calsync.segments_problem(jsonb) IS
+    'NULL when phases can be derived from these segments, else why not (in words).';
+
+CREATE OR REPLACE FUNCTION calsync.derive_phases(p_segments jsonb)
+RETURNS TABLE (sequence_order integer, phase_type text, segment_name text, segment_key text,
+               start_offset_minutes integer, duration_minutes integer, staff_required boolean)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    WITH seg AS (
+        SELECT e.value AS s, e.idx,
+               coalesce(calsync.segment_minutes(e.value, 'order'), 0) AS ord
+        FROM jsonb_array_elements(CASE WHEN calsync.segments_problem(p_segments) IS NULL THEN p_segments
+                                       ELSE '[]'::jsonb END) WITH ORDINALITY AS e(value, idx)
+    ), expanded AS (
+        SELECT ord, idx, 0 AS sub, s->>'key' AS key, s->>'name' AS name, calsync.segment_duration(s) AS minutes,
+               s->>'type' = 'processing' AS processing,
+               CASE WHEN s->>'type' = 'processing' THEN false
+                    ELSE coalesce((s->>'staff_required')::boolean, true) END AS staff
+        FROM seg
+        UNION ALL
+        SELECT ord, idx, 1, coalesce(s->>'key', '#' || idx) || '_gap', coalesce(s->>'name', '') || ' (Einwirkzeit)',
+               calsync.segment_minutes(s, 'gap_after'), true, false
+        FROM seg
+        WHERE coalesce(calsync.segment_minutes(s, 'gap_after'), 0) > 0
+    )
+    SELECT (row_number() OVER w)::int,
+           CASE WHEN processing THEN 'processing' WHEN row_number() OVER w = 1 THEN 'initial' ELSE 'final' END,
+           name, key,
+           (sum(minutes) OVER w - minutes)::int,
+           minutes, staff
+    FROM expanded
+    WINDOW w AS (ORDER BY ord, idx, sub ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+    ORDER BY 1
+$$;
+COMMENT ON FUNCTION calsync.derive_phases(jsonb) IS
+    'The phases of a composite service''s segments (offsets relative to the start); none when segments_problem() is not NULL.';
+
+-- Who is busy: the host is the Cal.com user when the staff row has one, else the staff row itself,
+-- because one person can have two staff rows (the app's Fabian Spitzer).
+CREATE OR REPLACE FUNCTION calsync.host_key(p_calcom_user_id bigint, p_staff_id uuid) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN p_calcom_user_id IS NOT NULL THEN 'calcom_user:' || p_calcom_user_id
+                WHEN p_staff_id IS NOT NULL THEN 'staff:' || p_staff_id END
+$$;
+COMMENT ON FUNCTION calsync.host_key(bigint, uuid) IS
+    'calcom_user:<id> when the staff row has a Cal.com user, else staff:<uuid>; NULL without staff.';
+
+-- name: views
+-- The staff-required time of every live appointment with a host: its phases with staff_required when it
+-- has phases, else [starts_at, ends_at). Processing gaps are free, so two perms can interleave.
+CREATE OR REPLACE VIEW calsync.appointment_busy_intervals AS
+SELECT a.id AS appointment_id,
+       p.id AS phase_id,
+       a.staff_id,
+       calsync.host_key(s.calcom_user_id, a.staff_id) AS host_key,
+       tstzrange(p.start_time, p.end_time, '[)') AS busy
+FROM appointments a
+JOIN staff s ON s.id = a.staff_id
+JOIN appointment_phases p ON p.appointment_id = a.id AND p.staff_required
+WHERE a.status NOT IN ('cancelled', 'no_show') AND p.end_time > p.start_time
+UNION ALL
+SELECT a.id, NULL::bigint, a.staff_id, calsync.host_key(s.calcom_user_id, a.staff_id),
+       tstzrange(a.starts_at, a.ends_at, '[)')
+FROM appointments a
+JOIN staff s ON s.id = a.staff_id
+WHERE a.status NOT IN ('cancelled', 'no_show') AND a.ends_at > a.starts_at
+  AND NOT EXISTS (SELECT 1 FROM appointment_phases p WHERE p.appointment_id = a.id);
+COMMENT ON VIEW calsync.appointment_busy_intervals IS
+    'Staff-required time of live appointments: phases with staff_required, else the whole appointment.';
+COMMENT ON COLUMN calsync.appointment_busy_intervals.host_key IS 'calsync.host_key(): the Cal.com user, else the staff row';
+COMMENT ON COLUMN calsync.appointment_busy_intervals.phase_id IS 'the phase, or NULL for a whole appointment without phases';
+COMMENT ON COLUMN calsync.appointment_busy_intervals.busy IS 'the busy time, [start, end)';
 
 -- name: drop_btree_gist_if_ours
 DO $$

@@ -9,7 +9,7 @@ agent's ``anonymous_<ts>_<hash>``) gets ``customer_<id>@<domain>``, the domain f
 nothing is ever delivered), and ``email_is_placeholder = true``. A real e-mail given later replaces it
 and clears the flag. This repairs at the source what the incident fixed by hand (33 customers).
 
-Steps: settings row; ``email_is_placeholder`` column (nullable-free with a constant default: catalog
+The setting and the contact functions come from 0002. Steps: ``email_is_placeholder`` column (nullable-free with a constant default: catalog
 only); the functions; the trigger (brief lock, retried); then the backfill of existing rows in
 batches of ``CALSYNC_BATCH_SIZE``, each its own short transaction, through the same trigger.
 No pre-flight: the rule repairs rows instead of refusing them.
@@ -31,20 +31,20 @@ FROZEN = online.load_frozen(__file__)
 
 def upgrade() -> None:
     online.begin_revision()
-    op.execute(FROZEN["settings"])
-    online.ddl("ALTER TABLE customers ADD COLUMN email_is_placeholder boolean NOT NULL DEFAULT false")
-    op.execute(
-        "COMMENT ON COLUMN customers.email_is_placeholder IS "
-        "'true while email is calsync''s customer_<id>@<domain> placeholder, not a real address'"
-    )
     op.execute(FROZEN["functions"])
-    online.ddl(FROZEN["trigger"])
+    online.ddl(
+        "ALTER TABLE customers ADD COLUMN email_is_placeholder boolean NOT NULL DEFAULT false",
+        "COMMENT ON COLUMN customers.email_is_placeholder IS "
+        "'true while email is calsync''s customer_<id>@<domain> placeholder, not a real address'",
+        FROZEN["trigger"],
+    )
     online.batches("calsync.backfill_placeholder_emails", what="placeholder e-mails")
 
 
 def downgrade() -> None:
     online.begin_revision()
-    online.ddl("DROP TRIGGER customers_fill_placeholder_email ON customers")
+    online.ddl(
+        "DROP TRIGGER customers_fill_placeholder_email ON customers",
+        "ALTER TABLE customers DROP COLUMN email_is_placeholder",
+    )
     op.execute(FROZEN["drop_functions"])
-    online.ddl("ALTER TABLE customers DROP COLUMN email_is_placeholder")
-    op.execute("DELETE FROM calsync.settings WHERE key = 'placeholder_email_domain'")

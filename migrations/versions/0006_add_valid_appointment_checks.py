@@ -100,20 +100,22 @@ def upgrade() -> None:
     online.begin_revision()
     online.preflight(revision, PREFLIGHT)
     op.execute(FROZEN["functions"])
-    online.ddl(FROZEN["trigger"])
     online.ddl(
+        FROZEN["trigger"],
         "ALTER TABLE appointments "
-        + ", ".join(f"ADD CONSTRAINT {name} CHECK ({expr}) NOT VALID" for name, expr in CHECKS.items())
+        + ", ".join(f"ADD CONSTRAINT {name} CHECK ({expr}) NOT VALID" for name, expr in CHECKS.items()),
+        FROZEN["comments"],
     )
-    op.execute(FROZEN["comments"])
     for name in CHECKS:
         online.validate_unless_open_issues("appointments", name)
 
 
 def downgrade() -> None:
     online.begin_revision()
-    online.ddl("ALTER TABLE appointments " + ", ".join(f"DROP CONSTRAINT {name}" for name in CHECKS))
-    online.ddl("DROP TRIGGER appointments_composite_matches_service ON appointments")
+    online.ddl(
+        "ALTER TABLE appointments " + ", ".join(f"DROP CONSTRAINT {name}" for name in CHECKS),
+        "DROP TRIGGER appointments_composite_matches_service ON appointments",
+    )
     op.execute("DROP FUNCTION calsync.tg_appointments__match_composite()")
     op.execute(
         "UPDATE calsync.integrity_issues SET resolved_at = now(), resolved_by = 'downgrade of 0006', "
