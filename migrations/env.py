@@ -60,9 +60,7 @@ def run_migrations_online() -> None:
     if isinstance(given, Connection):
         _run(given)
         return
-    engine: Engine = (
-        given if isinstance(given, Engine) else create_engine(database_url(), poolclass=pool.NullPool)
-    )
+    engine: Engine = given if isinstance(given, Engine) else create_engine(database_url(), poolclass=pool.NullPool)
     with engine.connect() as connection:
         _run(connection)
         connection.commit()

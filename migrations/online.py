@@ -115,7 +115,13 @@ def ddl(*statements: str, attempts: int | None = None) -> None:
 
 
 def concurrent_index(name: str, create_sql: str, *, attempts: int | None = None) -> None:
-    """CREATE INDEX CONCURRENTLY outside the revision's transaction, leaving no INVALID index on failure."""
+    """CREATE INDEX CONCURRENTLY outside the revision's transaction, leaving no INVALID index on failure.
+
+    The build is retried on lock timeouts. A failed build leaves an INVALID index, which PostgreSQL still
+    maintains (and, if unique, partly enforces), so it is always dropped again: with DROP INDEX
+    CONCURRENTLY and no lock timeout, because that only takes SHARE UPDATE EXCLUSIVE (writers go on) and
+    may have to wait for the very transaction that made the build fail.
+    """
     drop = f"DROP INDEX CONCURRENTLY IF EXISTS {name}"
     with op.get_context().autocommit_block():
         if offline():
@@ -124,6 +130,13 @@ def concurrent_index(name: str, create_sql: str, *, attempts: int | None = None)
             op.execute(create_sql)
             return
         conn = op.get_bind()
+
+        def drop_leftover() -> None:
+            say(f"dropping the INVALID index {name} left by a failed build (waits for open transactions)")
+            conn.exec_driver_sql("SET lock_timeout = 0")
+            conn.exec_driver_sql(drop)
+            conn.exec_driver_sql(f"SET lock_timeout = '{lock_timeout()}'")
+
         conn.exec_driver_sql(f"SET lock_timeout = '{lock_timeout()}'")
         conn.exec_driver_sql("SET statement_timeout = 0")
         tries = attempts or int(setting("CALSYNC_LOCK_RETRIES", "30"))
@@ -134,12 +147,12 @@ def concurrent_index(name: str, create_sql: str, *, attempts: int | None = None)
                     {"n": name},
                 ).scalar()
                 if invalid:
-                    conn.exec_driver_sql(drop)
+                    drop_leftover()
                 try:
                     conn.exec_driver_sql(create_sql)
                     return
                 except sa.exc.DBAPIError as exc:
-                    conn.exec_driver_sql(drop)
+                    drop_leftover()
                     if _sqlstate(exc) != "55P03" or attempt == tries:
                         raise
                     delay = min(10.0, 0.1 * 2**attempt) * (0.5 + random.random() / 2)
@@ -176,9 +189,7 @@ def batches(function: str, *, what: str) -> None:
         try:
             while last is not None:
                 try:
-                    last = conn.exec_driver_sql(
-                        f"SELECT {function}(%(a)s, %(b)s)", {"a": last, "b": size}
-                    ).scalar()
+                    last = conn.exec_driver_sql(f"SELECT {function}(%(a)s, %(b)s)", {"a": last, "b": size}).scalar()
                 except sa.exc.DBAPIError as exc:
                     if _sqlstate(exc) != "55P03" or lock_waits > 100:
                         raise
@@ -274,48 +285,58 @@ def exempt_ids(rule: str) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
-def unique_rule(
-    revision: str,
-    *,
-    name: str,
-    table: str,
-    columns: str,
-    where: str | None,
-    description: str,
-    fix: str,
-    keep_first: str = "id",
-) -> None:
-    """A unique rule on a live table: pre-flight, then a unique index built CONCURRENTLY.
+@dataclass(frozen=True)
+class UniqueRule:
+    """A unique rule: ``columns`` unique among the rows matching ``where`` (None: all rows).
 
-    The pre-flight lists every row beyond the first of its group (ordered by ``keep_first``), which is
-    the row a fix would keep. In new-rows-only mode those rows are left out of the index (``id NOT IN
-    (…)``), so the rule covers every other row, new ones included.
-    ``where`` set: a partial index, which PostgreSQL cannot attach as a table constraint, so the index is
-    the rule and its name is what a violation reports. ``where`` None: a full index, attached as a
-    UNIQUE constraint of the same name with ADD CONSTRAINT … USING INDEX (brief lock, retried); with
-    exempted rows it has to stay a partial index.
+    Its pre-flight lists every row beyond the first of its group, ordered by ``keep_first``: the first
+    is the row a fix would keep.
     """
-    check = Check(
-        rule=name,
-        table=table,
-        description=description,
-        violators=(
-            f"SELECT id, format('same ({columns}) as {table} #%s', first_id) AS detail FROM ("
-            f"SELECT id, first_value(id) OVER w AS first_id, row_number() OVER w AS rn FROM {table} "
-            f"WHERE {where or 'true'} WINDOW w AS (PARTITION BY {columns} ORDER BY {keep_first})) AS d WHERE rn > 1"
-        ),
-        fix=fix,
-    )
-    counts = preflight(revision, [check])
-    predicates = [where] if where else []
-    if counts.get(name):
-        predicates.append(f"id NOT IN ({', '.join(str(i) for i in exempt_ids(name))})")
+
+    name: str
+    table: str
+    columns: str
+    where: str | None
+    description: str
+    fix: str
+    keep_first: str = "id"
+
+    @property
+    def check(self) -> Check:
+        return Check(
+            rule=self.name,
+            table=self.table,
+            description=self.description,
+            violators=(
+                f"SELECT id, format('same ({self.columns}) as {self.table} #%s', first_id) AS detail FROM ("
+                f"SELECT id, first_value(id) OVER w AS first_id, row_number() OVER w AS rn FROM {self.table} "
+                f"WHERE {self.where or 'true'} WINDOW w AS (PARTITION BY {self.columns} ORDER BY {self.keep_first})"
+                ") AS d WHERE rn > 1"
+            ),
+            fix=self.fix,
+        )
+
+
+def unique_rule(revision: str, rule: UniqueRule) -> None:
+    """Pre-flight, then a unique index built CONCURRENTLY.
+
+    In new-rows-only mode the listed rows are left out of the index (``id NOT IN (…)``), so the rule
+    covers every other row, new ones included. With ``where`` set the index is partial, which PostgreSQL
+    cannot attach as a table constraint, so the index is the rule and its name is what a violation
+    reports. Without ``where`` (and without exempted rows) the index is attached as a UNIQUE constraint of
+    the same name with ADD CONSTRAINT … USING INDEX (brief lock, retried).
+    """
+    counts = preflight(revision, [rule.check])
+    predicates = [rule.where] if rule.where else []
+    if counts.get(rule.name):
+        predicates.append(f"id NOT IN ({', '.join(str(i) for i in exempt_ids(rule.name))})")
     predicate = f" WHERE {' AND '.join(predicates)}" if predicates else ""
     concurrent_index(
-        name, f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} ({columns}){predicate}"
+        rule.name,
+        f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {rule.name} ON {rule.table} ({rule.columns}){predicate}",
     )
     if not predicates:
-        ddl(f"ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE USING INDEX {name}")
+        ddl(f"ALTER TABLE {rule.table} ADD CONSTRAINT {rule.name} UNIQUE USING INDEX {rule.name}")
 
 
 def drop_unique_rule(table: str, name: str) -> None:

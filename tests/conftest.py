@@ -98,6 +98,9 @@ def postgresql_proc() -> Iterator[PostgreSQLExecutor]:
     try:
         create_extensions(template)
         migrate.upgrade(template.url, "heads")
+        with template.connect() as conn:
+            conn.execute((TESTS / "sql" / "helpers.sql").read_text())  # type: ignore[arg-type]
+            conn.commit()
         yield executor
     finally:
         try:

@@ -47,9 +47,7 @@ class TapResult:
         return not self.problems
 
     def report(self) -> str:
-        return (
-            f"{self.path.name}: " + "; ".join(self.problems) + "\n--- TAP ---\n" + self.output + self.errors
-        )
+        return f"{self.path.name}: " + "; ".join(self.problems) + "\n--- TAP ---\n" + self.output + self.errors
 
 
 def run_file(path: Path, *, host: str, port: int, user: str, dbname: str) -> TapResult:

@@ -653,14 +653,14 @@ COMMENT ON COLUMN calsync.integrity_issues.found_by IS 'what found it (a revisio
 
 COMMENT ON COLUMN calsync.integrity_issues.resolved_at IS 'when it was resolved; NULL while open';
 
-CREATE SEQUENCE calsync.integrity_issues_id_seq
+ALTER TABLE calsync.integrity_issues ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME calsync.integrity_issues_id_seq
     START WITH 1
     INCREMENT BY 1
     NO MINVALUE
     NO MAXVALUE
-    CACHE 1;
-
-ALTER SEQUENCE calsync.integrity_issues_id_seq OWNED BY calsync.integrity_issues.id;
+    CACHE 1
+);
 
 CREATE TABLE calsync.settings (
     key text NOT NULL,
@@ -675,7 +675,7 @@ CREATE TABLE calsync.superseded_phases (
     id bigint NOT NULL,
     phase_id bigint NOT NULL,
     appointment_id bigint NOT NULL,
-    sequence_order integer,
+    sequence_order bigint,
     phase_type text,
     segment_key text,
     segment_name text,
@@ -691,14 +691,14 @@ CREATE TABLE calsync.superseded_phases (
 
 COMMENT ON TABLE calsync.superseded_phases IS 'Phases replaced when an appointment changed service, kept with their Cal.com bookings (which the sync must cancel).';
 
-CREATE SEQUENCE calsync.superseded_phases_id_seq
+ALTER TABLE calsync.superseded_phases ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME calsync.superseded_phases_id_seq
     START WITH 1
     INCREMENT BY 1
     NO MINVALUE
     NO MAXVALUE
-    CACHE 1;
-
-ALTER SEQUENCE calsync.superseded_phases_id_seq OWNED BY calsync.superseded_phases.id;
+    CACHE 1
+);
 
 CREATE SEQUENCE public.appointment_phases_id_seq
     START WITH 1
@@ -802,10 +802,6 @@ CREATE SEQUENCE public.services_id_seq
     CACHE 1;
 
 ALTER SEQUENCE public.services_id_seq OWNED BY public.services.id;
-
-ALTER TABLE ONLY calsync.integrity_issues ALTER COLUMN id SET DEFAULT nextval('calsync.integrity_issues_id_seq'::regclass);
-
-ALTER TABLE ONLY calsync.superseded_phases ALTER COLUMN id SET DEFAULT nextval('calsync.superseded_phases_id_seq'::regclass);
 
 ALTER TABLE ONLY public.appointment_phases ALTER COLUMN id SET DEFAULT nextval('public.appointment_phases_id_seq'::regclass);
 

@@ -93,9 +93,7 @@ def test_cli_db_commands(home: Path) -> None:
     env.pop("CALSYNC_DATABASE_URL", None)
 
     def calsync(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "worker", *args], env=env, capture_output=True, text=True
-        )
+        return subprocess.run([sys.executable, "-m", "worker", *args], env=env, capture_output=True, text=True)
 
     assert calsync("db", "url").returncode == 1  # never started: a clear error, not a traceback
     assert calsync("db", "start").returncode == 0

@@ -63,8 +63,7 @@ def test_revision_0001_reproduces_the_apps_weaknesses(fresh_db: Db) -> None:
             "WHERE table_name = 'appointments' AND column_name = 'service_id'"
         ).fetchone()
         uniques = conn.execute(
-            "SELECT indexdef FROM pg_indexes WHERE tablename = 'appointments' "
-            "AND indexdef LIKE 'CREATE UNIQUE%'"
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'appointments' AND indexdef LIKE 'CREATE UNIQUE%'"
         ).fetchall()
     assert length == 255
     assert nullable == "YES"

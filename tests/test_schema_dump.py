@@ -18,9 +18,7 @@ from worker import migrate
 def bare_db(postgresql_proc: PostgreSQLExecutor) -> Iterator[Db]:
     """An empty database without test extensions, so the dump holds only what the migrations made."""
     name = f"bare_{uuid.uuid4().hex[:12]}"
-    with DatabaseJanitor(
-        user=postgresql_proc.user, host=postgresql_proc.host, port=postgresql_proc.port, dbname=name
-    ):
+    with DatabaseJanitor(user=postgresql_proc.user, host=postgresql_proc.host, port=postgresql_proc.port, dbname=name):
         yield Db(postgresql_proc.host, postgresql_proc.port, postgresql_proc.user, name)
 
 

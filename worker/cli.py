@@ -71,12 +71,32 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from worker import migrate
     from worker.db import resolve_url
 
+    if args.preflight:
+        from worker import preflight
+
+        findings = preflight.run(resolve_url(args.database_url))
+        if args.json:
+            print(json.dumps([f.as_dict() for f in findings], indent=2))
+        else:
+            print(preflight.render(findings))
+        return 1 if any(f.violations for f in findings) else 0
     if args.sql:
         url = args.database_url or os.environ.get("CALSYNC_DATABASE_URL") or "postgresql://offline/calsync"
         migrate.upgrade(url, args.target, sql=True)
         return 0
     url = resolve_url(args.database_url)
-    migrate.upgrade(url, args.target)
+    try:
+        migrate.upgrade(url, args.target)
+    except Exception as e:  # a pre-flight refusal or a lock give-up: print the report, not a traceback
+        orig = getattr(e, "orig", None)
+        diag = getattr(orig, "diag", None)
+        if diag is not None and getattr(orig, "sqlstate", None) == "CS001":
+            print(f"calsync migrate: {diag.message_primary}", file=sys.stderr)
+            print(f"  {diag.message_detail}", file=sys.stderr)
+            print("  " + (diag.message_hint or "").replace("\n", "\n  "), file=sys.stderr)
+            print(f"database left at {sorted(migrate.current_heads(url))}", file=sys.stderr)
+            return 2
+        raise
     print(f"database at {sorted(migrate.current_heads(url))}")
     return 0
 
@@ -134,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db_url(p)
     p.add_argument("--target", default="heads", help="revision to upgrade to (default: heads)")
     p.add_argument("--sql", action="store_true", help="print the SQL instead of running it (offline mode)")
+    p.add_argument(
+        "--preflight",
+        action="store_true",
+        help="only report the rows the pending revisions' rules would refuse (exit 1 if any); changes nothing",
+    )
+    p.add_argument("--json", action="store_true", help="with --preflight: JSON output")
     p.set_defaults(handler=cmd_migrate)
 
     p = sub.add_parser("adopt", help="check an existing app database against revision 0001 and stamp it")
@@ -142,18 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="load deterministic demo/benchmark data into an empty database")
     _add_db_url(p)
-    p.add_argument(
-        "--scale", type=int, default=1, help="number of salons (1,000 appointments each by default)"
-    )
+    p.add_argument("--scale", type=int, default=1, help="number of salons (1,000 appointments each by default)")
     p.add_argument("--appointments-per-salon", type=int, default=1000)
     p.add_argument("--anchor", default=None, help="the 'today' of the data, YYYY-MM-DD (default: today)")
     p.add_argument("--seed", type=int, default=42)
     p.set_defaults(handler=cmd_generate)
 
     p = sub.add_parser("demo", help="the end-to-end demo on the embedded database")
-    p.add_argument(
-        "--keep", action="store_true", help="keep the existing demo database instead of resetting it"
-    )
+    p.add_argument("--keep", action="store_true", help="keep the existing demo database instead of resetting it")
     p.set_defaults(handler=cmd_demo)
     return parser
 

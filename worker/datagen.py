@@ -61,9 +61,7 @@ def generate(conn: psycopg.Connection[tuple[object, ...]], params: Params) -> di
     p = params.sql_params()
     timings: dict[str, float] = {}
     if conn.execute("SELECT EXISTS (SELECT 1 FROM companies)").fetchone() != (False,):
-        raise NotEmpty(
-            "the database already holds companies; generate into an empty (freshly migrated) database"
-        )
+        raise NotEmpty("the database already holds companies; generate into an empty (freshly migrated) database")
     with conn.transaction(), psycopg.ClientCursor(conn) as cur:
         cur.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         for step in (*STEPS, "datagen_sequences"):

@@ -136,16 +136,11 @@ class EmbeddedPostgres:
     def _run(self, st: ServerState, argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ, LC_ALL="C.UTF-8", LANG="C.UTF-8")
         env.pop("PGDATA", None)
-        return subprocess.run(
-            self._as(st.os_user, argv), check=check, capture_output=True, text=True, env=env, cwd="/"
-        )
+        return subprocess.run(self._as(st.os_user, argv), check=check, capture_output=True, text=True, env=env, cwd="/")
 
     @staticmethod
     def _user_can_write(user: str, path: Path) -> bool:
-        return (
-            subprocess.run(["runuser", "-u", user, "--", "test", "-w", str(path)], check=False).returncode
-            == 0
-        )
+        return subprocess.run(["runuser", "-u", user, "--", "test", "-w", str(path)], check=False).returncode == 0
 
     def _prepare_datadir(self, user: str | None) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -169,9 +164,7 @@ class EmbeddedPostgres:
         os.chown(outside, uid, gid)
         if not link.is_symlink():
             link.symlink_to(outside)
-        print(
-            f"calsync: {user} cannot reach {self.home}; the data lives in {outside} (symlinked from {link})"
-        )
+        print(f"calsync: {user} cannot reach {self.home}; the data lives in {outside} (symlinked from {link})")
         return outside
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -271,9 +264,7 @@ class EmbeddedPostgres:
         while True:
             try:
                 with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
-                    exists = conn.execute(
-                        "SELECT 1 FROM pg_database WHERE datname = %s", [DEFAULT_DB]
-                    ).fetchone()
+                    exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DEFAULT_DB]).fetchone()
                     if not exists:
                         conn.execute(f'CREATE DATABASE "{DEFAULT_DB}"')
                 return

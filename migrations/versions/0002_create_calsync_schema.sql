@@ -24,7 +24,7 @@ INSERT INTO calsync.settings (key, value, description) VALUES
      'Domain of the customer_<id>@<domain> placeholder given to customers with no usable e-mail or phone.');
 
 CREATE TABLE calsync.integrity_issues (
-    id           bigserial PRIMARY KEY,
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     rule         text NOT NULL,
     table_name   text NOT NULL,
     row_id       bigint NOT NULL,

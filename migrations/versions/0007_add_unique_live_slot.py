@@ -29,20 +29,23 @@ RULE = "appointments_one_live_per_customer_slot"
 LIVE = "status NOT IN ('cancelled', 'no_show')"
 
 
+RULE_DEF = online.UniqueRule(
+    name=RULE,
+    table="appointments",
+    columns="customer_id, starts_at, service_id",
+    where=LIVE,
+    keep_first="(calcom_v2_booking_uid IS NULL AND calcom_booking_id IS NULL), id",
+    description="one live appointment per customer, start and service",
+    fix="Keep one appointment of each group (the one with a Cal.com booking) and cancel the others, as the "
+    "incident did for #754 and #755. Find the groups with: SELECT customer_id, starts_at, service_id, "
+    f"array_agg(id ORDER BY id) FROM appointments WHERE {LIVE} GROUP BY 1, 2, 3 HAVING count(*) > 1;",
+)
+PREFLIGHT = [RULE_DEF.check]
+
+
 def upgrade() -> None:
     online.begin_revision()
-    online.unique_rule(
-        revision,
-        name=RULE,
-        table="appointments",
-        columns="customer_id, starts_at, service_id",
-        where=LIVE,
-        keep_first="(calcom_v2_booking_uid IS NULL AND calcom_booking_id IS NULL), id",
-        description="one live appointment per customer, start and service",
-        fix="Keep one appointment of each group (the one with a Cal.com booking) and cancel the others, as the "
-        "incident did for #754 and #755. Find the groups with: SELECT customer_id, starts_at, service_id, "
-        f"array_agg(id ORDER BY id) FROM appointments WHERE {LIVE} GROUP BY 1, 2, 3 HAVING count(*) > 1;",
-    )
+    online.unique_rule(revision, RULE_DEF)
     op.execute(
         f"COMMENT ON INDEX {RULE} IS 'One live appointment per customer, start and service: cancel the "
         "duplicate or move it to another time.'"

@@ -5,7 +5,7 @@ Revises: 0007
 
 Partial unique indexes, built CONCURRENTLY after a pre-flight (see 0007 for the mechanics):
 - ``appointments_one_live_per_calcom_booking_id`` on ``calcom_booking_id`` (the numeric id the incident's
-  #753–#755 shared: 13060966) and ``appointments_one_live_per_calcom_booking_uid`` on
+  #753-#755 shared: 13060966) and ``appointments_one_live_per_calcom_booking_uid`` on
   ``calcom_v2_booking_uid``, each over live appointments with the id set. ``calcom_v2_booking_id``
   already has the app's stricter ``appointments_calcom_v2_booking_id_unique`` over all rows.
 - ``appointment_phases_one_per_calcom_booking_id`` and ``…_uid``: a phase's Cal.com booking belongs to
@@ -57,24 +57,30 @@ RULES = [
 ]
 
 
+UNIQUE_RULES = [
+    online.UniqueRule(
+        name=name,
+        table=table,
+        columns=column,
+        where=where,
+        keep_first=keep_first,
+        description=f"one {'live appointment' if table == 'appointments' else 'phase'} per Cal.com {column}",
+        fix=f"Several rows claim one Cal.com booking: keep the one that owns it and cancel (or clear {column} on) "
+        f"the others. Find them with: SELECT {column}, array_agg(id ORDER BY id) FROM {table} WHERE {where} "
+        "GROUP BY 1 HAVING count(*) > 1;",
+    )
+    for name, table, column, where, keep_first in RULES
+]
+PREFLIGHT = [r.check for r in UNIQUE_RULES]
+
+
 def upgrade() -> None:
     online.begin_revision()
-    for name, table, column, where, keep_first in RULES:
-        online.unique_rule(
-            revision,
-            name=name,
-            table=table,
-            columns=column,
-            where=where,
-            keep_first=keep_first,
-            description=f"one {'live appointment' if table == 'appointments' else 'phase'} per Cal.com {column}",
-            fix=f"Several rows claim one Cal.com booking: keep the one that owns it and cancel (or clear {column} "
-            f"on) the others. Find them with: SELECT {column}, array_agg(id ORDER BY id) FROM {table} "
-            f"WHERE {where} GROUP BY 1 HAVING count(*) > 1;",
-        )
+    for rule in UNIQUE_RULES:
+        online.unique_rule(revision, rule)
         op.execute(
-            f"COMMENT ON INDEX {name} IS 'One {table} row per Cal.com booking ({column}): a second row "
-            "pointing at the same booking is a duplicate; cancel it or clear its booking id.'"
+            f"COMMENT ON INDEX {rule.name} IS 'One {rule.table} row per Cal.com booking ({rule.columns}): a second "
+            "row pointing at the same booking is a duplicate; cancel it or clear its booking id.'"
         )
 
 

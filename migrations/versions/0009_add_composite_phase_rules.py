@@ -36,23 +36,34 @@ FROZEN = online.load_frozen(__file__)
 UNIQUE = "appointment_phases_one_per_sequence"
 SEQUENCE_CHECK = "appointment_phases_sequence_required"
 
-PREFLIGHT = [
-    online.Check(
-        rule=SEQUENCE_CHECK,
-        table="appointment_phases",
-        description="a phase has a sequence_order",
-        violators="SELECT id, 'phase of appointment ' || appointment_id || ' without sequence_order' AS detail "
-        "FROM appointment_phases WHERE sequence_order IS NULL",
-        fix="These are the app's broken phases (NULL segment fields): supersede them and let calsync derive the "
-        "phases again. Find them with: SELECT appointment_id, count(*) FROM appointment_phases "
-        "WHERE sequence_order IS NULL GROUP BY 1;",
-    ),
-]
+SEQUENCE_PREFLIGHT = online.Check(
+    rule=SEQUENCE_CHECK,
+    table="appointment_phases",
+    description="a phase has a sequence_order",
+    violators="SELECT id, 'phase of appointment ' || appointment_id || ' without sequence_order' AS detail "
+    "FROM appointment_phases WHERE sequence_order IS NULL",
+    fix="These are the app's broken phases (NULL segment fields): supersede them and let calsync derive the "
+    "phases again. Find them with: SELECT appointment_id, count(*) FROM appointment_phases "
+    "WHERE sequence_order IS NULL GROUP BY 1;",
+)
+
+
+UNIQUE_RULE = online.UniqueRule(
+    name=UNIQUE,
+    table="appointment_phases",
+    columns="appointment_id, sequence_order",
+    where=None,
+    description="one phase per appointment and sequence_order",
+    fix="The app once created 12 phases instead of 6: keep the first of each (appointment_id, sequence_order) "
+    "and supersede the others. Find them with: SELECT appointment_id, sequence_order, array_agg(id ORDER BY id) "
+    "FROM appointment_phases GROUP BY 1, 2 HAVING count(*) > 1;",
+)
+PREFLIGHT = [SEQUENCE_PREFLIGHT, UNIQUE_RULE.check]
 
 
 def upgrade() -> None:
     online.begin_revision()
-    online.preflight(revision, PREFLIGHT)
+    online.preflight(revision, [SEQUENCE_PREFLIGHT])
     op.execute(FROZEN["tables"])
     op.execute(FROZEN["functions"])
     online.ddl(
@@ -61,17 +72,7 @@ def upgrade() -> None:
         FROZEN["trigger_keep_segments_while_booked"],
         f"ALTER TABLE appointment_phases ADD CONSTRAINT {SEQUENCE_CHECK} CHECK (sequence_order IS NOT NULL) NOT VALID",
     )
-    online.unique_rule(
-        revision,
-        name=UNIQUE,
-        table="appointment_phases",
-        columns="appointment_id, sequence_order",
-        where=None,
-        description="one phase per appointment and sequence_order",
-        fix="The app once created 12 phases instead of 6: keep the first of each (appointment_id, sequence_order) "
-        "and supersede the others. Find them with: SELECT appointment_id, sequence_order, array_agg(id ORDER BY id) "
-        "FROM appointment_phases GROUP BY 1, 2 HAVING count(*) > 1;",
-    )
+    online.unique_rule(revision, UNIQUE_RULE)
     online.validate_unless_open_issues("appointment_phases", SEQUENCE_CHECK)
     online.batches("calsync.backfill_composite_phases", what="phases of composite appointments")
 

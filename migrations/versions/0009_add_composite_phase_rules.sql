@@ -2,10 +2,10 @@
 
 -- name: tables
 CREATE TABLE calsync.superseded_phases (
-    id                  bigserial PRIMARY KEY,
+    id                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     phase_id            bigint NOT NULL,
     appointment_id      bigint NOT NULL,
-    sequence_order      integer,
+    sequence_order      bigint,
     phase_type          text,
     segment_key         text,
     segment_name        text,

@@ -1,0 +1,82 @@
+-- Test helpers (loaded into the test template after the migrations): factories and error capture.
+CREATE SCHEMA tests;
+
+-- The SQLSTATE and constraint name a statement fails with ('ok' when it succeeds), e.g.
+-- is(tests.error_of($$INSERT …$$), '23505 appointments_one_live_per_customer_slot', '…').
+CREATE FUNCTION tests.error_of(p_sql text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_state text;
+    v_constraint text;
+BEGIN
+    EXECUTE p_sql;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_constraint = CONSTRAINT_NAME;
+    RETURN v_state || ' ' || coalesce(nullif(v_constraint, ''), '-');
+END
+$$;
+
+-- The error message a statement fails with (NULL when it succeeds).
+CREATE FUNCTION tests.message_of(p_sql text) RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE p_sql;
+    RETURN NULL;
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLERRM;
+END
+$$;
+
+CREATE FUNCTION tests.make_company(p_name text DEFAULT 'Testsalon') RETURNS bigint
+LANGUAGE sql AS $$
+    WITH c AS (INSERT INTO companies (name) VALUES (p_name) RETURNING id)
+    SELECT id FROM c
+$$;
+
+CREATE FUNCTION tests.make_staff(p_company bigint, p_name text, p_calcom_user bigint DEFAULT NULL) RETURNS uuid
+LANGUAGE sql AS $$
+    INSERT INTO staff (company_id, name, email, calcom_user_id)
+    VALUES (p_company, p_name, lower(replace(p_name, ' ', '.')) || '.' || substr(md5(random()::text), 1, 6) || '@test.example',
+            p_calcom_user)
+    RETURNING id
+$$;
+
+CREATE FUNCTION tests.make_service(p_company bigint, p_name text, p_minutes int,
+                                   p_segments jsonb DEFAULT NULL) RETURNS bigint
+LANGUAGE sql AS $$
+    INSERT INTO services (company_id, name, duration_minutes, composite, segments, calcom_event_type_id)
+    VALUES (p_company, p_name, p_minutes, p_segments IS NOT NULL, p_segments, (random() * 1e9)::bigint)
+    RETURNING id
+$$;
+
+CREATE FUNCTION tests.make_customer(p_company bigint, p_name text DEFAULT 'Hans Schuster',
+                                    p_email text DEFAULT NULL, p_phone text DEFAULT '+4915112345678') RETURNS bigint
+LANGUAGE sql AS $$
+    INSERT INTO customers (company_id, name, email, phone) VALUES (p_company, p_name, p_email, p_phone)
+    RETURNING id
+$$;
+
+-- An appointment of p_minutes (default: the service's duration) at p_start.
+CREATE FUNCTION tests.make_appointment(p_customer bigint, p_service bigint, p_staff uuid, p_start timestamptz,
+                                       p_status text DEFAULT 'confirmed', p_minutes int DEFAULT NULL) RETURNS bigint
+LANGUAGE sql AS $$
+    INSERT INTO appointments (company_id, customer_id, service_id, staff_id, starts_at, ends_at, status)
+    SELECT c.company_id, p_customer, p_service, p_staff, p_start,
+           p_start + make_interval(mins => coalesce(p_minutes, s.duration_minutes, 60)), p_status
+    FROM customers c LEFT JOIN services s ON s.id = p_service
+    WHERE c.id = p_customer
+    RETURNING id
+$$;
+
+-- The Dauerwelle in the app's live segment shape (135 min: A 50, A_gap 15, B 5, B_gap 10, C 15, D 40).
+CREATE FUNCTION tests.dauerwelle_segments() RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT '[
+      {"key":"A","name":"Wickeln","durationMin":50,"type":"active","staff_required":true,"order":1},
+      {"key":"A_gap","name":"Einwirkzeit","durationMin":15,"type":"processing","staff_required":false,"order":2},
+      {"key":"B","name":"Fixieren","durationMin":5,"type":"active","staff_required":true,"order":3},
+      {"key":"B_gap","name":"Einwirkzeit Fixierung","durationMin":10,"type":"processing","staff_required":false,"order":4},
+      {"key":"C","name":"Ausspülen","durationMin":15,"type":"active","staff_required":true,"order":5},
+      {"key":"D","name":"Schneiden & Föhnen","durationMin":40,"type":"active","staff_required":true,"order":6}]'::jsonb
+$$;
