@@ -170,9 +170,12 @@ def drop_index_concurrently(name: str) -> None:
         op.execute("RESET lock_timeout")
 
 
-def batches(function: str, *, what: str) -> None:
-    """Backfill in short transactions: call ``function(after_id, batch_size)`` until it returns NULL."""
-    size = int(setting("CALSYNC_BATCH_SIZE", "5000"))
+def batches(function: str, *, what: str, size: int | None = None) -> None:
+    """Backfill in short transactions: call ``function(after_id, batch_size)`` until it returns NULL.
+
+    ``size`` (else ``CALSYNC_BATCH_SIZE``, default 5000) bounds how long one batch holds its row locks.
+    """
+    size = size or int(setting("CALSYNC_BATCH_SIZE", "5000"))
     with op.get_context().autocommit_block():
         if offline():
             op.execute(

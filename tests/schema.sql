@@ -25,7 +25,7 @@ BEGIN
           AND NOT EXISTS (SELECT 1 FROM appointment_phases p WHERE p.appointment_id = a.id)
         ORDER BY a.id
     LOOP
-        PERFORM calsync.create_missing_phases(v_id, 'backfill of revision 0009');
+        PERFORM calsync.create_missing_phases(v_id, 'backfill of revision 0011');
     END LOOP;
     RETURN v_last;
 END
@@ -67,8 +67,8 @@ BEGIN
             EXCEPTION WHEN exclusion_violation THEN
                 INSERT INTO calsync.integrity_issues (rule, table_name, row_id, detail, found_by)
                 VALUES ('host_busy_time_no_overlap', 'appointments', v_id,
-                        'its host was booked for an overlapping time while revision 0010 was being applied',
-                        'backfill of revision 0010')
+                        'its host was booked for an overlapping time while revision 0012 was being applied',
+                        'backfill of revision 0012')
                 ON CONFLICT (rule, table_name, row_id) WHERE resolved_at IS NULL DO NOTHING;
             END;
         END LOOP;
@@ -101,6 +101,39 @@ $$;
 
 COMMENT ON FUNCTION calsync.backfill_placeholder_emails(p_after_id bigint, p_batch integer) IS 'One batch of the placeholder-email backfill: customers with id in (after_id, returned id]; NULL when done.';
 
+CREATE FUNCTION calsync.claim_sync_events(p_worker text, p_limit integer, p_lease interval, p_now timestamp with time zone DEFAULT now()) RETURNS TABLE(outbox_id uuid, appointment_id bigint, event_type text, attempts integer, covers_seq bigint)
+    LANGUAGE sql
+    AS $$
+    WITH heads AS (
+        SELECT o.id, o.aggregateid, o.type
+        FROM calsync.outbox o
+        LEFT JOIN calsync.outbox_delivery d ON d.outbox_id = o.id
+        WHERE o.aggregatetype = 'appointment'
+          AND (d.outbox_id IS NULL OR (d.status = 'retry' AND d.next_attempt_at <= p_now))
+          AND NOT EXISTS (
+              SELECT 1 FROM calsync.outbox e LEFT JOIN calsync.outbox_delivery ed ON ed.outbox_id = e.id
+              WHERE e.aggregateid = o.aggregateid AND e.seq < o.seq AND ed.status IS DISTINCT FROM 'dead')
+        ORDER BY o.seq
+        LIMIT p_limit
+        FOR UPDATE OF o SKIP LOCKED
+    ), claimed AS (
+        INSERT INTO calsync.outbox_delivery AS d
+            (outbox_id, aggregateid, status, attempts, locked_by, locked_until, covers_seq, next_attempt_at)
+        SELECT h.id, h.aggregateid, 'running', 1, p_worker, p_now + p_lease,
+               (SELECT max(x.seq) FROM calsync.outbox x WHERE x.aggregateid = h.aggregateid), p_now
+        FROM heads h
+        ON CONFLICT ON CONSTRAINT outbox_delivery_pkey DO UPDATE
+            SET status = 'running', attempts = d.attempts + 1, locked_by = excluded.locked_by,
+                locked_until = excluded.locked_until, covers_seq = excluded.covers_seq
+            WHERE d.status = 'retry'
+        RETURNING d.outbox_id, d.aggregateid, d.attempts, d.covers_seq
+    )
+    SELECT c.outbox_id, c.aggregateid::bigint, h.type, c.attempts, c.covers_seq
+    FROM claimed c JOIN heads h ON h.id = c.outbox_id
+$$;
+
+COMMENT ON FUNCTION calsync.claim_sync_events(p_worker text, p_limit integer, p_lease interval, p_now timestamp with time zone) IS 'Claim up to p_limit outbox events under a lease, at most one per appointment (one statement, SKIP LOCKED).';
+
 CREATE FUNCTION calsync.create_missing_phases(p_appointment_id bigint, p_found_by text) RETURNS integer
     LANGUAGE plpgsql
     AS $$
@@ -111,6 +144,9 @@ DECLARE
     v_problem text;
     v_count integer;
 BEGIN
+    IF EXISTS (SELECT 1 FROM appointment_phases WHERE appointment_id = p_appointment_id) THEN
+        RETURN 0;  -- the common case, without taking a lock
+    END IF;
     -- the row lock serialises this with writers of the same appointment (phase inserts take KEY SHARE)
     SELECT * INTO v_appt FROM appointments WHERE id = p_appointment_id FOR UPDATE;
     IF NOT FOUND OR NOT v_appt.is_composite OR v_appt.status IN ('cancelled', 'no_show')
@@ -183,6 +219,121 @@ $$;
 
 COMMENT ON FUNCTION calsync.derive_phases(p_segments jsonb) IS 'The phases of a composite service''s segments (offsets relative to the start); none when segments_problem() is not NULL.';
 
+CREATE FUNCTION calsync.enqueue_sync(p_appointment_id bigint, p_type text, p_payload jsonb) RETURNS void
+    LANGUAGE sql
+    AS $$
+    INSERT INTO calsync.outbox (aggregatetype, aggregateid, type, payload)
+    VALUES ('appointment', p_appointment_id::text, p_type, p_payload)
+$$;
+
+COMMENT ON FUNCTION calsync.enqueue_sync(p_appointment_id bigint, p_type text, p_payload jsonb) IS 'Add one event (create, cancel or reschedule) for an appointment to calsync.outbox.';
+
+CREATE FUNCTION calsync.finish_sync_events(p_worker text, p_results jsonb, p_max_attempts integer, p_now timestamp with time zone DEFAULT now()) RETURNS TABLE(lost_outbox_id uuid)
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_owned uuid[];
+    v_writer text := current_setting('calsync.writer', true);
+BEGIN
+    PERFORM set_config('calsync.writer', 'worker', true);  -- these writes must not enqueue (no loops)
+    INSERT INTO calsync.sync_attempts
+        (outbox_id, appointment_id, phase_id, worker_id, action, attempt, request_method, request_path,
+         request_body, response_status, response_headers, response_body, duration_ms, category, retryable,
+         error, created_at)
+    SELECT (r->>'outbox_id')::uuid, (r->>'appointment_id')::bigint, (a->>'phase_id')::bigint, p_worker,
+           a->>'action', (a->>'attempt')::int, a->>'request_method', a->>'request_path', a->'request_body',
+           (a->>'response_status')::int, a->'response_headers', a->>'response_body',
+           (a->>'duration_ms')::double precision, a->>'category', (a->>'retryable')::boolean, a->>'error',
+           coalesce((a->>'at')::timestamptz, p_now)
+    FROM jsonb_array_elements(p_results) AS r, jsonb_array_elements(coalesce(r->'attempts', '[]')) AS a;
+    SELECT coalesce(array_agg(x.outbox_id), '{}') INTO v_owned
+    FROM (SELECT d.outbox_id FROM calsync.outbox_delivery d
+          WHERE d.outbox_id IN (SELECT (r->>'outbox_id')::uuid FROM jsonb_array_elements(p_results) AS r)
+            AND d.locked_by = p_worker AND d.status = 'running'
+          ORDER BY d.outbox_id FOR UPDATE) AS x;
+    RETURN QUERY
+        SELECT (r->>'outbox_id')::uuid FROM jsonb_array_elements(p_results) AS r
+        WHERE NOT (r->>'outbox_id')::uuid = ANY (v_owned);
+    -- what Cal.com has now, per appointment and phase (slot 0: the appointment itself)
+    WITH o AS (SELECT r FROM jsonb_array_elements(p_results) AS r WHERE (r->>'outbox_id')::uuid = ANY (v_owned)),
+    b AS (SELECT (o.r->>'appointment_id')::bigint AS appointment_id, x AS b
+          FROM o, jsonb_array_elements(coalesce(o.r->'bookings', '[]')) AS x),
+    gone AS (
+        DELETE FROM calsync.synced_bookings s USING b
+        WHERE coalesce((b.b->>'cancelled')::boolean, false) AND s.appointment_id = b.appointment_id
+          AND s.slot = coalesce((b.b->>'phase_id')::bigint, 0)
+    )
+    INSERT INTO calsync.synced_bookings AS s (appointment_id, slot, uid, booking_id, start_at, end_at, event_type_id, synced_at)
+    SELECT b.appointment_id, coalesce((b.b->>'phase_id')::bigint, 0), b.b->>'uid', (b.b->>'booking_id')::bigint,
+           (b.b->>'start_at')::timestamptz, (b.b->>'end_at')::timestamptz, (b.b->>'event_type_id')::bigint, p_now
+    FROM b WHERE NOT coalesce((b.b->>'cancelled')::boolean, false)
+    ON CONFLICT (appointment_id, slot) DO UPDATE
+        SET uid = excluded.uid, booking_id = excluded.booking_id, start_at = excluded.start_at,
+            end_at = excluded.end_at, event_type_id = excluded.event_type_id, synced_at = excluded.synced_at;
+    UPDATE calsync.superseded_phases sp SET calcom_cancelled_at = p_now
+    FROM jsonb_array_elements(p_results) AS r, jsonb_array_elements_text(coalesce(r->'superseded', '[]')) AS x(id)
+    WHERE (r->>'outbox_id')::uuid = ANY (v_owned) AND sp.id = x.id::bigint;
+    UPDATE appointment_phases p
+    SET calcom_booking_id = CASE WHEN f ? 'calcom_booking_id' THEN (f->>'calcom_booking_id')::bigint ELSE p.calcom_booking_id END,
+        calcom_booking_uid = CASE WHEN f ? 'calcom_booking_uid' THEN f->>'calcom_booking_uid' ELSE p.calcom_booking_uid END,
+        calcom_sync_status = coalesce(f->>'calcom_sync_status', p.calcom_sync_status),
+        sync_error_message = CASE WHEN f ? 'sync_error_message' THEN f->>'sync_error_message' ELSE p.sync_error_message END,
+        updated_at = p_now
+    FROM jsonb_array_elements(p_results) AS r, jsonb_array_elements(coalesce(r->'phases', '[]')) AS f
+    WHERE (r->>'outbox_id')::uuid = ANY (v_owned) AND p.id = (f->>'id')::bigint
+      AND p.appointment_id = (r->>'appointment_id')::bigint;
+    UPDATE appointments a
+    SET calcom_booking_id = CASE WHEN v ? 'calcom_booking_id' THEN (v->>'calcom_booking_id')::bigint ELSE a.calcom_booking_id END,
+        calcom_v2_booking_id = CASE WHEN v ? 'calcom_v2_booking_id' THEN v->>'calcom_v2_booking_id' ELSE a.calcom_v2_booking_id END,
+        calcom_v2_booking_uid = CASE WHEN v ? 'calcom_v2_booking_uid' THEN v->>'calcom_v2_booking_uid' ELSE a.calcom_v2_booking_uid END,
+        calcom_sync_status = CASE WHEN outcome = 'synced' THEN 'synced' WHEN final THEN 'failed'
+                                  WHEN a.calcom_sync_status = 'synced' THEN 'pending' ELSE a.calcom_sync_status END,
+        sync_error_message = CASE WHEN outcome = 'synced' THEN NULL ELSE r->>'error' END,
+        sync_error_code = CASE WHEN outcome = 'synced' THEN NULL ELSE r->>'category' END,
+        sync_error_detail = CASE WHEN outcome = 'synced' THEN NULL ELSE r->'detail' END,
+        sync_attempt_count = least(a.sync_attempt_count + jsonb_array_length(coalesce(r->'attempts', '[]')), 32767),
+        last_sync_attempt_at = p_now,
+        requires_manual_review = CASE WHEN final THEN true WHEN outcome = 'synced' THEN false ELSE a.requires_manual_review END,
+        manual_review_flagged_at = CASE WHEN final THEN coalesce(a.manual_review_flagged_at, p_now)
+                                        WHEN outcome = 'synced' THEN NULL ELSE a.manual_review_flagged_at END
+    FROM (SELECT r, r->>'outcome' AS outcome, coalesce(r->'appointment', '{}'::jsonb) AS v,
+                 r->>'outcome' = 'dead' OR (r->>'outcome' = 'retry' AND d.attempts >= p_max_attempts) AS final
+          FROM jsonb_array_elements(p_results) AS r
+          JOIN calsync.outbox_delivery d ON d.outbox_id = (r->>'outbox_id')::uuid
+          WHERE d.outbox_id = ANY (v_owned)) AS x
+    WHERE a.id = (r->>'appointment_id')::bigint;
+    -- delivered: the event and every earlier event of the appointment it covered
+    WITH done AS (
+        SELECT d.aggregateid, d.covers_seq FROM calsync.outbox_delivery d
+        JOIN jsonb_array_elements(p_results) AS r ON (r->>'outbox_id')::uuid = d.outbox_id
+        WHERE d.outbox_id = ANY (v_owned) AND r->>'outcome' = 'synced'
+    ), events AS (
+        DELETE FROM calsync.outbox e USING done
+        WHERE e.aggregateid = done.aggregateid AND e.seq <= done.covers_seq
+        RETURNING e.id
+    )
+    DELETE FROM calsync.outbox_delivery d USING events WHERE d.outbox_id = events.id;
+    -- retry later (a rate-limited try does not count as an attempt), or dead after p_max_attempts
+    UPDATE calsync.outbox_delivery d
+    SET status = CASE WHEN r->>'outcome' = 'dead' OR (r->>'outcome' = 'retry' AND d.attempts >= p_max_attempts)
+                      THEN 'dead' ELSE 'retry' END,
+        attempts = d.attempts - CASE WHEN r->>'outcome' = 'rate_limited' THEN 1 ELSE 0 END,
+        next_attempt_at = p_now + CASE WHEN r->>'outcome' = 'rate_limited'
+                                       THEN coalesce((r->>'retry_after_s')::double precision, 60) * interval '1 second'
+                                       ELSE calsync.retry_delay(d.attempts) END,
+        locked_by = NULL, locked_until = NULL,
+        last_error = r->>'error', last_category = r->>'category',
+        processed_at = CASE WHEN r->>'outcome' = 'dead' OR (r->>'outcome' = 'retry' AND d.attempts >= p_max_attempts)
+                            THEN p_now END
+    FROM jsonb_array_elements(p_results) AS r
+    WHERE d.outbox_id = (r->>'outbox_id')::uuid AND d.outbox_id = ANY (v_owned)
+      AND r->>'outcome' IN ('retry', 'dead', 'rate_limited');
+    PERFORM set_config('calsync.writer', coalesce(v_writer, ''), true);
+END
+$$;
+
+COMMENT ON FUNCTION calsync.finish_sync_events(p_worker text, p_results jsonb, p_max_attempts integer, p_now timestamp with time zone) IS 'Record a batch of sync outcomes: archive attempts, update appointments/phases, delete delivered events, schedule retries or mark dead. Returns events whose lease was lost.';
+
 CREATE FUNCTION calsync.host_key(p_calcom_user_id bigint, p_staff_id uuid) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
@@ -191,6 +342,22 @@ CREATE FUNCTION calsync.host_key(p_calcom_user_id bigint, p_staff_id uuid) RETUR
 $$;
 
 COMMENT ON FUNCTION calsync.host_key(p_calcom_user_id bigint, p_staff_id uuid) IS 'calcom_user:<id> when the staff row has a Cal.com user, else staff:<uuid>; NULL without staff.';
+
+CREATE FUNCTION calsync.is_bookable_status(p_status text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT p_status IN ('pending', 'confirmed', 'scheduled', 'booked')
+$$;
+
+COMMENT ON FUNCTION calsync.is_bookable_status(p_status text) IS 'true for the statuses an appointment is synced to Cal.com in: pending, confirmed, scheduled, booked.';
+
+CREATE FUNCTION calsync.is_sync_loop(p_sync_origin text) RETURNS boolean
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT coalesce(current_setting('calsync.writer', true), '') = 'worker' OR p_sync_origin IS NOT DISTINCT FROM 'calcom'
+$$;
+
+COMMENT ON FUNCTION calsync.is_sync_loop(p_sync_origin text) IS 'true when a change must not be synced back: written by the worker, or originating from Cal.com.';
 
 CREATE FUNCTION calsync.is_usable_email(p_email text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -253,34 +420,62 @@ $$;
 
 COMMENT ON FUNCTION calsync.preflight(p_revision text, p_rule text, p_table text, p_description text, p_violators text, p_fix text, p_mode text) IS 'Before a revision adds a rule: refuse (SQLSTATE CS001) with a report of the rows that break it, or in new-rows-only mode list them in calsync.integrity_issues.';
 
+CREATE FUNCTION calsync.prune_sync_history(p_keep interval DEFAULT '30 days'::interval, p_keep_attempts interval DEFAULT '90 days'::interval, p_batch integer DEFAULT 5000, p_now timestamp with time zone DEFAULT now()) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_total integer := 0;
+    v_n integer;
+BEGIN
+    WITH old AS (
+        SELECT outbox_id FROM calsync.outbox_delivery
+        WHERE status = 'dead' AND processed_at < p_now - p_keep LIMIT p_batch
+    ), gone AS (
+        DELETE FROM calsync.outbox_delivery d USING old WHERE d.outbox_id = old.outbox_id RETURNING d.outbox_id
+    )
+    DELETE FROM calsync.outbox o USING gone WHERE o.id = gone.outbox_id;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    v_total := v_total + v_n;
+    DELETE FROM calsync.sync_attempts
+    WHERE id IN (SELECT id FROM calsync.sync_attempts WHERE created_at < p_now - p_keep_attempts LIMIT p_batch);
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_total + v_n;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.prune_sync_history(p_keep interval, p_keep_attempts interval, p_batch integer, p_now timestamp with time zone) IS 'Delete dead events older than p_keep and sync attempts older than p_keep_attempts, one batch; returns rows deleted.';
+
+CREATE FUNCTION calsync.reap_expired_leases(p_now timestamp with time zone DEFAULT now(), p_dead_after interval DEFAULT '00:01:00'::interval) RETURNS integer
+    LANGUAGE sql
+    AS $$
+    WITH reaped AS (
+        UPDATE calsync.outbox_delivery d
+        SET status = 'retry', next_attempt_at = p_now, locked_by = NULL, locked_until = NULL,
+            last_error = 'lease taken back: the worker holding it stopped or stalled', last_category = 'NETWORK'
+        WHERE d.status = 'running'
+          AND (d.locked_until < p_now
+               OR NOT EXISTS (SELECT 1 FROM calsync.outbox_listeners l
+                              WHERE l.worker_id = d.locked_by AND l.heartbeat_at > p_now - p_dead_after))
+        RETURNING 1
+    )
+    SELECT count(*)::int FROM reaped
+$$;
+
+COMMENT ON FUNCTION calsync.reap_expired_leases(p_now timestamp with time zone, p_dead_after interval) IS 'Return events whose lease expired, or whose worker stopped heart-beating, to the queue, due now; returns how many.';
+
 CREATE FUNCTION calsync.refresh_host_busy_time(p_appointment_id bigint, p_at_commit boolean) RETURNS void
     LANGUAGE plpgsql
     AS $$
 DECLARE
     v_composite boolean;
-    v_clash record;
+    v_ours boolean;
 BEGIN
-    SELECT is_composite INTO v_composite FROM appointments WHERE id = p_appointment_id FOR NO KEY UPDATE;
+    SELECT is_composite, xmin = pg_current_xact_id()::xid INTO v_composite, v_ours
+    FROM appointments WHERE id = p_appointment_id;
+    IF FOUND AND NOT v_ours THEN
+        SELECT is_composite INTO v_composite FROM appointments WHERE id = p_appointment_id FOR NO KEY UPDATE;
+    END IF;
     DELETE FROM calsync.host_busy_time WHERE appointment_id = p_appointment_id;
-    IF NOT FOUND AND v_composite IS NULL THEN
-        RETURN;  -- the appointment is gone
-    END IF;
-    -- name the booking in the way (the EXCLUDE constraint stays the guarantee under races)
-    SELECT i.busy AS wanted, b.busy AS taken, b.appointment_id AS other, i.host_key INTO v_clash
-    FROM calsync.appointment_busy_intervals i
-    JOIN calsync.host_busy_time b ON b.host_key = i.host_key AND b.busy && i.busy
-    WHERE i.appointment_id = p_appointment_id AND (i.phase_id IS NOT NULL OR NOT v_composite OR p_at_commit)
-    LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION USING
-            ERRCODE = '23P01',
-            CONSTRAINT = 'host_busy_time_no_overlap',
-            TABLE = 'host_busy_time',
-            SCHEMA = 'calsync',
-            MESSAGE = format('host %s is already booked %s by appointment #%s; appointment #%s needs %s',
-                             v_clash.host_key, v_clash.taken, v_clash.other, p_appointment_id, v_clash.wanted),
-            HINT = 'Choose another time or another host, or cancel the other appointment first.';
-    END IF;
     INSERT INTO calsync.host_busy_time (appointment_id, phase_id, staff_id, host_key, busy)
     SELECT i.appointment_id, i.phase_id, i.staff_id, i.host_key, i.busy
     FROM calsync.appointment_busy_intervals i
@@ -288,7 +483,52 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION calsync.refresh_host_busy_time(p_appointment_id bigint, p_at_commit boolean) IS 'Recompute one appointment''s rows in calsync.host_busy_time; refuses (23P01) when its host is already booked.';
+COMMENT ON FUNCTION calsync.refresh_host_busy_time(p_appointment_id bigint, p_at_commit boolean) IS 'Recompute one appointment''s rows in calsync.host_busy_time from calsync.appointment_busy_intervals.';
+
+CREATE FUNCTION calsync.release_sync_events(p_worker text, p_outbox_ids uuid[], p_now timestamp with time zone DEFAULT now()) RETURNS integer
+    LANGUAGE sql
+    AS $$
+    WITH released AS (
+        UPDATE calsync.outbox_delivery
+        SET status = 'retry', next_attempt_at = p_now, locked_by = NULL, locked_until = NULL,
+            last_error = 'released by a stopping worker'
+        WHERE status = 'running' AND locked_by = p_worker AND outbox_id = ANY (p_outbox_ids)
+        RETURNING 1
+    )
+    SELECT count(*)::int FROM released
+$$;
+
+COMMENT ON FUNCTION calsync.release_sync_events(p_worker text, p_outbox_ids uuid[], p_now timestamp with time zone) IS 'Give back events a stopping worker holds; they are due again at once.';
+
+CREATE FUNCTION calsync.requeue_appointments(p_appointment_ids bigint[], p_reason text, p_now timestamp with time zone DEFAULT now()) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    UPDATE calsync.outbox_delivery SET status = 'retry', next_attempt_at = p_now, attempts = 0,
+                                       last_error = 'requeued: ' || p_reason
+    WHERE status = 'dead' AND aggregateid = ANY (SELECT x::text FROM unnest(p_appointment_ids) AS x);
+    PERFORM calsync.enqueue_sync(a.id, CASE WHEN a.status = 'cancelled' THEN 'cancel' ELSE 'create' END,
+                                 jsonb_build_object('appointment_id', a.id, 'requeued', p_reason))
+    FROM appointments a WHERE a.id = ANY (p_appointment_ids);
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    UPDATE appointments SET calcom_sync_status = 'pending', requires_manual_review = false,
+                            manual_review_flagged_at = NULL
+    WHERE id = ANY (p_appointment_ids) AND calcom_sync_status = 'failed';
+    RETURN v_count;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.requeue_appointments(p_appointment_ids bigint[], p_reason text, p_now timestamp with time zone) IS 'Queue appointments for another sync (after their failure cause was fixed); dead events are retried.';
+
+CREATE FUNCTION calsync.retry_delay(p_attempts integer, p_base interval DEFAULT '00:00:05'::interval, p_cap interval DEFAULT '01:00:00'::interval) RETURNS interval
+    LANGUAGE sql
+    AS $$
+    SELECT least(p_base * power(2, greatest(p_attempts - 1, 0))::double precision, p_cap) * (0.75 + random() / 2)
+$$;
+
+COMMENT ON FUNCTION calsync.retry_delay(p_attempts integer, p_base interval, p_cap interval) IS 'Backoff before the next attempt: exponential in the attempts so far, capped, with +-25% jitter.';
 
 CREATE FUNCTION calsync.segment_duration(p_segment jsonb) RETURNS integer
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -325,22 +565,94 @@ $$;
 
 COMMENT ON FUNCTION calsync.segments_problem(p_segments jsonb) IS 'NULL when phases can be derived from these segments, else why not (in words).';
 
-CREATE FUNCTION calsync.tg_appointment_phases__reserve_host_time() RETURNS trigger
+CREATE FUNCTION calsync.tg_appointment_phases__delete_host_time() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
+    PERFORM calsync.refresh_host_busy_time(c.appointment_id, false)
+    FROM (SELECT DISTINCT appointment_id FROM old_phases ORDER BY 1) AS c;
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.tg_appointment_phases__delete_host_time() IS 'Statement trigger appointment_phases_reserve_host_time_delete: deleted phases free their time.';
+
+CREATE FUNCTION calsync.tg_appointment_phases__enqueue_sync() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF coalesce(current_setting('calsync.writer', true), '') = 'worker' THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP = 'DELETE' THEN
-        PERFORM calsync.refresh_host_busy_time(c.appointment_id, false)
-        FROM (SELECT DISTINCT appointment_id FROM old_phases ORDER BY 1) AS c;
+        PERFORM calsync.enqueue_sync(a.id, 'reschedule', jsonb_build_object('appointment_id', a.id, 'phases', 'changed'))
+        FROM appointments a
+        WHERE a.id IN (SELECT appointment_id FROM old_phases) AND calsync.is_bookable_status(a.status)
+          AND a.xmin <> pg_current_xact_id()::xid AND NOT calsync.is_sync_loop(a.sync_origin);
+    ELSIF TG_OP = 'INSERT' THEN
+        PERFORM calsync.enqueue_sync(a.id, 'reschedule', jsonb_build_object('appointment_id', a.id, 'phases', 'changed'))
+        FROM appointments a
+        WHERE a.id IN (SELECT appointment_id FROM new_phases) AND calsync.is_bookable_status(a.status)
+          AND a.xmin <> pg_current_xact_id()::xid AND NOT calsync.is_sync_loop(a.sync_origin);
     ELSE
-        PERFORM calsync.refresh_host_busy_time(c.appointment_id, false)
-        FROM (SELECT DISTINCT appointment_id FROM new_phases ORDER BY 1) AS c;
+        -- only phases whose time or staff need changed (the app rewrites unchanged ones)
+        PERFORM calsync.enqueue_sync(a.id, 'reschedule', jsonb_build_object('appointment_id', a.id, 'phases', 'changed'))
+        FROM appointments a
+        WHERE a.id IN (SELECT n.appointment_id FROM new_phases n JOIN old_phases o ON o.id = n.id
+                       WHERE (n.start_time, n.end_time, n.staff_required) IS DISTINCT FROM (o.start_time, o.end_time, o.staff_required))
+          AND calsync.is_bookable_status(a.status)
+          AND a.xmin <> pg_current_xact_id()::xid AND NOT calsync.is_sync_loop(a.sync_origin);
     END IF;
     RETURN NULL;
 END
 $$;
 
-COMMENT ON FUNCTION calsync.tg_appointment_phases__reserve_host_time() IS 'Statement triggers appointment_phases_reserve_host_time_*: refresh each touched appointment''s busy time once.';
+COMMENT ON FUNCTION calsync.tg_appointment_phases__enqueue_sync() IS 'Statement triggers appointment_phases_enqueue_sync_*: phases changed on their own reschedule their appointment.';
+
+CREATE FUNCTION calsync.tg_appointment_phases__insert_host_time() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    -- serialise with other transactions' refreshes of appointments this one did not write
+    PERFORM 1 FROM appointments a
+    WHERE a.id IN (SELECT appointment_id FROM new_phases) AND a.xmin <> pg_current_xact_id()::xid
+    ORDER BY a.id FOR NO KEY UPDATE;
+    DELETE FROM calsync.host_busy_time b
+    WHERE b.appointment_id IN (SELECT appointment_id FROM new_phases) AND b.phase_id IS NULL;
+    INSERT INTO calsync.host_busy_time (appointment_id, phase_id, staff_id, host_key, busy)
+    SELECT a.id, p.id, a.staff_id, calsync.host_key(s.calcom_user_id, a.staff_id),
+           tstzrange(p.start_time, p.end_time, '[)')
+    FROM new_phases p
+    JOIN appointments a ON a.id = p.appointment_id
+    JOIN staff s ON s.id = a.staff_id
+    WHERE p.staff_required AND p.end_time > p.start_time AND a.status NOT IN ('cancelled', 'no_show');
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.tg_appointment_phases__insert_host_time() IS 'Statement trigger appointment_phases_reserve_host_time_insert: new phases reserve their host''s time.';
+
+CREATE FUNCTION calsync.tg_appointment_phases__update_host_time() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    UPDATE calsync.host_busy_time b SET busy = tstzrange(n.start_time, n.end_time, '[)')
+    FROM new_phases n JOIN old_phases o ON o.id = n.id
+    WHERE b.appointment_id = n.appointment_id AND b.phase_id = n.id
+      AND n.appointment_id = o.appointment_id AND n.staff_required = o.staff_required
+      AND (n.start_time, n.end_time) IS DISTINCT FROM (o.start_time, o.end_time) AND n.end_time > n.start_time;
+    PERFORM calsync.refresh_host_busy_time(c.appointment_id, false)
+    FROM (SELECT DISTINCT x.appointment_id
+          FROM new_phases n JOIN old_phases o ON o.id = n.id,
+               LATERAL (VALUES (n.appointment_id), (o.appointment_id)) AS x(appointment_id)
+          WHERE n.appointment_id <> o.appointment_id OR n.staff_required <> o.staff_required
+             OR (n.end_time <= n.start_time AND (n.start_time, n.end_time) IS DISTINCT FROM (o.start_time, o.end_time))
+          ORDER BY 1) AS c;
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.tg_appointment_phases__update_host_time() IS 'Statement trigger appointment_phases_reserve_host_time_update: keep changed phases'' busy time current.';
 
 CREATE FUNCTION calsync.tg_appointments__check_version() RETURNS trigger
     LANGUAGE plpgsql
@@ -371,6 +683,40 @@ END
 $$;
 
 COMMENT ON FUNCTION calsync.tg_appointments__derive_phases_at_commit() IS 'Deferred trigger appointments_composite_has_phases: at commit, a live composite appointment without phases gets them (or is flagged).';
+
+CREATE FUNCTION calsync.tg_appointments__enqueue_sync() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_type text;
+BEGIN
+    IF calsync.is_sync_loop(NEW.sync_origin) THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        IF NOT calsync.is_bookable_status(NEW.status) THEN
+            RETURN NULL;
+        END IF;
+        v_type := 'create';
+    ELSIF NEW.status = 'cancelled' AND OLD.status IS DISTINCT FROM 'cancelled' THEN
+        v_type := 'cancel';
+    ELSIF calsync.is_bookable_status(NEW.status) AND NOT calsync.is_bookable_status(OLD.status) THEN
+        v_type := 'create';
+    ELSIF calsync.is_bookable_status(NEW.status)
+          AND (NEW.starts_at, NEW.staff_id, NEW.service_id) IS DISTINCT FROM (OLD.starts_at, OLD.staff_id, OLD.service_id) THEN
+        v_type := 'reschedule';
+    ELSE
+        RETURN NULL;
+    END IF;
+    PERFORM calsync.enqueue_sync(NEW.id, v_type, jsonb_build_object(
+        'appointment_id', NEW.id, 'status', NEW.status, 'starts_at', NEW.starts_at, 'ends_at', NEW.ends_at,
+        'staff_id', NEW.staff_id, 'service_id', NEW.service_id, 'customer_id', NEW.customer_id,
+        'calcom_v2_booking_uid', NEW.calcom_v2_booking_uid));
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.tg_appointments__enqueue_sync() IS 'Trigger appointments_enqueue_sync: create, cancel and reschedule events into calsync.outbox, in the booking''s transaction.';
 
 CREATE FUNCTION calsync.tg_appointments__keep_phases_in_step() RETURNS trigger
     LANGUAGE plpgsql
@@ -426,16 +772,68 @@ $$;
 
 COMMENT ON FUNCTION calsync.tg_appointments__match_composite() IS 'Trigger appointments_composite_matches_service: is_composite is copied from the service; a contradicting update is refused (23514).';
 
-CREATE FUNCTION calsync.tg_appointments__reserve_host_time() RETURNS trigger
+CREATE FUNCTION calsync.tg_appointments__release_host_time() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    PERFORM calsync.refresh_host_busy_time(NEW.id, TG_ARGV[0] = 'at_commit');
+    DELETE FROM calsync.host_busy_time b USING old_appointments o WHERE b.appointment_id = o.id;
     RETURN NULL;
 END
 $$;
 
-COMMENT ON FUNCTION calsync.tg_appointments__reserve_host_time() IS 'Triggers appointments_reserve_host_time(_at_commit): keep the appointment''s host busy time current.';
+COMMENT ON FUNCTION calsync.tg_appointments__release_host_time() IS 'Statement trigger appointments_release_host_time: deleted appointments free their busy time.';
+
+CREATE FUNCTION calsync.tg_appointments__reserve_host_time() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF NEW.ends_at > NEW.starts_at THEN
+        INSERT INTO calsync.host_busy_time (appointment_id, phase_id, staff_id, host_key, busy)
+        SELECT NEW.id, NULL, NEW.staff_id, calsync.host_key(s.calcom_user_id, NEW.staff_id),
+               tstzrange(NEW.starts_at, NEW.ends_at, '[)')
+        FROM staff s WHERE s.id = NEW.staff_id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.tg_appointments__reserve_host_time() IS 'Trigger appointments_reserve_host_time: a new simple appointment reserves its host''s time.';
+
+CREATE FUNCTION calsync.tg_appointments__reserve_host_time_at_commit() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM appointment_phases WHERE appointment_id = NEW.id) THEN
+        PERFORM calsync.refresh_host_busy_time(NEW.id, true);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.tg_appointments__reserve_host_time_at_commit() IS 'Deferred trigger appointments_reserve_host_time_at_commit: a composite appointment without phases is busy for its whole time.';
+
+CREATE FUNCTION calsync.tg_appointments__update_host_time() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF NEW.staff_id IS NOT DISTINCT FROM OLD.staff_id AND NEW.status IS NOT DISTINCT FROM OLD.status
+       AND NEW.service_id IS NOT DISTINCT FROM OLD.service_id THEN
+        IF NOT NEW.is_composite AND NEW.ends_at > NEW.starts_at THEN
+            UPDATE calsync.host_busy_time SET busy = tstzrange(NEW.starts_at, NEW.ends_at, '[)')
+            WHERE appointment_id = NEW.id AND phase_id IS NULL;
+            IF FOUND THEN
+                RETURN NULL;
+            END IF;
+        ELSIF EXISTS (SELECT 1 FROM appointment_phases WHERE appointment_id = NEW.id) THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+    PERFORM calsync.refresh_host_busy_time(NEW.id, false);
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.tg_appointments__update_host_time() IS 'Trigger appointments_reserve_host_time_on_change: keep the busy time of a changed appointment current.';
 
 CREATE FUNCTION calsync.tg_customers__fill_placeholder_email() RETURNS trigger
     LANGUAGE plpgsql
@@ -460,6 +858,19 @@ END
 $$;
 
 COMMENT ON FUNCTION calsync.tg_customers__fill_placeholder_email() IS 'Trigger customers_fill_placeholder_email: no usable e-mail and no usable phone gives customer_<id>@<domain>.';
+
+CREATE FUNCTION calsync.tg_outbox__wake_worker() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM calsync.outbox_listeners WHERE idle) THEN
+        PERFORM pg_notify('calsync_outbox', '');
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.tg_outbox__wake_worker() IS 'Statement trigger outbox_wake_worker: NOTIFY calsync_outbox, once per statement and only when a worker is idle.';
 
 CREATE FUNCTION calsync.tg_services__keep_segments_while_booked() RETURNS trigger
     LANGUAGE plpgsql
@@ -561,7 +972,7 @@ CREATE TABLE public.appointments (
     CONSTRAINT appointments_status_known CHECK (((status)::text = ANY ((ARRAY['pending'::character varying, 'confirmed'::character varying, 'scheduled'::character varying, 'booked'::character varying, 'in_progress'::character varying, 'completed'::character varying, 'cancelled'::character varying, 'no_show'::character varying])::text[])))
 );
 
-COMMENT ON COLUMN public.appointments.sync_error_message IS 'The last sync error in full (no length limit since calsync 0003).';
+COMMENT ON COLUMN public.appointments.sync_error_message IS 'The last sync error in full (no length limit since calsync 0005).';
 
 COMMENT ON COLUMN public.appointments.sync_error_detail IS 'The last sync error as structure: status, code, message, category, request id.';
 
@@ -662,6 +1073,67 @@ ALTER TABLE calsync.integrity_issues ALTER COLUMN id ADD GENERATED ALWAYS AS IDE
     CACHE 1
 );
 
+CREATE TABLE calsync.outbox (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    aggregatetype text NOT NULL,
+    aggregateid text NOT NULL,
+    type text NOT NULL,
+    payload jsonb,
+    seq bigint NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT outbox_type_known CHECK ((type = ANY (ARRAY['create'::text, 'cancel'::text, 'reschedule'::text])))
+)
+WITH (autovacuum_vacuum_scale_factor='0.01', autovacuum_vacuum_cost_delay='0');
+
+COMMENT ON TABLE calsync.outbox IS 'Sync intents, written in the booking''s transaction; insert-only (Debezium outbox router shape). Delivered rows are deleted.';
+
+COMMENT ON COLUMN calsync.outbox.aggregateid IS 'the appointment id';
+
+COMMENT ON COLUMN calsync.outbox.type IS 'create, cancel or reschedule';
+
+COMMENT ON COLUMN calsync.outbox.seq IS 'enqueue order; events of one appointment are delivered in this order';
+
+CREATE TABLE calsync.outbox_delivery (
+    outbox_id uuid NOT NULL,
+    aggregateid text NOT NULL,
+    status text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    locked_by text,
+    locked_until timestamp with time zone,
+    last_error text,
+    last_category text,
+    covers_seq bigint NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    processed_at timestamp with time zone,
+    CONSTRAINT outbox_delivery_running_has_lease CHECK (((status <> 'running'::text) OR ((locked_by IS NOT NULL) AND (locked_until IS NOT NULL)))),
+    CONSTRAINT outbox_delivery_status_known CHECK ((status = ANY (ARRAY['running'::text, 'retry'::text, 'dead'::text])))
+)
+WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.01', autovacuum_vacuum_cost_delay='0');
+
+COMMENT ON TABLE calsync.outbox_delivery IS 'Delivery state of outbox events being worked on (made by the claim; deleted on delivery).';
+
+COMMENT ON COLUMN calsync.outbox_delivery.status IS 'running (leased to locked_by until locked_until), retry (due at next_attempt_at) or dead';
+
+COMMENT ON COLUMN calsync.outbox_delivery.covers_seq IS 'the appointment''s newest event when claimed: delivery coalesces every event up to it';
+
+CREATE TABLE calsync.outbox_listeners (
+    worker_id text NOT NULL,
+    idle boolean DEFAULT false NOT NULL,
+    heartbeat_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+COMMENT ON TABLE calsync.outbox_listeners IS 'Workers listening on channel calsync_outbox; enqueueing notifies only while one of them is idle.';
+
+ALTER TABLE calsync.outbox ALTER COLUMN seq ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME calsync.outbox_seq_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE calsync.settings (
     key text NOT NULL,
     value text NOT NULL,
@@ -686,10 +1158,13 @@ CREATE TABLE calsync.superseded_phases (
     calcom_booking_uid text,
     calcom_sync_status text,
     superseded_at timestamp with time zone DEFAULT now() NOT NULL,
-    reason text NOT NULL
+    reason text NOT NULL,
+    calcom_cancelled_at timestamp with time zone
 );
 
 COMMENT ON TABLE calsync.superseded_phases IS 'Phases replaced when an appointment changed service, kept with their Cal.com bookings (which the sync must cancel).';
+
+COMMENT ON COLUMN calsync.superseded_phases.calcom_cancelled_at IS 'when the sync cancelled the phase''s Cal.com booking; NULL while it is to do';
 
 ALTER TABLE calsync.superseded_phases ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME calsync.superseded_phases_id_seq
@@ -699,6 +1174,56 @@ ALTER TABLE calsync.superseded_phases ALTER COLUMN id ADD GENERATED ALWAYS AS ID
     NO MAXVALUE
     CACHE 1
 );
+
+CREATE TABLE calsync.sync_attempts (
+    id bigint NOT NULL,
+    outbox_id uuid,
+    appointment_id bigint NOT NULL,
+    phase_id bigint,
+    worker_id text NOT NULL,
+    action text NOT NULL,
+    attempt integer,
+    request_method text NOT NULL,
+    request_path text NOT NULL,
+    request_body jsonb,
+    response_status integer,
+    response_headers jsonb,
+    response_body text,
+    duration_ms double precision NOT NULL,
+    category text NOT NULL,
+    retryable boolean,
+    error text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+)
+WITH (toast_tuple_target='128');
+
+COMMENT ON TABLE calsync.sync_attempts IS 'Every HTTP attempt to Cal.com in full: request (never the API key), response status, headers and body, duration, category.';
+
+COMMENT ON COLUMN calsync.sync_attempts.response_status IS 'HTTP status; NULL when there was no response (timeout, connection reset)';
+
+COMMENT ON COLUMN calsync.sync_attempts.category IS 'OK, or the failure category (PAST_APPOINTMENT, HOST_UNAVAILABLE, VALIDATION, …)';
+
+ALTER TABLE calsync.sync_attempts ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME calsync.sync_attempts_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE calsync.synced_bookings (
+    appointment_id bigint NOT NULL,
+    slot bigint NOT NULL,
+    uid text NOT NULL,
+    booking_id bigint,
+    start_at timestamp with time zone,
+    end_at timestamp with time zone,
+    event_type_id bigint,
+    synced_at timestamp with time zone NOT NULL
+);
+
+COMMENT ON TABLE calsync.synced_bookings IS 'The Cal.com bookings the worker made or adopted for each appointment (slot 0) and phase (slot = phase id).';
 
 CREATE SEQUENCE public.appointment_phases_id_seq
     START WITH 1
@@ -816,18 +1341,33 @@ ALTER TABLE ONLY public.customers ALTER COLUMN id SET DEFAULT nextval('public.cu
 ALTER TABLE ONLY public.services ALTER COLUMN id SET DEFAULT nextval('public.services_id_seq'::regclass);
 
 ALTER TABLE ONLY calsync.host_busy_time
-    ADD CONSTRAINT host_busy_time_no_overlap EXCLUDE USING gist (host_key WITH =, busy WITH &&);
+    ADD CONSTRAINT host_busy_time_no_overlap EXCLUDE USING gist (host_key WITH =, busy WITH &&, appointment_id WITH <>);
 
-COMMENT ON CONSTRAINT host_busy_time_no_overlap ON calsync.host_busy_time IS 'A host (Cal.com user, else staff row) cannot be booked twice at once: choose another time or host.';
+COMMENT ON CONSTRAINT host_busy_time_no_overlap ON calsync.host_busy_time IS 'A host (Cal.com user, else staff row) cannot be booked twice at once; the DETAIL names both appointments: choose another time or host.';
 
 ALTER TABLE ONLY calsync.integrity_issues
     ADD CONSTRAINT integrity_issues_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY calsync.outbox_delivery
+    ADD CONSTRAINT outbox_delivery_pkey PRIMARY KEY (outbox_id);
+
+ALTER TABLE ONLY calsync.outbox_listeners
+    ADD CONSTRAINT outbox_listeners_pkey PRIMARY KEY (worker_id);
+
+ALTER TABLE ONLY calsync.outbox
+    ADD CONSTRAINT outbox_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY calsync.settings
     ADD CONSTRAINT settings_pkey PRIMARY KEY (key);
 
 ALTER TABLE ONLY calsync.superseded_phases
     ADD CONSTRAINT superseded_phases_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY calsync.sync_attempts
+    ADD CONSTRAINT sync_attempts_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY calsync.synced_bookings
+    ADD CONSTRAINT synced_bookings_pkey PRIMARY KEY (appointment_id, slot);
 
 ALTER TABLE ONLY public.appointment_phases
     ADD CONSTRAINT appointment_phases_one_per_sequence UNIQUE (appointment_id, sequence_order);
@@ -870,11 +1410,21 @@ ALTER TABLE ONLY public.staff
 
 CREATE INDEX host_busy_time_appointment_id_index ON calsync.host_busy_time USING btree (appointment_id);
 
-CREATE INDEX host_busy_time_staff_id_index ON calsync.host_busy_time USING btree (staff_id);
-
 CREATE UNIQUE INDEX integrity_issues_one_open_per_rule_and_row ON calsync.integrity_issues USING btree (rule, table_name, row_id) WHERE (resolved_at IS NULL);
 
+CREATE INDEX outbox_aggregateid_seq_index ON calsync.outbox USING btree (aggregateid, seq);
+
+CREATE INDEX outbox_delivery_aggregateid_index ON calsync.outbox_delivery USING btree (aggregateid);
+
+CREATE INDEX outbox_delivery_lease_index ON calsync.outbox_delivery USING btree (locked_until) WHERE (status = 'running'::text);
+
+CREATE UNIQUE INDEX outbox_seq_unique ON calsync.outbox USING btree (seq);
+
 CREATE INDEX superseded_phases_appointment_id_index ON calsync.superseded_phases USING btree (appointment_id);
+
+CREATE INDEX sync_attempts_appointment_id_index ON calsync.sync_attempts USING btree (appointment_id, id);
+
+CREATE INDEX sync_attempts_created_at_brin ON calsync.sync_attempts USING brin (created_at);
 
 CREATE INDEX appointment_phases_appointment_id_calcom_sync_status_index ON public.appointment_phases USING btree (appointment_id, calcom_sync_status);
 
@@ -934,23 +1484,37 @@ CREATE INDEX services_company_id_index ON public.services USING btree (company_i
 
 CREATE INDEX staff_calcom_user_id_index ON public.staff USING btree (calcom_user_id);
 
-CREATE TRIGGER appointment_phases_reserve_host_time_delete AFTER DELETE ON public.appointment_phases REFERENCING OLD TABLE AS old_phases FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointment_phases__reserve_host_time();
+CREATE TRIGGER outbox_wake_worker AFTER INSERT ON calsync.outbox FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_outbox__wake_worker();
 
-CREATE TRIGGER appointment_phases_reserve_host_time_insert AFTER INSERT ON public.appointment_phases REFERENCING NEW TABLE AS new_phases FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointment_phases__reserve_host_time();
+CREATE TRIGGER appointment_phases_enqueue_sync_delete AFTER DELETE ON public.appointment_phases REFERENCING OLD TABLE AS old_phases FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointment_phases__enqueue_sync();
 
-CREATE TRIGGER appointment_phases_reserve_host_time_update AFTER UPDATE ON public.appointment_phases REFERENCING NEW TABLE AS new_phases FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointment_phases__reserve_host_time();
+CREATE TRIGGER appointment_phases_enqueue_sync_insert AFTER INSERT ON public.appointment_phases REFERENCING NEW TABLE AS new_phases FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointment_phases__enqueue_sync();
+
+CREATE TRIGGER appointment_phases_enqueue_sync_update AFTER UPDATE ON public.appointment_phases REFERENCING OLD TABLE AS old_phases NEW TABLE AS new_phases FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointment_phases__enqueue_sync();
+
+CREATE TRIGGER appointment_phases_reserve_host_time_delete AFTER DELETE ON public.appointment_phases REFERENCING OLD TABLE AS old_phases FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointment_phases__delete_host_time();
+
+CREATE TRIGGER appointment_phases_reserve_host_time_insert AFTER INSERT ON public.appointment_phases REFERENCING NEW TABLE AS new_phases FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointment_phases__insert_host_time();
+
+CREATE TRIGGER appointment_phases_reserve_host_time_update AFTER UPDATE ON public.appointment_phases REFERENCING OLD TABLE AS old_phases NEW TABLE AS new_phases FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointment_phases__update_host_time();
 
 CREATE CONSTRAINT TRIGGER appointments_composite_has_phases AFTER INSERT OR UPDATE OF service_id, starts_at, is_composite, status ON public.appointments DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (new.is_composite) EXECUTE FUNCTION calsync.tg_appointments__derive_phases_at_commit();
 
 CREATE TRIGGER appointments_composite_matches_service BEFORE INSERT OR UPDATE OF service_id, is_composite ON public.appointments FOR EACH ROW EXECUTE FUNCTION calsync.tg_appointments__match_composite();
 
+CREATE TRIGGER appointments_enqueue_sync AFTER INSERT ON public.appointments FOR EACH ROW EXECUTE FUNCTION calsync.tg_appointments__enqueue_sync();
+
+CREATE TRIGGER appointments_enqueue_sync_on_change AFTER UPDATE OF status, starts_at, staff_id, service_id ON public.appointments FOR EACH ROW WHEN ((((new.status)::text IS DISTINCT FROM (old.status)::text) OR (new.starts_at IS DISTINCT FROM old.starts_at) OR (new.staff_id IS DISTINCT FROM old.staff_id) OR (new.service_id IS DISTINCT FROM old.service_id))) EXECUTE FUNCTION calsync.tg_appointments__enqueue_sync();
+
 CREATE TRIGGER appointments_phases_follow_appointment AFTER UPDATE OF starts_at, service_id ON public.appointments FOR EACH ROW WHEN (((new.starts_at IS DISTINCT FROM old.starts_at) OR (new.service_id IS DISTINCT FROM old.service_id))) EXECUTE FUNCTION calsync.tg_appointments__keep_phases_in_step();
 
-CREATE TRIGGER appointments_reserve_host_time AFTER INSERT ON public.appointments FOR EACH ROW EXECUTE FUNCTION calsync.tg_appointments__reserve_host_time('now');
+CREATE TRIGGER appointments_release_host_time AFTER DELETE ON public.appointments REFERENCING OLD TABLE AS old_appointments FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointments__release_host_time();
 
-CREATE CONSTRAINT TRIGGER appointments_reserve_host_time_at_commit AFTER INSERT OR UPDATE OF starts_at, ends_at, staff_id, status, service_id ON public.appointments DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (new.is_composite) EXECUTE FUNCTION calsync.tg_appointments__reserve_host_time('at_commit');
+CREATE TRIGGER appointments_reserve_host_time AFTER INSERT ON public.appointments FOR EACH ROW WHEN (((NOT new.is_composite) AND (new.staff_id IS NOT NULL) AND ((new.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])))) EXECUTE FUNCTION calsync.tg_appointments__reserve_host_time();
 
-CREATE TRIGGER appointments_reserve_host_time_on_change AFTER UPDATE OF starts_at, ends_at, staff_id, status, service_id ON public.appointments FOR EACH ROW WHEN (((new.starts_at IS DISTINCT FROM old.starts_at) OR (new.ends_at IS DISTINCT FROM old.ends_at) OR (new.staff_id IS DISTINCT FROM old.staff_id) OR ((new.status)::text IS DISTINCT FROM (old.status)::text) OR (new.service_id IS DISTINCT FROM old.service_id))) EXECUTE FUNCTION calsync.tg_appointments__reserve_host_time('now');
+CREATE CONSTRAINT TRIGGER appointments_reserve_host_time_at_commit AFTER INSERT OR UPDATE OF starts_at, ends_at, staff_id, status, service_id ON public.appointments DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (new.is_composite) EXECUTE FUNCTION calsync.tg_appointments__reserve_host_time_at_commit();
+
+CREATE TRIGGER appointments_reserve_host_time_on_change AFTER UPDATE OF starts_at, ends_at, staff_id, status, service_id ON public.appointments FOR EACH ROW WHEN (((new.starts_at IS DISTINCT FROM old.starts_at) OR (new.ends_at IS DISTINCT FROM old.ends_at) OR (new.staff_id IS DISTINCT FROM old.staff_id) OR ((new.status)::text IS DISTINCT FROM (old.status)::text) OR (new.service_id IS DISTINCT FROM old.service_id))) EXECUTE FUNCTION calsync.tg_appointments__update_host_time();
 
 CREATE TRIGGER appointments_version_check BEFORE UPDATE ON public.appointments FOR EACH ROW EXECUTE FUNCTION calsync.tg_appointments__check_version();
 
@@ -959,9 +1523,6 @@ CREATE TRIGGER customers_fill_placeholder_email BEFORE INSERT OR UPDATE OF email
 CREATE TRIGGER services_keep_segments_while_booked BEFORE UPDATE OF segments, composite ON public.services FOR EACH ROW EXECUTE FUNCTION calsync.tg_services__keep_segments_while_booked();
 
 CREATE TRIGGER staff_rekey_host_busy_time AFTER UPDATE OF calcom_user_id ON public.staff FOR EACH ROW WHEN ((new.calcom_user_id IS DISTINCT FROM old.calcom_user_id)) EXECUTE FUNCTION calsync.tg_staff__rekey_host_busy_time();
-
-ALTER TABLE ONLY calsync.host_busy_time
-    ADD CONSTRAINT host_busy_time_appointment_id_fkey FOREIGN KEY (appointment_id) REFERENCES public.appointments(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.appointment_phases
     ADD CONSTRAINT appointment_phases_appointment_id_fkey FOREIGN KEY (appointment_id) REFERENCES public.appointments(id) ON DELETE CASCADE;

@@ -111,7 +111,7 @@ def test_whole_chain_up_down_up_with_data(fresh_db: Db) -> None:
     assert migrate.current_heads(fresh_db.url) == migrate.code_heads()
 
 
-@pytest.mark.parametrize("revision", ["0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010"])
+@pytest.mark.parametrize("revision", ["0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012"])
 def test_each_revision_down_and_up_with_data(fresh_db: Db, revision: str) -> None:
     app_database(fresh_db)
     migrate.upgrade(fresh_db.url, revision)
@@ -124,7 +124,7 @@ def test_error_column_change_is_catalog_only(fresh_db: Db) -> None:
     app_database(fresh_db, "0002")
     with fresh_db.connect() as conn:
         before = conn.execute("SELECT pg_relation_filenode('appointments')").fetchone()
-    migrate.upgrade(fresh_db.url, "0003")
+    migrate.upgrade(fresh_db.url, "0005")
     with fresh_db.connect() as conn:
         after = conn.execute("SELECT pg_relation_filenode('appointments')").fetchone()
         long = "x" * 5000
@@ -134,20 +134,20 @@ def test_error_column_change_is_catalog_only(fresh_db: Db) -> None:
 
 
 def test_preflight_refuses_with_a_readable_report(fresh_db: Db) -> None:
-    app_database(fresh_db, "0005")
+    app_database(fresh_db, "0007")
     rows = add_incident_rows(fresh_db)
     with pytest.raises(sa.exc.DBAPIError) as err:
         migrate.upgrade(fresh_db.url, "heads")
     orig = err.value.orig
     assert isinstance(orig, psycopg.Error) and orig.sqlstate == "CS001"
     assert orig.diag.message_primary == (
-        "calsync pre-flight stopped revision 0006: 1 row(s) of appointments break rule "
+        "calsync pre-flight stopped revision 0008: 1 row(s) of appointments break rule "
         "appointments_service_required (a live appointment needs a service)"
     )
     assert orig.diag.message_detail == f"first ids: {rows['no_service']}"
     assert "WHERE service_id IS NULL" in (orig.diag.message_hint or "")
     assert "CALSYNC_PREFLIGHT=new-rows-only" in (orig.diag.message_hint or "")
-    assert migrate.current_heads(fresh_db.url) == {"0005"}, "the refused revision left nothing behind"
+    assert migrate.current_heads(fresh_db.url) == {"0007"}, "the refused revision left nothing behind"
 
 
 def test_preflight_report_lists_every_pending_rule(fresh_db: Db) -> None:
@@ -213,7 +213,7 @@ def _index_state(db: Db, name: str) -> tuple[object, ...] | None:
 
 def test_failed_concurrent_build_leaves_no_invalid_index(fresh_db: Db) -> None:
     """A duplicate committed while the index is being built (after the pre-flight) makes the build fail."""
-    app_database(fresh_db, "0006")
+    app_database(fresh_db, "0008")
     blocker = fresh_db.connect()
     try:
         blocker.execute(
@@ -223,27 +223,27 @@ def test_failed_concurrent_build_leaves_no_invalid_index(fresh_db: Db) -> None:
         )
         threading.Timer(3.0, blocker.commit).start()  # the build waits for this transaction, then meets the duplicate
         with pytest.raises(sa.exc.IntegrityError) as err:
-            migrate.upgrade(fresh_db.url, "0007")
+            migrate.upgrade(fresh_db.url, "0009")
         assert getattr(err.value.orig, "sqlstate", None) == "23505"
         assert _index_state(fresh_db, "appointments_one_live_per_customer_slot") is None, "INVALID index left behind"
-        assert migrate.current_heads(fresh_db.url) == {"0006"}
+        assert migrate.current_heads(fresh_db.url) == {"0008"}
     finally:
         blocker.close()
 
 
 def test_lock_timeouts_are_retried(fresh_db: Db) -> None:
     """A long transaction makes the first attempts time out; the build is retried and succeeds."""
-    app_database(fresh_db, "0006")
+    app_database(fresh_db, "0008")
     blocker = fresh_db.connect()
     try:
         blocker.execute("UPDATE appointments SET sync_attempt_count = sync_attempt_count WHERE id = 1")
         threading.Timer(2.0, blocker.rollback).start()
         with env(CALSYNC_LOCK_TIMEOUT="200ms"):
-            migrate.upgrade(fresh_db.url, "0008")
+            migrate.upgrade(fresh_db.url, "0010")
     finally:
         blocker.close()
     assert _index_state(fresh_db, "appointments_one_live_per_customer_slot") == (True,)
-    assert migrate.current_heads(fresh_db.url) == {"0008"}
+    assert migrate.current_heads(fresh_db.url) == {"0010"}
 
 
 def test_hundred_concurrent_bookings_of_one_slot(db: Db) -> None:

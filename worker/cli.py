@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -85,6 +86,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         migrate.upgrade(url, args.target, sql=True)
         return 0
     url = resolve_url(args.database_url)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    alembic_log = logging.getLogger("alembic.runtime.migration")
+    alembic_log.addHandler(handler)
+    alembic_log.setLevel(logging.INFO)
     try:
         migrate.upgrade(url, args.target)
     except Exception as e:  # a pre-flight refusal or a lock give-up: print the report, not a traceback
@@ -141,6 +147,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo.run(args)
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from worker import outbox, settings
+    from worker.db import resolve_url
+    from worker.migrate import NotAtHead
+
+    try:
+        cfg = settings.from_args(args, resolve_url(args.database_url))
+        return outbox.run(cfg)
+    except NotAtHead as e:
+        print(f"calsync worker: refusing to start: {e}", file=sys.stderr)
+        return 2
+
+
+def cmd_simulator(args: argparse.Namespace) -> int:
+    from worker.simulator import config, server
+
+    server.run(config.config_from_args(args))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="calsync", description=package_doc)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -173,6 +199,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--anchor", default=None, help="the 'today' of the data, YYYY-MM-DD (default: today)")
     p.add_argument("--seed", type=int, default=42)
     p.set_defaults(handler=cmd_generate)
+
+    from worker import settings
+
+    p = sub.add_parser("worker", help="drain the outbox to Cal.com (run as a systemd service)")
+    settings.add_arguments(p)
+    p.set_defaults(handler=cmd_worker)
+
+    p = sub.add_parser("simulator", help="a local Cal.com API v2 simulator (real HTTP server)")
+    try:
+        from worker.simulator import config as sim_config
+
+        sim_config.add_arguments(p)
+    except ImportError:  # pragma: no cover - the simulator ships with the package
+        pass
+    p.set_defaults(handler=cmd_simulator)
 
     p = sub.add_parser("demo", help="the end-to-end demo on the embedded database")
     p.add_argument("--keep", action="store_true", help="keep the existing demo database instead of resetting it")

@@ -5,4 +5,4 @@ CREATE CONSTRAINT TRIGGER appointments_reserve_host_time_at_commit
     AFTER INSERT OR UPDATE OF starts_at, ends_at, staff_id, status, service_id ON appointments
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW WHEN (NEW.is_composite)
-    EXECUTE FUNCTION calsync.tg_appointments__reserve_host_time('at_commit');
+    EXECUTE FUNCTION calsync.tg_appointments__reserve_host_time_at_commit();

@@ -36,7 +36,7 @@ INSERT INTO customers (company_id, name, phone) VALUES (:company, 'Other Domain'
 SELECT is((SELECT email::text FROM customers WHERE id = :other), 'customer_' || :other || '@salon.invalid',
           'the domain comes from calsync.settings');
 
--- the batched backfill repairs rows written while the trigger was off (as on a database at revision 0003)
+-- the batched backfill repairs rows written while the trigger was off (as on a database at revision 0005)
 ALTER TABLE customers DISABLE TRIGGER customers_fill_placeholder_email;
 INSERT INTO customers (company_id, name, email, phone) VALUES (:company, 'Old Anon', NULL, 'anonymous_1762000000_abcdef12')
 RETURNING id AS old \gset

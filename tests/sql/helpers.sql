@@ -17,14 +17,17 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 
--- The error message a statement fails with (NULL when it succeeds).
+-- The error message (and DETAIL, after " / ") a statement fails with (NULL when it succeeds).
 CREATE FUNCTION tests.message_of(p_sql text) RETURNS text
 LANGUAGE plpgsql AS $$
+DECLARE
+    v_detail text;
 BEGIN
     EXECUTE p_sql;
     RETURN NULL;
 EXCEPTION WHEN OTHERS THEN
-    RETURN SQLERRM;
+    GET STACKED DIAGNOSTICS v_detail = PG_EXCEPTION_DETAIL;
+    RETURN SQLERRM || coalesce(' / ' || nullif(v_detail, ''), '');
 END
 $$;
 

@@ -1,7 +1,7 @@
 """Composite appointments have their phases, derived in the database; phases are unique per sequence.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0011
+Revises: 0010
 
 The app's phase observer failed silently (#664, #700, #750 had no phases), doubled phases (12 instead of
 6), lost them on reschedule, and its event-type import wiped services' segments. Rules:
@@ -11,7 +11,7 @@ The app's phase observer failed silently (#664, #700, #750 had no phases), doubl
   flagged instead: calcom_sync_status failed, requires_manual_review, sync_error_code
   COMPOSITE_FAILURE, and a row in calsync.integrity_issues. A flagged appointment is not synced.
 - ``appointments_phases_follow_appointment``: a reschedule shifts the phases; a service change moves the
-  old phases to ``calsync.superseded_phases`` (with their Cal.com bookings, which must be cancelled) and
+  old phases to ``calsync.superseded_phases`` (made in 0002) (with their Cal.com bookings, which must be cancelled) and
   the deferred trigger derives the new ones.
 - ``appointment_phases_one_per_sequence``: UNIQUE (appointment_id, sequence_order), built CONCURRENTLY
   and attached with ADD CONSTRAINT … USING INDEX; ``appointment_phases_sequence_required`` (CHECK, NOT
@@ -27,8 +27,8 @@ from alembic import op
 
 from migrations import online
 
-revision = "0009"
-down_revision = "0008"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
@@ -64,7 +64,6 @@ PREFLIGHT = [SEQUENCE_PREFLIGHT, UNIQUE_RULE.check]
 def upgrade() -> None:
     online.begin_revision()
     online.preflight(revision, [SEQUENCE_PREFLIGHT])
-    op.execute(FROZEN["tables"])
     op.execute(FROZEN["functions"])
     online.ddl(
         FROZEN["trigger_composite_has_phases"],

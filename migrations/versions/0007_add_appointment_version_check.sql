@@ -1,6 +1,7 @@
--- Frozen SQL of revision 0005 (never edit; sql/ holds the current definitions).
+-- Frozen SQL of revision 0007 (never edit; sql/ holds the current definitions).
 
 -- name: functions
+-- from: sql/functions/version_check.sql
 -- Rule: optimistic locking. Every update increments appointments.version. An update that sets version
 -- to anything but the row's current version is working from a stale read and is refused (40001).
 CREATE OR REPLACE FUNCTION calsync.tg_appointments__check_version() RETURNS trigger
@@ -22,6 +23,8 @@ COMMENT ON FUNCTION calsync.tg_appointments__check_version() IS
     'Trigger appointments_version_check: refuses a stale version with SQLSTATE 40001, else increments version.';
 
 -- name: trigger
+-- from: sql/triggers/appointments__version_check.sql
 CREATE OR REPLACE TRIGGER appointments_version_check
     BEFORE UPDATE ON appointments
     FOR EACH ROW EXECUTE FUNCTION calsync.tg_appointments__check_version();
+

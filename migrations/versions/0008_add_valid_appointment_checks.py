@@ -1,7 +1,7 @@
 """Valid appointments: a service, an end after the start, known statuses, is_composite from the service.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 
 Rules (CHECK constraints, named for what they require):
 - ``appointments_service_required``: a live appointment (status not cancelled/no_show) has a service
@@ -27,8 +27,8 @@ from alembic import op
 
 from migrations import online
 
-revision = "0006"
-down_revision = "0005"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
@@ -118,7 +118,7 @@ def downgrade() -> None:
     )
     op.execute("DROP FUNCTION calsync.tg_appointments__match_composite()")
     op.execute(
-        "UPDATE calsync.integrity_issues SET resolved_at = now(), resolved_by = 'downgrade of 0006', "
+        "UPDATE calsync.integrity_issues SET resolved_at = now(), resolved_by = 'downgrade of 0008', "
         "resolution = 'rule removed' WHERE resolved_at IS NULL AND rule IN ("
         + ", ".join(f"'{r.rule}'" for r in PREFLIGHT)
         + ")"

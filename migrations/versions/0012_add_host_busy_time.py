@@ -1,7 +1,7 @@
 """No double booking of a host: a busy-time table under an EXCLUDE constraint, kept by triggers.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0012
+Revises: 0011
 
 The rule: a host's staff-required time can't overlap another live appointment's staff-required time.
 Staff-required time is an appointment's phases with staff_required when it has phases, else
@@ -20,8 +20,8 @@ EXCLUSIVE for the whole GiST build and check (minutes on 1,000,000 rows, every w
    The refresh names the conflicting booking in its error (SQLSTATE 23P01, constraint
    host_busy_time_no_overlap); the EXCLUDE constraint remains the guarantee under concurrency: of many
    concurrent bookings of one slot exactly one commits.
-3. Existing appointments are backfilled in batches of ``CALSYNC_BATCH_SIZE``, each a short transaction
-   that locks its rows FOR SHARE (a writer of those rows waits for that batch only).
+3. Existing appointments are backfilled in batches of ``CALSYNC_BUSY_BATCH_SIZE`` (1,000), each a short
+   transaction that locks its rows FOR SHARE (a writer of those rows waits for that batch only).
 So writes are blocked at most for one lock_timeout per trigger creation, never for the build.
 
 Pre-flight: existing overlaps stop the revision with a report (the later booking of each overlap), or
@@ -33,8 +33,8 @@ from __future__ import annotations
 
 from migrations import online
 
-revision = "0010"
-down_revision = "0009"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
@@ -74,7 +74,12 @@ def upgrade() -> None:
         FROZEN["trigger_phases"],
         FROZEN["trigger_staff"],
     )
-    online.batches("calsync.backfill_host_busy_time", what="host busy time")
+    # 1,000 appointments a batch: a batch locks its rows FOR SHARE for ~0.2 s, so a writer waits at most that
+    online.batches(
+        "calsync.backfill_host_busy_time",
+        what="host busy time",
+        size=int(online.setting("CALSYNC_BUSY_BATCH_SIZE", "1000")),
+    )
 
 
 def downgrade() -> None:

@@ -1,81 +1,10 @@
--- Frozen SQL of revision 0009 (never edit; sql/ holds the current definitions).
-
--- name: tables
-CREATE TABLE calsync.superseded_phases (
-    id                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    phase_id            bigint NOT NULL,
-    appointment_id      bigint NOT NULL,
-    sequence_order      bigint,
-    phase_type          text,
-    segment_key         text,
-    segment_name        text,
-    staff_required      boolean,
-    start_time          timestamptz,
-    end_time            timestamptz,
-    calcom_booking_id   bigint,
-    calcom_booking_uid  text,
-    calcom_sync_status  text,
-    superseded_at       timestamptz NOT NULL DEFAULT now(),
-    reason              text NOT NULL
-);
-CREATE INDEX superseded_phases_appointment_id_index ON calsync.superseded_phases (appointment_id);
-COMMENT ON TABLE calsync.superseded_phases IS
-    'Phases replaced when an appointment changed service, kept with their Cal.com bookings (which the sync must cancel).';
+-- Frozen SQL of revision 0011 (never edit; sql/ holds the current definitions).
 
 -- name: functions
+-- from: sql/functions/composite_phases.sql
 -- Rule: a live composite appointment has its phases. At commit (a deferred constraint trigger), one
 -- without phases gets them derived from its service's segments; when the segments are unusable it is
 -- flagged instead: calcom_sync_status failed, requires_manual_review, and a row in integrity_issues.
-
-CREATE OR REPLACE FUNCTION calsync.create_missing_phases(p_appointment_id bigint, p_found_by text)
-RETURNS integer
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_appt appointments%ROWTYPE;
-    v_segments jsonb;
-    v_service text;
-    v_problem text;
-    v_count integer;
-BEGIN
-    -- the row lock serialises this with writers of the same appointment (phase inserts take KEY SHARE)
-    SELECT * INTO v_appt FROM appointments WHERE id = p_appointment_id FOR UPDATE;
-    IF NOT FOUND OR NOT v_appt.is_composite OR v_appt.status IN ('cancelled', 'no_show')
-       OR EXISTS (SELECT 1 FROM appointment_phases WHERE appointment_id = p_appointment_id) THEN
-        RETURN 0;
-    END IF;
-    SELECT segments, name INTO v_segments, v_service FROM services WHERE id = v_appt.service_id;
-    v_problem := calsync.segments_problem(v_segments);
-    IF v_problem IS NULL THEN
-        INSERT INTO appointment_phases (appointment_id, phase_type, segment_name, segment_key, sequence_order,
-                                        start_offset_minutes, duration_minutes, staff_required, start_time,
-                                        end_time, calcom_sync_status)
-        SELECT p_appointment_id, d.phase_type, d.segment_name, d.segment_key, d.sequence_order,
-               d.start_offset_minutes, d.duration_minutes, d.staff_required,
-               v_appt.starts_at + make_interval(mins => d.start_offset_minutes),
-               v_appt.starts_at + make_interval(mins => d.start_offset_minutes + d.duration_minutes),
-               'pending'
-        FROM calsync.derive_phases(v_segments) AS d;
-        GET DIAGNOSTICS v_count = ROW_COUNT;
-        RETURN v_count;
-    END IF;
-    UPDATE appointments
-    SET calcom_sync_status = 'failed',
-        requires_manual_review = true,
-        manual_review_flagged_at = coalesce(manual_review_flagged_at, now()),
-        sync_error_code = 'COMPOSITE_FAILURE',
-        sync_error_message = format('composite appointment without phases: %s (service %s, %s)',
-                                    v_problem, v_appt.service_id, v_service)
-    WHERE id = p_appointment_id;
-    INSERT INTO calsync.integrity_issues (rule, table_name, row_id, detail, found_by)
-    VALUES ('appointments_composite_has_phases', 'appointments', p_appointment_id,
-            format('no phases could be derived: %s (service %s, %s)', v_problem, v_appt.service_id, v_service),
-            p_found_by)
-    ON CONFLICT (rule, table_name, row_id) WHERE resolved_at IS NULL DO NOTHING;
-    RETURN 0;
-END
-$$;
-COMMENT ON FUNCTION calsync.create_missing_phases(bigint, text) IS
-    'Derive the phases of a live composite appointment that has none, or flag it for manual review when its service''s segments are unusable. Returns the phases created.';
 
 CREATE OR REPLACE FUNCTION calsync.tg_appointments__derive_phases_at_commit() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -166,7 +95,7 @@ BEGIN
           AND NOT EXISTS (SELECT 1 FROM appointment_phases p WHERE p.appointment_id = a.id)
         ORDER BY a.id
     LOOP
-        PERFORM calsync.create_missing_phases(v_id, 'backfill of revision 0009');
+        PERFORM calsync.create_missing_phases(v_id, 'backfill of revision 0011');
     END LOOP;
     RETURN v_last;
 END
@@ -175,6 +104,7 @@ COMMENT ON FUNCTION calsync.backfill_composite_phases(bigint, integer) IS
     'One batch of the composite-phases backfill: appointments with id in (after_id, returned id]; NULL when done.';
 
 -- name: trigger_composite_has_phases
+-- from: sql/triggers/appointments__composite_has_phases.sql
 -- A constraint trigger has no CREATE OR REPLACE: drop and create (in one transaction).
 DROP TRIGGER IF EXISTS appointments_composite_has_phases ON appointments;
 CREATE CONSTRAINT TRIGGER appointments_composite_has_phases
@@ -184,12 +114,14 @@ CREATE CONSTRAINT TRIGGER appointments_composite_has_phases
     EXECUTE FUNCTION calsync.tg_appointments__derive_phases_at_commit();
 
 -- name: trigger_phases_follow_appointment
+-- from: sql/triggers/appointments__phases_follow_appointment.sql
 CREATE OR REPLACE TRIGGER appointments_phases_follow_appointment
     AFTER UPDATE OF starts_at, service_id ON appointments
     FOR EACH ROW WHEN (NEW.starts_at IS DISTINCT FROM OLD.starts_at OR NEW.service_id IS DISTINCT FROM OLD.service_id)
     EXECUTE FUNCTION calsync.tg_appointments__keep_phases_in_step();
 
 -- name: trigger_keep_segments_while_booked
+-- from: sql/triggers/services__keep_segments_while_booked.sql
 CREATE OR REPLACE TRIGGER services_keep_segments_while_booked
     BEFORE UPDATE OF segments, composite ON services
     FOR EACH ROW EXECUTE FUNCTION calsync.tg_services__keep_segments_while_booked();
@@ -199,5 +131,3 @@ DROP FUNCTION calsync.backfill_composite_phases(bigint, integer);
 DROP FUNCTION calsync.tg_services__keep_segments_while_booked();
 DROP FUNCTION calsync.tg_appointments__keep_phases_in_step();
 DROP FUNCTION calsync.tg_appointments__derive_phases_at_commit();
-DROP FUNCTION calsync.create_missing_phases(bigint, text);
-DROP TABLE calsync.superseded_phases;

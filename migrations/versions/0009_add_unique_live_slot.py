@@ -1,7 +1,7 @@
 """One live appointment per customer, start and service.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0009
+Revises: 0008
 
 ``appointments_one_live_per_customer_slot``: a partial unique index on (customer_id, starts_at,
 service_id) over live appointments (status not cancelled/no_show), so a cancelled booking frees its
@@ -20,8 +20,8 @@ from alembic import op
 
 from migrations import online
 
-revision = "0007"
-down_revision = "0006"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -1,9 +1,9 @@
 """One live appointment per Cal.com booking, and one phase per Cal.com booking.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 
-Partial unique indexes, built CONCURRENTLY after a pre-flight (see 0007 for the mechanics):
+Partial unique indexes, built CONCURRENTLY after a pre-flight (see 0009 for the mechanics):
 - ``appointments_one_live_per_calcom_booking_id`` on ``calcom_booking_id`` (the numeric id the incident's
   #753-#755 shared: 13060966) and ``appointments_one_live_per_calcom_booking_uid`` on
   ``calcom_v2_booking_uid``, each over live appointments with the id set. ``calcom_v2_booking_id``
@@ -18,8 +18,8 @@ from alembic import op
 
 from migrations import online
 
-revision = "0008"
-down_revision = "0007"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

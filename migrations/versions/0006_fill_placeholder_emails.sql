@@ -1,6 +1,7 @@
--- Frozen SQL of revision 0004 (never edit; sql/ holds the current definitions).
+-- Frozen SQL of revision 0006 (never edit; sql/ holds the current definitions).
 
 -- name: functions
+-- from: sql/functions/placeholder_email.sql
 -- Rule: a customer always has a contact Cal.com accepts. Saved with no usable e-mail and no usable
 -- phone, a customer gets customer_<id>@<domain> and email_is_placeholder = true; a real e-mail given
 -- later replaces it and clears the flag. Blank e-mails become NULL (they collided on the unique index).
@@ -51,6 +52,7 @@ COMMENT ON FUNCTION calsync.backfill_placeholder_emails(bigint, integer) IS
     'One batch of the placeholder-email backfill: customers with id in (after_id, returned id]; NULL when done.';
 
 -- name: trigger
+-- from: sql/triggers/customers__fill_placeholder_email.sql
 CREATE OR REPLACE TRIGGER customers_fill_placeholder_email
     BEFORE INSERT OR UPDATE OF email, phone ON customers
     FOR EACH ROW EXECUTE FUNCTION calsync.tg_customers__fill_placeholder_email();

@@ -1,6 +1,7 @@
--- Frozen SQL of revision 0006 (never edit; sql/ holds the current definitions).
+-- Frozen SQL of revision 0008 (never edit; sql/ holds the current definitions).
 
 -- name: functions
+-- from: sql/functions/composite_matches_service.sql
 -- Rule: appointments.is_composite agrees with the service's `composite` flag. On insert, and when the
 -- service changes, it is taken from the service (the app never set it reliably); an update that sets
 -- it against the service is refused.
@@ -31,6 +32,7 @@ COMMENT ON FUNCTION calsync.tg_appointments__match_composite() IS
     'Trigger appointments_composite_matches_service: is_composite is copied from the service; a contradicting update is refused (23514).';
 
 -- name: trigger
+-- from: sql/triggers/appointments__composite_matches_service.sql
 CREATE OR REPLACE TRIGGER appointments_composite_matches_service
     BEFORE INSERT OR UPDATE OF service_id, is_composite ON appointments
     FOR EACH ROW EXECUTE FUNCTION calsync.tg_appointments__match_composite();

@@ -1,7 +1,7 @@
 """Optimistic locking on appointments: version increments on every update; a stale version is refused.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0007
+Revises: 0006
 
 ``appointments_version_check`` (BEFORE UPDATE): an UPDATE that sets ``version`` to anything other than
 the row's current version was based on a stale read and fails with SQLSTATE 40001
@@ -16,8 +16,8 @@ from alembic import op
 
 from migrations import online
 
-revision = "0005"
-down_revision = "0004"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,65 @@
+"""Shared bits of the bench scripts: a scratch database on the embedded server, timing helpers.
+
+Benchmarks print their figures; they are never timed tests. Comparisons are ratios against a baseline
+measured in the same run, because this machine is noisy (2 cores shared with other work).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+
+from worker.embedded import EmbeddedPostgres  # noqa: E402
+
+PG_BINDIR = Path(os.environ.get("CALSYNC_PG_BINDIR", "/usr/lib/postgresql/15/bin"))
+
+
+def server_url() -> str:
+    """Base URL (no database) of the server to benchmark on: CALSYNC_BENCH_SERVER, else the embedded one."""
+    if env := os.environ.get("CALSYNC_BENCH_SERVER"):
+        return env.rstrip("/")
+    return EmbeddedPostgres().start().url.rsplit("/", 1)[0]
+
+
+@contextmanager
+def scratch_database(prefix: str, keep: bool = False) -> Iterator[str]:
+    base = server_url()
+    name = f"bench_{prefix}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        if not keep:
+            with psycopg.connect(base + "/postgres", autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __call__(self) -> float:
+        return time.perf_counter() - self.t0
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def percentile(xs: list[float], p: float) -> float:
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]

@@ -1,0 +1,151 @@
+"""Booking throughput with the whole integrity layer against the base schema alone, in the same run.
+
+Two databases get the same generated data (``--salons`` x 1,000 appointments): A stays at revision 0001
+(the app as it is), B is migrated to head (every rule and trigger). pgbench then runs the same app-like
+workload on each, alternating A, B, A, B (``--rounds``) so drift on this noisy machine hits both alike:
+- 70 %: book an appointment in one transaction, as the app does: 80 % a simple service, 20 % a
+  Dauerwelle with its 6 phases written by the app;
+- 30 %: move one of the 2,000 newest appointments (and its phases) to another time.
+Slots are unique by construction (one per host and day, moves onto a private timeline), so no rule
+refuses anything and any error is a failure of the run. Prints tps per run and the ratio B/A.
+Goal (issue 3): the layer keeps at least 0.85x the bare throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+import psycopg
+from _common import PG_BINDIR, median, scratch_database
+
+from worker import datagen, migrate
+
+BOOK = r"""
+SELECT nextval('bench_slot') AS n \gset
+\set salons {salons}
+\set c 1 + :n % :salons
+\set h (:n / :salons) % 7
+\set d :n / (:salons * 7)
+\set k 0
+\if :h > 0
+\set k :h + 1
+\endif
+\set cust (:c - 1) * 500 + ((:h + :d * 7) % 500) + 1
+\set composite random(1, 100) <= 20
+BEGIN;
+\if :composite
+INSERT INTO appointments (company_id, branch_id, customer_id, service_id, staff_id, starts_at, ends_at, status,
+                          source, is_composite)
+VALUES (:c, md5('branch-' || :c)::uuid, :cust, (:c - 1) * 10 + 7, md5('staff-' || :c || '-' || :k)::uuid,
+        timestamptz '2029-01-01 10:00+01' + :d * interval '1 day',
+        timestamptz '2029-01-01 10:00+01' + :d * interval '1 day' + interval '135 minutes', 'confirmed', 'bench', true)
+RETURNING id AS appt \gset
+INSERT INTO appointment_phases (appointment_id, phase_type, segment_key, segment_name, sequence_order,
+                                start_offset_minutes, duration_minutes, staff_required, start_time, end_time)
+SELECT :appt, v.t, v.k, v.k, v.s, v.o, v.m, v.r,
+       timestamptz '2029-01-01 10:00+01' + :d * interval '1 day' + v.o * interval '1 minute',
+       timestamptz '2029-01-01 10:00+01' + :d * interval '1 day' + (v.o + v.m) * interval '1 minute'
+FROM (VALUES (1, 'initial', 'A', 0, 50, true), (2, 'processing', 'A_gap', 50, 15, false),
+             (3, 'final', 'B', 65, 5, true), (4, 'processing', 'B_gap', 70, 10, false),
+             (5, 'final', 'C', 80, 15, true), (6, 'final', 'D', 95, 40, true)) AS v(s, t, k, o, m, r);
+\else
+INSERT INTO appointments (company_id, branch_id, customer_id, service_id, staff_id, starts_at, ends_at, status,
+                          source)
+VALUES (:c, md5('branch-' || :c)::uuid, :cust, (:c - 1) * 10 + 1, md5('staff-' || :c || '-' || :k)::uuid,
+        timestamptz '2029-01-01 10:00+01' + :d * interval '1 day',
+        timestamptz '2029-01-01 11:00+01' + :d * interval '1 day', 'confirmed', 'bench');
+\endif
+COMMIT;
+"""
+
+MOVE = r"""
+SELECT nextval('bench_move') AS m, (SELECT max(id) FROM appointments) AS top \gset
+\set target random(:top - {window}, :top)
+BEGIN;
+UPDATE appointments SET starts_at = timestamptz '2040-01-01 00:00+00' + :m * interval '3 hours',
+                        ends_at = timestamptz '2040-01-01 00:00+00' + :m * interval '3 hours' + (ends_at - starts_at)
+WHERE id = :target;
+UPDATE appointment_phases p SET start_time = a.starts_at + p.start_offset_minutes * interval '1 minute',
+                                end_time = a.starts_at + (p.start_offset_minutes + p.duration_minutes) * interval '1 minute'
+FROM appointments a WHERE a.id = :target AND p.appointment_id = a.id;
+COMMIT;
+"""
+
+
+def prepare(url: str, salons: int, layer: bool) -> None:
+    migrate.upgrade(url, "0001")
+    with psycopg.connect(url) as conn:
+        datagen.generate(conn, datagen.Params(salons=salons))
+    if layer:
+        migrate.upgrade(url, "heads")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE SEQUENCE bench_slot")
+        conn.execute("CREATE SEQUENCE bench_move")
+        conn.execute("VACUUM ANALYZE")
+
+
+def pgbench(url: str, scripts: Path, clients: int, seconds: int) -> tuple[float, str]:
+    proc = subprocess.run(
+        [
+            str(PG_BINDIR / "pgbench"),
+            "-n",
+            "-c",
+            str(clients),
+            "-j",
+            "2",
+            "-T",
+            str(seconds),
+            "-f",
+            f"{scripts / 'book.sql'}@7",
+            "-f",
+            f"{scripts / 'move.sql'}@3",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    out = proc.stdout + proc.stderr
+    m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out)
+    failed = re.search(r"number of failed transactions: (\d+)", out)
+    if proc.returncode != 0 or not m or (failed and int(failed.group(1)) > 0) or "aborted" in out:
+        raise SystemExit(f"pgbench run failed:\n{out}")
+    return float(m.group(1)), out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--salons", type=int, default=20)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    with scratch_database("bare") as bare, scratch_database("layer") as layer, tempfile.TemporaryDirectory() as tmp:
+        prepare(bare, args.salons, False)
+        prepare(layer, args.salons, True)
+        results: dict[str, list[float]] = {"bare": [], "layer": []}
+        for rnd in range(args.rounds):
+            for name, url in (("bare", bare), ("layer", layer)):
+                scripts = Path(tmp) / name
+                scripts.mkdir(exist_ok=True)
+                (scripts / "book.sql").write_text(BOOK.format(salons=args.salons))
+                (scripts / "move.sql").write_text(MOVE.format(window=2000))
+                tps, _ = pgbench(url, scripts, args.clients, args.seconds)
+                results[name].append(tps)
+                print(f"round {rnd + 1}  {name:5}  {tps:8.1f} tps", flush=True)
+        b, lay = median(results["bare"]), median(results["layer"])
+        print(
+            f"\nbooking throughput, {args.clients} clients, {args.seconds}s x {args.rounds} rounds each "
+            f"(70% book incl. 20% composite with phases, 30% move):"
+        )
+        print(f"  base schema (0001)   median {b:8.1f} tps")
+        print(f"  whole layer (head)   median {lay:8.1f} tps")
+        print(f"  ratio layer/bare     {lay / b:.2f}x   (goal >= 0.85x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+-- Delivery: claim (one per appointment, leased), coalescing, ownership, retries, dead letters, reaper, release.
+SELECT plan(20);
+
+SELECT tests.make_company() AS company \gset
+SELECT tests.make_staff(:company, 'Lena Wagner', 5001) AS lena \gset
+SELECT tests.make_service(:company, 'Herrenhaarschnitt', 30) AS cut \gset
+SELECT tests.make_customer(:company) AS cust \gset
+SELECT tests.make_customer(:company, 'Petra Müller') AS cust2 \gset
+INSERT INTO calsync.outbox_listeners (worker_id) VALUES ('w1'), ('w2');
+
+SELECT tests.make_appointment(:cust, :cut, :'lena', '2031-05-01 10:00+02') AS a \gset
+UPDATE appointments SET starts_at = starts_at + interval '1 hour', ends_at = ends_at + interval '1 hour' WHERE id = :a;
+SELECT tests.make_appointment(:cust2, :cut, :'lena', '2031-05-02 10:00+02') AS b \gset
+
+SELECT results_eq(
+    $$SELECT appointment_id, event_type, attempts FROM calsync.claim_sync_events('w1', 10, '5 minutes') ORDER BY 1$$,
+    format('VALUES (%s::bigint, %L::text, 1), (%s::bigint, %L::text, 1)', :a, 'create', :b, 'create'),
+    'a claim takes the oldest event of each appointment, never two of one appointment');
+SELECT is((SELECT covers_seq FROM calsync.outbox_delivery d JOIN calsync.outbox o ON o.id = d.outbox_id WHERE o.aggregateid = :'a'),
+          (SELECT max(seq) FROM calsync.outbox WHERE aggregateid = :'a'),
+          'the claim covers every event of the appointment so far (they coalesce)');
+SELECT is((SELECT count(*)::int FROM calsync.claim_sync_events('w2', 10, '5 minutes')), 0,
+          'while an event is running, no other event of its appointment can be claimed');
+
+SELECT (SELECT o.id FROM calsync.outbox o WHERE o.aggregateid = :'a' ORDER BY seq LIMIT 1) AS ea \gset
+SELECT (SELECT o.id FROM calsync.outbox o WHERE o.aggregateid = :'b' ORDER BY seq LIMIT 1) AS eb \gset
+
+SELECT results_eq(
+    format($$SELECT lost_outbox_id FROM calsync.finish_sync_events('w2', '[{"outbox_id": "%s", "appointment_id": %s, "outcome": "synced"}]', 8)$$, :'ea', :a),
+    format($$VALUES (%L::uuid)$$, :'ea'), 'completion checks ownership: another worker''s completion is refused');
+
+SELECT is_empty(format($$SELECT * FROM calsync.finish_sync_events('w1', '[{"outbox_id": "%s", "appointment_id": %s, "outcome": "synced",
+    "appointment": {"calcom_v2_booking_uid": "uid-a", "calcom_v2_booking_id": "901", "calcom_booking_id": 901},
+    "bookings": [{"phase_id": null, "uid": "uid-a", "booking_id": 901, "start_at": "2031-05-01T09:00:00Z", "end_at": "2031-05-01T09:30:00Z", "event_type_id": 1}],
+    "attempts": [{"action": "create", "attempt": 1, "request_method": "POST", "request_path": "/v2/bookings",
+                  "request_body": {"start": "x"}, "response_status": 201, "response_body": "{}", "duration_ms": 12.5, "category": "OK"}]}]', 8)$$, :'ea', :a),
+    'the owner''s completion is accepted');
+SELECT is((SELECT count(*)::int FROM calsync.outbox WHERE aggregateid = :'a'), 0, 'delivered: the event and the reschedule it covered are gone');
+SELECT is((SELECT count(*)::int FROM calsync.outbox_delivery WHERE aggregateid = :'a'), 0, 'and so is their delivery state');
+SELECT results_eq(format('SELECT calcom_v2_booking_uid::text, calcom_sync_status::text, requires_manual_review FROM appointments WHERE id = %s', :a),
+                  $$VALUES ('uid-a', 'synced', false)$$, 'the appointment records the booking');
+SELECT is((SELECT response_status FROM calsync.sync_attempts WHERE appointment_id = :a), 201, 'the attempt is archived');
+SELECT is((SELECT uid FROM calsync.synced_bookings WHERE appointment_id = :a AND slot = 0), 'uid-a', 'what Cal.com has is recorded');
+
+-- a retryable failure: retried later with backoff, not before
+SELECT is_empty(format($$SELECT * FROM calsync.finish_sync_events('w1', '[{"outbox_id": "%s", "appointment_id": %s, "outcome": "retry",
+    "category": "SERVER_ERROR", "error": "HTTP 500: {\"message\":\"There was an error, please try again later.\"}"}]', 8)$$, :'eb', :b),
+    'a retryable failure is recorded');
+SELECT results_eq(format($$SELECT status, attempts, last_category, next_attempt_at > now() + interval '3 seconds' FROM calsync.outbox_delivery WHERE outbox_id = %L$$, :'eb'),
+                  $$VALUES ('retry', 1, 'SERVER_ERROR', true)$$, 'it waits with backoff');
+SELECT is((SELECT count(*)::int FROM calsync.claim_sync_events('w1', 10, '5 minutes')), 0, 'and is not claimable before its time');
+SELECT is((SELECT attempts FROM calsync.claim_sync_events('w1', 10, '5 minutes', now() + interval '2 hours')), 2,
+          'then it is claimed again, as attempt 2');
+SELECT is_empty(format($$SELECT * FROM calsync.finish_sync_events('w1', '[{"outbox_id": "%s", "appointment_id": %s, "outcome": "retry",
+    "category": "SERVER_ERROR", "error": "HTTP 503"}]', 2)$$, :'eb', :b), 'the last allowed attempt fails too');
+SELECT results_eq(format($$SELECT d.status, a.calcom_sync_status::text, a.requires_manual_review, a.sync_error_code::text
+                           FROM calsync.outbox_delivery d JOIN appointments a ON a.id = %s WHERE d.outbox_id = %L$$, :b, :'eb'),
+                  $$VALUES ('dead', 'failed', true, 'SERVER_ERROR')$$,
+                  'after max attempts the event is dead and the appointment flagged for manual review');
+
+-- leases: the reaper takes back expired ones and those of workers that stopped heart-beating
+SELECT tests.make_appointment(:cust, :cut, :'lena', '2031-05-03 10:00+02') AS c \gset
+SELECT is((SELECT count(*)::int FROM calsync.claim_sync_events('w1', 10, '1 second')), 1, 'a new event is claimed with a short lease');
+SELECT is(calsync.reap_expired_leases(now() + interval '5 seconds'), 1, 'the reaper returns the expired lease');
+SELECT is((SELECT count(*)::int FROM calsync.claim_sync_events('w2', 10, '5 minutes', now() + interval '5 seconds')), 1,
+          'and another worker can claim it');
+UPDATE calsync.outbox_listeners SET heartbeat_at = now() - interval '10 minutes' WHERE worker_id = 'w2';
+SELECT is(calsync.reap_expired_leases(now(), '60 seconds'), 1, 'a worker that stopped heart-beating loses its leases');
+
+SELECT * FROM finish();

@@ -1,0 +1,113 @@
+"""What the worker decides to send, from an appointment's state (pure functions, no I/O)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from worker.categories import Category, classify
+from worker.reconcile import attendee, plan
+
+NOW = dt.datetime(2031, 1, 1, tzinfo=dt.UTC)
+
+
+def state(**over: Any) -> dict[str, Any]:
+    s: dict[str, Any] = {
+        "id": 7,
+        "status": "confirmed",
+        "starts_at": "2031-02-01T09:00:00+00:00",
+        "ends_at": "2031-02-01T09:30:00+00:00",
+        "is_composite": False,
+        "booking_timezone": "Europe/Berlin",
+        "customer": {"id": 3, "name": "Hans Schuster", "email": "hans@mail.example", "phone": "+4915112345678",
+                     "email_is_placeholder": False, "usable_email": True, "usable_phone": True},
+        "service": {"id": 2, "name": "Herrenhaarschnitt", "event_type_id": 501},
+        "phases": [], "event_map": None, "synced": [], "superseded": [],
+    }  # fmt: skip
+    s.update(over)
+    return s
+
+
+def kinds(s: dict[str, Any], now: dt.datetime = NOW) -> list[str]:
+    return [a.kind for a in plan(s, now).actions]
+
+
+def test_new_booking_is_created() -> None:
+    assert kinds(state()) == ["create"]
+
+
+def test_synced_booking_at_the_same_time_needs_nothing() -> None:
+    synced = [{"slot": 0, "uid": "u1", "start_at": "2031-02-01T09:00:00+00:00", "event_type_id": 501}]
+    assert kinds(state(synced=synced)) == []
+
+
+def test_moved_booking_is_rescheduled_and_cancelled_one_is_cancelled() -> None:
+    synced = [{"slot": 0, "uid": "u1", "start_at": "2031-02-01T08:00:00+00:00", "event_type_id": 501}]
+    assert kinds(state(synced=synced)) == ["reschedule"]
+    assert kinds(state(synced=synced, status="cancelled")) == ["cancel"]
+
+
+def test_create_then_cancel_before_sending_sends_nothing() -> None:
+    assert kinds(state(status="cancelled")) == []
+
+
+def test_composite_gets_one_booking_per_staff_required_phase() -> None:
+    phases = [
+        {"id": 11, "segment_key": "A", "segment_name": "Wickeln", "staff_required": True,
+         "start_time": "2031-02-01T09:00:00+00:00", "end_time": "2031-02-01T09:50:00+00:00"},
+        {"id": 12, "segment_key": "A_gap", "staff_required": False,
+         "start_time": "2031-02-01T09:50:00+00:00", "end_time": "2031-02-01T10:05:00+00:00"},
+        {"id": 13, "segment_key": "B", "segment_name": "Fixieren", "staff_required": True,
+         "start_time": "2031-02-01T10:05:00+00:00", "end_time": "2031-02-01T10:10:00+00:00"},
+    ]  # fmt: skip
+    p = plan(state(is_composite=True, phases=phases, event_map={"A": 9001, "B": 9002}), NOW)
+    assert [(a.kind, a.target.phase_id, a.target.event_type_id) for a in p.actions if a.target] == [
+        ("create", 11, 9001),
+        ("create", 13, 9002),
+    ]
+    assert p.actions[0].target is not None and p.actions[0].target.title == "Herrenhaarschnitt - Wickeln"
+    missing = plan(state(is_composite=True, phases=phases, event_map={"A": 9001}), NOW)
+    assert missing.guard is not None and missing.guard.category == Category.CONFIG_MISSING
+
+
+def test_guards_make_no_call() -> None:
+    past = plan(state(starts_at="2030-01-01T09:00:00+00:00", ends_at="2030-01-01T09:30:00+00:00"), NOW)
+    assert past.guard is not None and past.guard.category == Category.PAST_APPOINTMENT and not past.actions
+    nobody = {"id": 3, "name": "Anon", "email": None, "phone": "anonymous_1763495863_2d3eaf7e",
+              "usable_email": False, "usable_phone": False}  # fmt: skip
+    g = plan(state(customer=nobody), NOW).guard
+    assert g is not None and g.category == Category.MISSING_CONTACT
+    g = plan(state(is_composite=True, phases=[]), NOW).guard
+    assert g is not None and g.category == Category.COMPOSITE_FAILURE
+    g = plan(state(service={"id": 2, "name": "x", "event_type_id": None}), NOW).guard
+    assert g is not None and g.category == Category.CONFIG_MISSING
+
+
+def test_attendee_never_sends_anonymous_phone_and_placeholder_only_without_real_contact() -> None:
+    anon = {"name": "A", "email": "customer_5@placeholder.invalid", "email_is_placeholder": True,
+            "phone": "anonymous_1_abcdef12", "usable_email": True, "usable_phone": False}  # fmt: skip
+    assert attendee({"customer": anon, "booking_timezone": "Europe/Berlin"}) == {
+        "name": "A",
+        "timeZone": "Europe/Berlin",
+        "email": "customer_5@placeholder.invalid",
+    }
+    with_phone = {**anon, "phone": "+4915100000000", "usable_phone": True}
+    assert attendee({"customer": with_phone}) == {"name": "A", "timeZone": "UTC", "phoneNumber": "+4915100000000"}
+
+
+def test_classification_of_cal_com_answers() -> None:
+    wrapped = {"status": "error", "error": {"code": "BadRequestException",
+                                            "message": "Attempting to book a meeting in the past."}}  # fmt: skip
+    assert classify("create", 400, wrapped, "").category == Category.PAST_APPOINTMENT
+    raw = {"statusCode": 400, "message": "User either already has booking at this time or is not available"}
+    assert classify("create", 400, raw, "").category == Category.HOST_UNAVAILABLE
+    v = classify("create", 400, {"statusCode": 400, "message": "responses - {email}email_validation_error"}, "")
+    assert (v.category, v.field, v.retryable) == (Category.VALIDATION, "email", False)
+    assert classify("create", 404, {"error": {"message": "Event type with id 5 not found."}}, "").category == (
+        Category.EVENT_TYPE_NOT_FOUND
+    )
+    assert classify("create", 429, {}, "").category == Category.RATE_LIMITED
+    assert classify("create", 503, {}, "").retryable
+    assert classify("create", None, None, "", "ReadTimeout").category == Category.NETWORK
+    assert classify("create", 201, None, "<html>").category == Category.NETWORK
+    assert classify("create", 401, {}, "").category == Category.AUTH

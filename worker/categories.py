@@ -1,0 +1,92 @@
+"""Outcome categories of a sync attempt. Each is terminal or retryable.
+
+The same names, with their retryability, recommended action and runbook step, are rows of
+``calsync.sync_categories`` in the database (the remediation views read them); a test checks both agree.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Category(StrEnum):
+    OK = "OK"
+    PAST_APPOINTMENT = "PAST_APPOINTMENT"
+    HOST_UNAVAILABLE = "HOST_UNAVAILABLE"
+    VALIDATION = "VALIDATION"
+    MISSING_CONTACT = "MISSING_CONTACT"
+    COMPOSITE_FAILURE = "COMPOSITE_FAILURE"
+    EVENT_TYPE_NOT_FOUND = "EVENT_TYPE_NOT_FOUND"
+    CONFIG_MISSING = "CONFIG_MISSING"
+    AUTH = "AUTH"
+    RATE_LIMITED = "RATE_LIMITED"
+    SERVER_ERROR = "SERVER_ERROR"
+    NETWORK = "NETWORK"
+    CONFLICT = "CONFLICT"
+
+
+RETRYABLE = frozenset(
+    {Category.AUTH, Category.RATE_LIMITED, Category.SERVER_ERROR, Category.NETWORK, Category.CONFLICT}
+)
+# Outcomes after which the booking may exist at Cal.com although we did not see it succeed: before creating
+# again, look it up (and adopt it) instead.
+AMBIGUOUS = frozenset({Category.SERVER_ERROR, Category.NETWORK, Category.CONFLICT})
+
+
+@dataclass(frozen=True)
+class Verdict:
+    category: Category
+    message: str
+    field: str | None = None
+
+    @property
+    def retryable(self) -> bool:
+        return self.category in RETRYABLE
+
+
+_FIELD = re.compile(r"(?:responses - \{(\w+)\})|(?:^|, )(\w+) property is wrong|property (\w+) should not exist")
+
+
+def error_message(body: object, text: str) -> str:
+    """Cal.com's error message from either body shape ({status, error:{message}} or {statusCode, message})."""
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return str(err["message"])
+        if isinstance(body.get("message"), str):
+            return str(body["message"])
+        if isinstance(body.get("message"), list):
+            return "; ".join(str(m) for m in body["message"])
+    return text
+
+
+def classify(action: str, status: int | None, body: object, text: str, error: str | None = None) -> Verdict:
+    """Map one HTTP outcome (or transport error) to a category."""
+    if status is None:
+        return Verdict(Category.NETWORK, error or "no response")
+    message = error_message(body, text)
+    if 200 <= status < 300:
+        if body is None:
+            return Verdict(Category.NETWORK, f"HTTP {status} with a body that is not JSON: {text[:200]}")
+        return Verdict(Category.OK, "")
+    if status == 429:
+        return Verdict(Category.RATE_LIMITED, message)
+    if status in (401, 403):
+        return Verdict(Category.AUTH, message)
+    if status == 409:
+        return Verdict(Category.CONFLICT, message)
+    if status >= 500:
+        return Verdict(Category.SERVER_ERROR, message)
+    if status == 404 and "Event type" in message:
+        return Verdict(Category.EVENT_TYPE_NOT_FOUND, message)
+    if "in the past" in message:
+        return Verdict(Category.PAST_APPOINTMENT, message)
+    if "already has booking" in message or "not available" in message:
+        return Verdict(Category.HOST_UNAVAILABLE, message)
+    if "at least one contact method" in message:
+        return Verdict(Category.MISSING_CONTACT, message)
+    match = _FIELD.search(message)
+    field = next((g for g in match.groups() if g), None) if match else None
+    return Verdict(Category.VALIDATION, message, field)

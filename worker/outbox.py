@@ -1,0 +1,279 @@
+"""The drain loop: claim outbox events, sync their appointments to Cal.com, record the outcomes.
+
+- Wakes on NOTIFY calsync_outbox (a dedicated LISTEN connection); polling every poll_interval_s is the
+  guarantee. While it has nothing to do it marks itself idle in calsync.outbox_listeners, which is the
+  only time enqueueing sends a NOTIFY.
+- Claims in one statement (calsync.claim_sync_events, FOR UPDATE SKIP LOCKED, a lease, at most one event
+  per appointment), loads the claimed appointments' state in one query, and syncs up to ``concurrency``
+  appointments at once through one rate limiter and one HTTP client.
+- Outcomes are recorded in batches (calsync.finish_sync_events), which checks the lease is still ours.
+  A reaper returns expired leases and those of workers that stopped heart-beating.
+- SIGTERM/SIGINT: stop claiming, finish in-flight work up to shutdown_deadline_s, release the rest.
+- ``once``: drain what is due, then exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import functools
+import json
+import signal
+import time
+from typing import Any
+
+import psycopg
+from psycopg.rows import tuple_row
+from psycopg_pool import AsyncConnectionPool
+
+from worker import logs, metrics, migrate
+from worker.calcom import CalcomClient
+from worker.categories import Category, Verdict
+from worker.db import libpq_url, query
+from worker.ratelimit import RateLimiter
+from worker.sdnotify import Notifier
+from worker.settings import WorkerSettings
+from worker.sync import AppointmentSync, Outcome, parse_state
+
+CHANNEL = "calsync_outbox"
+
+
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    # the worker's own writes never enqueue (no loops); see calsync.is_sync_loop
+    await conn.execute("SET calsync.writer = 'worker'")
+    await conn.set_autocommit(True)
+
+
+class Worker:
+    def __init__(self, settings: WorkerSettings) -> None:
+        self.s = settings
+        self.metrics = metrics.Metrics()
+        self.limiter = RateLimiter(settings.rate_limit, settings.rate_window_s)
+        self.notifier = Notifier()
+        self.wake = asyncio.Event()
+        self.stopping = asyncio.Event()
+        self.inflight: dict[str, asyncio.Task[None]] = {}
+        self.pending_results: list[dict[str, Any]] = []
+        self.flushed = asyncio.Event()
+        self.idle = False
+        self.pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+        self.client: CalcomClient | None = None
+
+    # -- database ---------------------------------------------------------------------------------
+    async def _fetch(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        assert self.pool is not None
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(query(name).encode(), params)
+            return await cur.fetchall() if cur.description else []
+
+    async def queue_stats(self) -> tuple[int, int, float]:
+        (depth, dead, oldest), *_ = await self._fetch("queue_stats", {})
+        return int(depth), int(dead), float(oldest)
+
+    async def set_idle(self, idle: bool) -> None:
+        if idle != self.idle:
+            self.idle = idle
+            await self._fetch("listener_idle", {"worker": self.s.worker_id, "idle": idle})
+
+    # -- main -------------------------------------------------------------------------------------
+    async def run(self) -> int:
+        migrate.require_head(self.s.database_url)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        self.pool = AsyncConnectionPool(
+            libpq_url(self.s.database_url), min_size=2, max_size=4, configure=_configure, open=False
+        )
+        await self.pool.open(wait=True)
+        self.client = CalcomClient(
+            self.s.base_url,
+            self.s.api_key,
+            self.limiter,
+            timeout_s=self.s.request_timeout_s,
+            max_connections=self.s.concurrency,
+        )
+        runner = None
+        if self.s.metrics_port:
+            runner = await metrics.serve(self.metrics, self.s.metrics_port, self.queue_stats)
+        await self._fetch("listener_register", {"worker": self.s.worker_id})
+        listener = asyncio.create_task(self._listen())
+        housekeeping = asyncio.create_task(self._housekeeping())
+        flusher = asyncio.create_task(self._flusher())
+        logs.log(
+            "worker_started",
+            worker_id=self.s.worker_id,
+            base_url=self.s.base_url,
+            concurrency=self.s.concurrency,
+            rate_limit=self.s.rate_limit,
+            once=self.s.once,
+        )
+        self.notifier.ready()
+        try:
+            await self._drain()
+        finally:
+            await self._shutdown(listener, housekeeping, flusher)
+            if runner:
+                await runner.cleanup()
+        return 0
+
+    def stop(self) -> None:
+        if not self.stopping.is_set():
+            logs.log("worker_stopping", worker_id=self.s.worker_id, inflight=len(self.inflight))
+            self.notifier.stopping()
+            self.stopping.set()
+            self.wake.set()
+
+    async def _drain(self) -> None:
+        last_ping = 0.0
+        while not self.stopping.is_set():
+            if self.notifier.watchdog_interval_s and time.monotonic() - last_ping > self.notifier.watchdog_interval_s:
+                self.notifier.watchdog()
+                last_ping = time.monotonic()
+            free = self.s.concurrency - len(self.inflight)
+            claimed = await self._claim(min(free, self.s.batch_size)) if free > 0 else 0
+            if claimed:
+                continue
+            if self.s.once and not self.inflight:
+                await self._flush()
+                if not await self._claim(min(self.s.concurrency, self.s.batch_size)) and not self.inflight:
+                    break
+                continue
+            if not self.inflight:
+                await self.set_idle(True)
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.s.poll_interval_s)
+            await self.set_idle(False)
+
+    async def _claim(self, limit: int) -> int:
+        rows = await self._fetch("claim", {"worker": self.s.worker_id, "limit": limit, "lease_s": self.s.lease_s})
+        if not rows:
+            return 0
+        states = {int(r[0]): r[1] for r in await self._fetch("sync_state", {"ids": [int(r[1]) for r in rows]})}
+        for outbox_id, appointment_id, event_type, attempts, _covers in rows:
+            state = parse_state(dict(states[int(appointment_id)]))
+            task = asyncio.create_task(self._sync(str(outbox_id), state, int(attempts), str(event_type)))
+            self.inflight[str(outbox_id)] = task
+            task.add_done_callback(functools.partial(self._done, str(outbox_id)))
+        return len(rows)
+
+    def _done(self, key: str, _task: asyncio.Task[None]) -> None:
+        self.inflight.pop(key, None)
+        self.wake.set()
+
+    async def _sync(self, outbox_id: str, state: dict[str, Any], attempt: int, event_type: str) -> None:
+        assert self.client is not None
+        started = time.perf_counter()
+        try:
+            outcome = await AppointmentSync(self.client, state, outbox_id, attempt).run(dt.datetime.now(dt.UTC))
+        except Exception as e:  # a bug must not lose the event: it is retried and the error recorded
+            logs.log("sync_crashed", level="error", outbox_id=outbox_id, appointment_id=state.get("id"), error=repr(e))
+            outcome = Outcome(int(state["id"]), outbox_id)
+            outcome.failure = Verdict(Category.NETWORK, f"worker error: {e!r}")
+        record = outcome.record(attempt)
+        for ex in outcome.exchanges:
+            self.metrics.observe_request(str(ex.verdict.category), ex.duration_ms / 1000)
+        self.metrics.events[record["outcome"]] += 1
+        self.metrics.rate_limit_waits = self.limiter.waits
+        self.metrics.rate_limit_wait_s = self.limiter.waited_s
+        logs.log(
+            "event_" + record["outcome"],
+            outbox_id=outbox_id,
+            appointment_id=outcome.appointment_id,
+            event_type=event_type,
+            attempt=attempt,
+            category=record["category"],
+            requests=len(outcome.exchanges),
+            took_ms=round((time.perf_counter() - started) * 1000, 1),
+            error=record["error"][:500] if record["error"] else None,
+        )
+        self.pending_results.append(record)
+        if len(self.pending_results) >= self.s.batch_size:
+            self.flushed.set()
+
+    # -- recording --------------------------------------------------------------------------------
+    async def _flush(self) -> None:
+        while self.pending_results:
+            batch, self.pending_results = self.pending_results, []
+            lost = await self._fetch(
+                "finish",
+                {
+                    "worker": self.s.worker_id,
+                    "results": json.dumps(batch, default=str),
+                    "max_attempts": self.s.max_attempts,
+                },
+            )
+            for (outbox_id,) in lost:
+                self.metrics.lost_leases += 1
+                logs.log("lease_lost", level="warning", outbox_id=outbox_id, worker_id=self.s.worker_id)
+
+    async def _flusher(self) -> None:
+        """Record outcomes every 20 ms (or at once when a batch is full); flush everything on the way out."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.flushed.wait(), 0.02)
+            self.flushed.clear()
+            try:
+                await self._flush()
+            except psycopg.Error as e:
+                logs.log("finish_failed", level="error", error=str(e))
+                await asyncio.sleep(1)
+
+    async def _listen(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    libpq_url(self.s.database_url), autocommit=True
+                ) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}".encode())
+                    async for _ in conn.notifies():
+                        self.wake.set()
+            except psycopg.Error as e:
+                logs.log("listen_lost", level="warning", error=str(e))
+                self.wake.set()  # poll meanwhile
+                await asyncio.sleep(1)
+
+    async def _housekeeping(self) -> None:
+        """Heartbeat, reap expired and orphaned leases, and prune old history (hourly)."""
+        last_prune = 0.0
+        while True:
+            try:
+                await self._fetch("listener_idle", {"worker": self.s.worker_id, "idle": self.idle})
+                (reaped,), *_ = await self._fetch("reap", {"dead_after_s": max(30.0, 6 * self.s.poll_interval_s)})
+                if reaped:
+                    logs.log("leases_reaped", count=reaped)
+                    self.wake.set()
+                if time.monotonic() - last_prune > 3600:
+                    await self._fetch("prune", {})
+                    last_prune = time.monotonic()
+            except psycopg.Error as e:
+                logs.log("housekeeping_failed", level="warning", error=str(e))
+            await asyncio.sleep(min(10.0, self.s.poll_interval_s))
+
+    async def _shutdown(self, *tasks: asyncio.Task[None]) -> None:
+        if self.inflight:
+            _, pending = await asyncio.wait(list(self.inflight.values()), timeout=self.s.shutdown_deadline_s)
+            for t in pending:
+                t.cancel()
+            leftover = list(self.inflight)
+            if leftover:
+                with contextlib.suppress(psycopg.Error):
+                    await self._fetch("release", {"worker": self.s.worker_id, "ids": leftover})
+                logs.log("events_released", count=len(leftover))
+        with contextlib.suppress(psycopg.Error):
+            await self._flush()
+        for t in tasks:
+            t.cancel()
+        with contextlib.suppress(psycopg.Error):
+            await self._fetch("listener_remove", {"worker": self.s.worker_id})
+        if self.client:
+            await self.client.aclose()
+        if self.pool:
+            await self.pool.close()
+        logs.log("worker_stopped", worker_id=self.s.worker_id, events=dict(self.metrics.events))
+
+
+def run(settings: WorkerSettings) -> int:
+    return asyncio.run(Worker(settings).run())

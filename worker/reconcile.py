@@ -1,0 +1,196 @@
+"""What to send: compare what an appointment needs at Cal.com with what Cal.com has, as calls to make.
+
+The worker syncs an appointment's current state, not each event on its own, so the events it coalesces
+(create then cancel, several reschedules) cost at most the calls that state needs. Pure functions of the
+state the ``sync_state`` query returns; the pre-flight guards here make no API call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from worker.categories import Category, Verdict
+
+SIMPLE_SLOT = 0  # the appointment's own booking; a phase's booking has slot = phase id
+
+
+@dataclass(frozen=True)
+class Target:
+    """A booking the appointment needs."""
+
+    slot: int
+    phase_id: int | None
+    event_type_id: int | None
+    start: dt.datetime
+    end: dt.datetime
+    title: str
+
+
+@dataclass(frozen=True)
+class Known:
+    """A booking Cal.com has for the appointment (as far as we know)."""
+
+    slot: int
+    phase_id: int | None
+    uid: str
+    booking_id: int | None
+    start: dt.datetime | None
+    event_type_id: int | None
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str  # cancel | reschedule | create
+    target: Target | None = None
+    known: Known | None = None
+    superseded_id: int | None = None
+
+
+@dataclass
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+    guard: Verdict | None = None
+    attendee: dict[str, Any] | None = None
+
+
+def parse_time(value: Any) -> dt.datetime:
+    t = dt.datetime.fromisoformat(str(value))
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+def attendee(state: dict[str, Any]) -> dict[str, Any] | None:
+    """Name, e-mail and/or phone for Cal.com. Never an anonymous_ phone; the placeholder e-mail only when
+    the customer has no real contact at all. None when there is nothing to send."""
+    c = state.get("customer") or {}
+    result: dict[str, Any] = {"name": c.get("name") or "Kunde", "timeZone": state.get("booking_timezone") or "UTC"}
+    email = c.get("email") if c.get("usable_email") else None
+    real_email = email if email and not c.get("email_is_placeholder") else None
+    phone = c.get("phone") if c.get("usable_phone") else None
+    if real_email:
+        result["email"] = real_email
+    if phone:
+        result["phoneNumber"] = phone
+    if not real_email and not phone:
+        if not email:
+            return None
+        result["email"] = email  # customer_<id>@<domain>: the customer has no real contact
+    return result
+
+
+def targets(state: dict[str, Any]) -> tuple[list[Target], Verdict | None]:
+    """The bookings a bookable appointment needs: one per staff-required phase of a composite, else one."""
+    service = state.get("service") or {}
+    if state.get("is_composite"):
+        phases = [p for p in state.get("phases") or [] if p.get("staff_required")]
+        if state.get("composite_flagged") or not phases:
+            return [], Verdict(
+                Category.COMPOSITE_FAILURE,
+                f"composite appointment {state['id']} has no staff-required phases"
+                + (f": {state['composite_problem']}" if state.get("composite_problem") else ""),
+            )
+        event_map = state.get("event_map") or {}
+        out = [
+            Target(
+                p["id"],
+                p["id"],
+                event_map.get(p.get("segment_key") or ""),
+                parse_time(p["start_time"]),
+                parse_time(p["end_time"]),
+                f"{service.get('name')} - {p.get('segment_name') or p.get('segment_key')}",
+            )
+            for p in phases
+        ]
+        missing = [p.get("segment_key") for p, t in zip(phases, out, strict=True) if t.event_type_id is None]
+        if missing:
+            return out, Verdict(
+                Category.CONFIG_MISSING,
+                f"no Cal.com event type in calcom_event_map for service {service.get('id')} "
+                f"segment(s) {', '.join(map(str, missing))} and staff {state.get('staff_id')}",
+            )
+        return out, None
+    target = Target(
+        SIMPLE_SLOT,
+        None,
+        service.get("event_type_id"),
+        parse_time(state["starts_at"]),
+        parse_time(state["ends_at"]),
+        str(service.get("name") or "Termin"),
+    )
+    if target.event_type_id is None:
+        return [target], Verdict(Category.CONFIG_MISSING, f"service {service.get('id')} has no calcom_event_type_id")
+    return [target], None
+
+
+def known(state: dict[str, Any]) -> dict[int, Known]:
+    """What Cal.com has: the worker's record, else the booking uids the app stored itself."""
+    out: dict[int, Known] = {}
+    for b in state.get("synced") or []:
+        slot = int(b["slot"])
+        out[slot] = Known(
+            slot,
+            None if slot == SIMPLE_SLOT else slot,
+            b["uid"],
+            b.get("booking_id"),
+            parse_time(b["start_at"]) if b.get("start_at") else None,
+            b.get("event_type_id"),
+        )
+    if not out:
+        if state.get("is_composite"):
+            for p in state.get("phases") or []:
+                if p.get("calcom_booking_uid"):
+                    out[p["id"]] = Known(
+                        p["id"], p["id"], p["calcom_booking_uid"], p.get("calcom_booking_id"), None, None
+                    )
+        elif state.get("calcom_v2_booking_uid"):
+            out[SIMPLE_SLOT] = Known(SIMPLE_SLOT, None, state["calcom_v2_booking_uid"], None, None, None)
+    return out
+
+
+def plan(state: dict[str, Any], now: dt.datetime) -> Plan:
+    status = state.get("status")
+    have = known(state)
+    result = Plan()
+    for s in state.get("superseded") or []:
+        result.actions.append(
+            Action("cancel", known=Known(-1, s.get("phase_id"), s["uid"], None, None, None), superseded_id=s["id"])
+        )
+    if status == "cancelled":
+        result.actions += [Action("cancel", known=k) for k in have.values()]
+        return result
+    if status not in ("pending", "confirmed", "scheduled", "booked"):
+        return result  # in progress, completed, no-show: what happened at Cal.com stays as it is
+    wanted, guard = targets(state)
+    if guard:
+        result.guard = guard
+        return result
+    changes: list[Action] = []
+    for t in wanted:
+        k = have.pop(t.slot, None)
+        if k is None:
+            changes.append(Action("create", target=t))
+        elif k.event_type_id is not None and k.event_type_id != t.event_type_id:
+            changes += [Action("cancel", known=k), Action("create", target=t)]
+        elif k.start is not None and k.start != t.start:
+            changes.append(Action("reschedule", target=t, known=k))
+    result.actions += [Action("cancel", known=k) for k in have.values()]  # bookings no phase needs any more
+    if changes:
+        if any(a.target and a.target.start < now for a in changes):
+            first = min(a.target.start for a in changes if a.target)
+            result.guard = Verdict(
+                Category.PAST_APPOINTMENT,
+                f"appointment {state['id']} starts at {first.isoformat()}, which is in the past: "
+                "Cal.com refuses bookings in the past (cancel it or keep it as history)",
+            )
+            return result
+        result.attendee = attendee(state)
+        if result.attendee is None:
+            result.guard = Verdict(
+                Category.MISSING_CONTACT,
+                f"customer {(state.get('customer') or {}).get('id')} has no usable e-mail or phone "
+                "(and no placeholder): give the customer a contact, then requeue",
+            )
+            return result
+    result.actions += sorted(changes, key=lambda a: {"cancel": 0, "reschedule": 1, "create": 2}[a.kind])
+    return result
