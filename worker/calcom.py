@@ -47,6 +47,7 @@ class Exchange:
     verdict: Verdict
     phase_id: int | None = None
     at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    sent: bool = True  # False: held back by the rate limiter, nothing went over the wire
 
     def archive(self, attempt: int) -> dict[str, Any]:
         return {
@@ -76,8 +77,10 @@ class CalcomClient:
         *,
         timeout_s: float = 15.0,
         max_connections: int = 16,
+        max_rate_wait_s: float = 10.0,
     ) -> None:
         self.limiter = limiter
+        self.max_rate_wait_s = max_rate_wait_s
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {api_key}", "cal-api-version": API_VERSION},
@@ -98,8 +101,27 @@ class CalcomClient:
         params: dict[str, str] | None = None,
         phase_id: int | None = None,
     ) -> Exchange:
-        await self.limiter.acquire()
         shown = path + ("?" + str(httpx.QueryParams(params)) if params else "")
+        if (wait := await self.limiter.acquire(self.max_rate_wait_s)) is not None:
+            # not sent: the rate limit is exhausted for longer than a lease should wait; retried after it
+            verdict = Verdict(
+                Category.RATE_LIMITED, f"not sent: the rate limit allows the next request in {wait:.0f} s"
+            )
+            ex = Exchange(
+                action,
+                method,
+                shown,
+                json_body,
+                None,
+                {"x-ratelimit-reset-default": f"{wait:.1f}"},
+                None,
+                None,
+                0.0,
+                verdict,
+                phase_id,
+            )
+            ex.sent = False
+            return ex
         t0 = time.perf_counter()
         try:
             response = await self._client.request(method, path, json=json_body, params=params)

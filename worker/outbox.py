@@ -42,7 +42,6 @@ CHANNEL = "calsync_outbox"
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
     # the worker's own writes never enqueue (no loops); see calsync.is_sync_loop
     await conn.execute("SET calsync.writer = 'worker'")
-    await conn.set_autocommit(True)
 
 
 class Worker:
@@ -56,6 +55,9 @@ class Worker:
         self.inflight: dict[str, asyncio.Task[None]] = {}
         self.pending_results: list[dict[str, Any]] = []
         self.flushed = asyncio.Event()
+        self.flush_lock = asyncio.Lock()
+        self.closing = False
+        self.finish_failures = 0
         self.idle = False
         self.pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self.client: CalcomClient | None = None
@@ -84,7 +86,12 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         self.pool = AsyncConnectionPool(
-            libpq_url(self.s.database_url), min_size=2, max_size=4, configure=_configure, open=False
+            libpq_url(self.s.database_url),
+            min_size=2,
+            max_size=4,
+            kwargs={"autocommit": True},
+            configure=_configure,
+            open=False,
         )
         await self.pool.open(wait=True)
         self.client = CalcomClient(
@@ -100,7 +107,7 @@ class Worker:
         await self._fetch("listener_register", {"worker": self.s.worker_id})
         listener = asyncio.create_task(self._listen())
         housekeeping = asyncio.create_task(self._housekeeping())
-        flusher = asyncio.create_task(self._flusher())
+        self.flusher = asyncio.create_task(self._flusher())
         logs.log(
             "worker_started",
             worker_id=self.s.worker_id,
@@ -113,7 +120,7 @@ class Worker:
         try:
             await self._drain()
         finally:
-            await self._shutdown(listener, housekeeping, flusher)
+            await self._shutdown(listener, housekeeping)
             if runner:
                 await runner.cleanup()
         return 0
@@ -132,13 +139,20 @@ class Worker:
                 self.notifier.watchdog()
                 last_ping = time.monotonic()
             free = self.s.concurrency - len(self.inflight)
+            if (paused := self.limiter.paused_for()) > 0 and not self.s.once:
+                # Cal.com blocks us for a while (429) or the window is used up: claiming now would only bounce
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), min(paused, self.s.poll_interval_s * 4))
+                continue
             claimed = await self._claim(min(free, self.s.batch_size)) if free > 0 else 0
             if claimed:
                 continue
             if self.s.once and not self.inflight:
-                await self._flush()
-                if not await self._claim(min(self.s.concurrency, self.s.batch_size)) and not self.inflight:
-                    break
+                await self._flush()  # outcomes first: a recorded retry is what makes an event due again
+                if self.limiter.paused_for() > 0 or not await self._claim(min(self.s.concurrency, self.s.batch_size)):
+                    if not self.inflight:
+                        break
                 continue
             if not self.inflight:
                 await self.set_idle(True)
@@ -195,30 +209,41 @@ class Worker:
 
     # -- recording --------------------------------------------------------------------------------
     async def _flush(self) -> None:
-        while self.pending_results:
-            batch, self.pending_results = self.pending_results, []
-            lost = await self._fetch(
-                "finish",
-                {
-                    "worker": self.s.worker_id,
-                    "results": json.dumps(batch, default=str),
-                    "max_attempts": self.s.max_attempts,
-                },
-            )
-            for (outbox_id,) in lost:
-                self.metrics.lost_leases += 1
-                logs.log("lease_lost", level="warning", outbox_id=outbox_id, worker_id=self.s.worker_id)
+        """Record the pending outcomes. A batch that could not be recorded is put back, never dropped."""
+        async with self.flush_lock:
+            while self.pending_results:
+                batch, self.pending_results = self.pending_results, []
+                try:
+                    lost = await self._fetch(
+                        "finish",
+                        {
+                            "worker": self.s.worker_id,
+                            "results": json.dumps(batch, default=str),
+                            "max_attempts": self.s.max_attempts,
+                        },
+                    )
+                except BaseException:
+                    self.pending_results[:0] = batch
+                    raise
+                for (outbox_id,) in lost:
+                    self.metrics.lost_leases += 1
+                    logs.log("lease_lost", level="warning", outbox_id=outbox_id, worker_id=self.s.worker_id)
 
     async def _flusher(self) -> None:
-        """Record outcomes every 20 ms (or at once when a batch is full); flush everything on the way out."""
-        while True:
+        """Record outcomes every 20 ms (or at once when a batch is full). It is never cancelled mid-statement:
+        on the way out it is told to finish, flushes what is left, and returns."""
+        while not (self.closing and not self.pending_results):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.flushed.wait(), 0.02)
             self.flushed.clear()
             try:
                 await self._flush()
             except psycopg.Error as e:
-                logs.log("finish_failed", level="error", error=str(e))
+                logs.log("finish_failed", level="error", error=str(e), pending=len(self.pending_results))
+                if self.closing and self.finish_failures > 5:
+                    logs.log("results_unrecorded", level="error", count=len(self.pending_results))
+                    return
+                self.finish_failures += 1
                 await asyncio.sleep(1)
 
     async def _listen(self) -> None:
@@ -262,8 +287,9 @@ class Worker:
                 with contextlib.suppress(psycopg.Error):
                     await self._fetch("release", {"worker": self.s.worker_id, "ids": leftover})
                 logs.log("events_released", count=len(leftover))
-        with contextlib.suppress(psycopg.Error):
-            await self._flush()
+        self.closing = True
+        self.flushed.set()
+        await self.flusher  # records everything still pending; never cancelled mid-statement
         for t in tasks:
             t.cancel()
         with contextlib.suppress(psycopg.Error):

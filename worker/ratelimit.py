@@ -40,15 +40,24 @@ class RateLimiter:
         """No request starts for ``seconds`` (a 429 block, or an exhausted window)."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
-    async def acquire(self) -> None:
+    def paused_for(self) -> float:
+        """Seconds until requests may start again after a 429 block or an exhausted window (0 if none)."""
+        return max(0.0, self._paused_until - self._clock())
+
+    async def acquire(self, max_wait_s: float = float("inf")) -> float | None:
+        """Wait for a slot and take it. If the slot is further away than ``max_wait_s``, take nothing and
+        return how long the wait would be (a caller holding a lease gives the work back instead)."""
         async with self._lock:
             now = self._clock()
             start = max(now, self._next, self._paused_until)
+            if start - now > max_wait_s:
+                return start - now
             self._next = start + self.interval
         if (wait := start - now) > 0:
             self.waits += 1
             self.waited_s += wait
             await asyncio.sleep(wait)
+        return None
 
     def observe(self, status: int | None, headers: Mapping[str, str]) -> None:
         """Adjust to a response: the server's limit, an almost used-up window, a 429 block."""

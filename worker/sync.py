@@ -80,7 +80,7 @@ class Outcome:
             "phases": self.phases,
             "bookings": self.bookings,
             "superseded": self.superseded,
-            "attempts": [e.archive(attempt) for e in self.exchanges],
+            "attempts": [e.archive(attempt) for e in self.exchanges if e.sent],
         }
 
 

@@ -83,3 +83,30 @@ LANGUAGE sql IMMUTABLE AS $$
       {"key":"C","name":"Ausspülen","durationMin":15,"type":"active","staff_required":true,"order":5},
       {"key":"D","name":"Schneiden & Föhnen","durationMin":40,"type":"active","staff_required":true,"order":6}]'::jsonb
 $$;
+
+-- A salon with two staff (Cal.com users 7001, 7002), a simple service (event type 8001, 30 min), a
+-- Dauerwelle (event type 8002) whose staff-required segments A, B, C, D have one child event type per
+-- staff member (calcom_event_map), and a customer with a real e-mail and phone.
+CREATE FUNCTION tests.make_salon() RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_company bigint := tests.make_company('Salon Test');
+    v_lena uuid := tests.make_staff(v_company, 'Lena Wagner', 7001);
+    v_mia uuid := tests.make_staff(v_company, 'Mia Richter', 7002);
+    v_cut bigint;
+    v_perm bigint;
+    v_customer bigint;
+BEGIN
+    INSERT INTO services (company_id, name, duration_minutes, calcom_event_type_id)
+    VALUES (v_company, 'Herrenhaarschnitt', 30, 8001) RETURNING id INTO v_cut;
+    INSERT INTO services (company_id, name, duration_minutes, composite, segments, calcom_event_type_id)
+    VALUES (v_company, 'Dauerwelle', 135, true, tests.dauerwelle_segments(), 8002) RETURNING id INTO v_perm;
+    INSERT INTO calcom_event_map (service_id, segment_key, staff_id, event_type_id, child_event_type_id)
+    SELECT v_perm, k, s.id, 8100 + i, 8200 + i * 10 + s.n
+    FROM (VALUES ('A', 1), ('B', 2), ('C', 3), ('D', 4)) AS seg(k, i),
+         (VALUES (v_lena, 1), (v_mia, 2)) AS s(id, n);
+    v_customer := tests.make_customer(v_company, 'Hans Schuster', 'hans.schuster@mail.example', '+4915112345678');
+    RETURN jsonb_build_object('company', v_company, 'lena', v_lena, 'mia', v_mia, 'cut', v_cut, 'perm', v_perm,
+                              'customer', v_customer);
+END
+$$;

@@ -148,6 +148,9 @@ class Simulator:
             if fault is Fault.FAIL_5XX:
                 self.faults.counts[fault] += 1
                 raise errors.db_fault(path)
+            if fault is Fault.CONFLICT:
+                self.faults.counts[fault] += 1
+                raise errors.raw(409, "booking_conflict_error")
             status, body = await handler(request, Ctx(version, is_host, path))
         except ApiError as exc:
             status, body = exc.status, exc.body

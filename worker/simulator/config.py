@@ -28,6 +28,7 @@ RATE_FIELDS = (
     "reset_after_store_rate",
     "false_negative_rate",
     "malformed_rate",
+    "conflict_rate",
 )
 # Fields that POST /_sim/config may change while the simulator runs.
 RUNTIME_FIELDS = frozenset(
@@ -64,6 +65,7 @@ class SimulatorConfig:
     false_negative_rate: float = 0.0
     false_negative_message: str = DEFAULT_FALSE_NEGATIVE_MESSAGE
     malformed_rate: float = 0.0
+    conflict_rate: float = 0.0
     event_types: tuple[EventType, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -223,6 +225,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="uniform extra latency per /v2 booking request [0:0]",
     )
     rate = _argtype(_rate)
+    g.add_argument(
+        "--conflict-rate",
+        type=rate,
+        default=0.0,
+        metavar="RATE",
+        help="(create) answer the raw 409 booking_conflict_error of a lost race, nothing stored",
+    )
     g.add_argument("--fail-5xx", type=rate, default=0.0, metavar="RATE", help="answer 500 (DB fault), nothing stored")
     g.add_argument("--timeout-rate", type=rate, default=0.0, metavar="RATE", help="process, then hang before answering")
     g.add_argument("--timeout-hang-s", type=float, default=d.timeout_hang_s, help="how long a timeout fault hangs [30]")
@@ -268,6 +277,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         false_negative_rate=args.false_negative_rate,
         false_negative_message=args.false_negative_message,
         malformed_rate=args.malformed_rate,
+        conflict_rate=args.conflict_rate,
         event_types=tuple(args.event_types or ()),
     )
 
@@ -292,6 +302,7 @@ def config_to_args(c: SimulatorConfig) -> list[str]:
         f"--false-negative-rate={c.false_negative_rate}",
         f"--false-negative-message={c.false_negative_message}",
         f"--malformed-rate={c.malformed_rate}",
+        f"--conflict-rate={c.conflict_rate}",
     ]
     if c.seed is not None:
         args.append(f"--seed={c.seed}")

@@ -9,7 +9,8 @@ fault on other endpoints. When all rates are zero no number is drawn at all.
 - timeout: process normally, then hang `timeout_hang_s` before answering;
 - reset_after_store: (create) store, then abort the TCP connection without an answer;
 - false_negative: (create) store, then answer 400 with `false_negative_message`;
-- malformed: process normally, then answer the 2xx with a body that is not valid JSON.
+- malformed: process normally, then answer the 2xx with a body that is not valid JSON;
+- conflict: (create) answer the raw 409 booking_conflict_error of a lost idempotency race, nothing stored.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ class Fault(StrEnum):
     RESET_AFTER_STORE = "reset_after_store"
     FALSE_NEGATIVE = "false_negative"
     MALFORMED = "malformed"
+    CONFLICT = "conflict"
 
 
-CREATE_ONLY = frozenset({Fault.RESET_AFTER_STORE, Fault.FALSE_NEGATIVE})
+CREATE_ONLY = frozenset({Fault.RESET_AFTER_STORE, Fault.FALSE_NEGATIVE, Fault.CONFLICT})
 
 
 class FaultInjector:
@@ -51,6 +53,7 @@ class FaultInjector:
             (Fault.RESET_AFTER_STORE, config.reset_after_store_rate),
             (Fault.FALSE_NEGATIVE, config.false_negative_rate),
             (Fault.MALFORMED, config.malformed_rate),
+            (Fault.CONFLICT, config.conflict_rate),
         ]
         self._any = any(rate > 0 for _, rate in self._slices)
         self._latency_ms = config.latency_ms

@@ -1,0 +1,271 @@
+"""The worker against the Cal.com simulator over real HTTP, on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.conftest import Db
+from tests.worker_support import (
+    API_KEY,
+    FUTURE,
+    appointment,
+    attempts,
+    book,
+    drain,
+    outbox_left,
+    salon,
+    sim,
+    simulator,
+)
+from worker.simulator import SimulatorProcess
+
+__all__ = ["salon", "sim", "simulator"]  # fixtures
+
+
+def meta(sim: SimulatorProcess, appointment_id: int) -> list[dict[str, Any]]:
+    return sim.bookings("calsync_appointment_id", str(appointment_id))
+
+
+def active(bookings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [b for b in bookings if b["status"] not in ("cancelled", "rejected")]
+
+
+def test_single_appointment_is_booked_once(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -> None:
+    a = book(db, salon)
+    drain(db, sim)
+    [booking] = meta(sim, a)
+    row = appointment(db, a)
+    assert (row["calcom_sync_status"], row["calcom_v2_booking_uid"]) == ("synced", booking["uid"])
+    assert row["calcom_booking_id"] == booking["id"]
+    assert booking["eventTypeId"] == 8001 and booking["start"].startswith(FUTURE.strftime("%Y-%m-%dT%H:%M"))
+    assert booking["attendees"][0]["email"] == "hans.schuster@mail.example"
+    assert booking["bookingFieldsResponses"]["title"] == "Herrenhaarschnitt"
+    [attempt] = attempts(db, a)
+    assert (attempt["action"], attempt["response_status"], attempt["category"]) == ("create", 201, "OK")
+    assert json.loads(attempt["response_body"])["data"]["uid"] == booking["uid"], "the response is archived in full"
+    assert attempt["request_body"]["metadata"] == {"calsync_appointment_id": str(a)}
+    assert outbox_left(db) == 0
+
+
+def test_composite_gets_one_booking_per_staff_required_phase(
+    db: Db, sim: SimulatorProcess, salon: dict[str, Any]
+) -> None:
+    a = book(db, salon, service="perm")
+    drain(db, sim)
+    bookings = meta(sim, a)
+    assert sorted(b["eventTypeId"] for b in bookings) == [8211, 8221, 8231, 8241], "child event types, staff 1"
+    assert appointment(db, a)["calcom_sync_status"] == "synced"
+    with db.connect() as conn:
+        phases = conn.execute(
+            "SELECT segment_key, staff_required, calcom_sync_status, calcom_booking_uid IS NOT NULL "
+            "FROM appointment_phases WHERE appointment_id = %s ORDER BY sequence_order",
+            [a],
+        ).fetchall()
+    assert [p for p in phases if p[1]] == [("A", True, "synced", True), ("B", True, "synced", True),
+                                          ("C", True, "synced", True), ("D", True, "synced", True)]  # fmt: skip
+    titles = {b["bookingFieldsResponses"]["title"] for b in bookings}
+    assert "Dauerwelle - Wickeln" in titles
+
+
+def test_reschedule_and_cancel(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -> None:
+    a = book(db, salon)
+    drain(db, sim)
+    first_uid = appointment(db, a)["calcom_v2_booking_uid"]
+    with db.connect() as conn:
+        conn.execute("UPDATE appointments SET starts_at = starts_at + interval '2 hours', "
+                     "ends_at = ends_at + interval '2 hours' WHERE id = %s", [a])  # fmt: skip
+        conn.commit()
+    drain(db, sim)
+    row = appointment(db, a)
+    assert row["calcom_v2_booking_uid"] != first_uid, "a reschedule makes a new booking uid"
+    live = active(meta(sim, a))
+    assert [b["uid"] for b in live] == [row["calcom_v2_booking_uid"]]
+    assert live[0]["rescheduledFromUid"] == first_uid
+    with db.connect() as conn:
+        conn.execute("UPDATE appointments SET status = 'cancelled' WHERE id = %s", [a])
+        conn.commit()
+    drain(db, sim)
+    assert active(meta(sim, a)) == []
+    cancel = [x for x in attempts(db, a) if x["action"] == "cancel"]
+    assert cancel and cancel[0]["request_body"]["cancellationReason"].startswith("Cancelled in the salon system")
+
+
+def test_create_then_cancel_before_sending_sends_nothing(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -> None:
+    a = book(db, salon)
+    with db.connect() as conn:
+        for hours in (1, 2, 3):
+            conn.execute("UPDATE appointments SET starts_at = starts_at + interval '1 hour', "
+                         "ends_at = ends_at + interval '1 hour' WHERE id = %s", [a])  # fmt: skip
+            conn.commit()
+            del hours
+        conn.execute("UPDATE appointments SET status = 'cancelled' WHERE id = %s", [a])
+        conn.commit()
+    drain(db, sim)
+    assert sim.stats()["requestsTotal"] == 0
+    assert outbox_left(db) == 0 and attempts(db, a) == []
+
+
+def test_several_reschedules_collapse_to_the_last(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -> None:
+    a = book(db, salon)
+    drain(db, sim)
+    with db.connect() as conn:
+        for _ in range(3):
+            conn.execute("UPDATE appointments SET starts_at = starts_at + interval '1 hour', "
+                         "ends_at = ends_at + interval '1 hour' WHERE id = %s", [a])  # fmt: skip
+            conn.commit()
+    drain(db, sim)
+    assert [x["action"] for x in attempts(db, a)] == ["create", "reschedule"]
+    [live] = active(meta(sim, a))
+    assert live["start"].startswith((FUTURE + dt.timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M"))
+
+
+@pytest.mark.parametrize(
+    ("setup", "category", "calls"),
+    [
+        ("past", "PAST_APPOINTMENT", 0),
+        ("no_contact", "MISSING_CONTACT", 0),
+        ("no_event_type", "CONFIG_MISSING", 0),
+        ("broken_composite", "COMPOSITE_FAILURE", 0),
+        ("unknown_event_type", "EVENT_TYPE_NOT_FOUND", 1),
+        ("bad_email", "VALIDATION", 2),
+        ("host_busy", "HOST_UNAVAILABLE", 2),
+    ],
+)
+def test_terminal_categories(db: Db, sim: SimulatorProcess, salon: dict[str, Any], setup: str, category: str,
+                             calls: int) -> None:  # fmt: skip
+    start = FUTURE
+    with db.connect() as conn:
+        if setup == "past":
+            start = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
+        elif setup == "no_contact":
+            conn.execute("ALTER TABLE customers DISABLE TRIGGER customers_fill_placeholder_email")
+            conn.execute("UPDATE customers SET email = NULL, phone = 'anonymous_1763495863_2d3eaf7e' WHERE id = %s",
+                         [salon["customer"]])  # fmt: skip
+            conn.execute("ALTER TABLE customers ENABLE TRIGGER customers_fill_placeholder_email")
+        elif setup == "no_event_type":
+            conn.execute("UPDATE services SET calcom_event_type_id = NULL WHERE id = %s", [salon["cut"]])
+        elif setup == "unknown_event_type":
+            conn.execute("UPDATE services SET calcom_event_type_id = 999999 WHERE id = %s", [salon["cut"]])
+        elif setup == "bad_email":
+            conn.execute("UPDATE customers SET email = 'not-an-email' WHERE id = %s", [salon["customer"]])
+        elif setup == "broken_composite":
+            conn.execute('UPDATE services SET segments = \'[{"key": "A"}]\' WHERE id = %s', [salon["perm"]])
+        conn.commit()
+    if setup == "host_busy":  # someone booked the host at Cal.com directly
+        import httpx
+
+        r = httpx.post(f"{sim.base_url}/v2/bookings", headers={"cal-api-version": "2024-08-13"},
+                       json={"start": FUTURE.strftime("%Y-%m-%dT%H:%M:%S.000Z"), "eventTypeId": 8001,
+                             "attendee": {"name": "Walk-in", "email": "walk@in.example", "timeZone": "UTC"}})  # fmt: skip
+        assert r.status_code == 201
+        sim.admin("POST", "/_sim/reset", json={})  # keep nothing: reset clears bookings, so book again below
+        r = httpx.post(f"{sim.base_url}/v2/bookings", headers={"cal-api-version": "2024-08-13"},
+                       json={"start": FUTURE.strftime("%Y-%m-%dT%H:%M:%S.000Z"), "eventTypeId": 8001,
+                             "attendee": {"name": "Walk-in", "email": "walk@in.example", "timeZone": "UTC"}})  # fmt: skip
+        assert r.status_code == 201
+        before = sim.stats()["requestsTotal"]
+    else:
+        before = 0
+    a = book(db, salon, service="perm" if setup == "broken_composite" else "cut", start=start)
+    drain(db, sim)
+    row = appointment(db, a)
+    assert row["sync_error_code"] == category
+    assert row["calcom_sync_status"] == "failed" and row["requires_manual_review"]
+    assert row["sync_error_detail"]["category"] == category
+    assert len(attempts(db, a)) == calls, "pre-flight guards make no API call"
+    assert sim.stats()["requestsTotal"] - before == calls
+    with db.connect() as conn:
+        dead = conn.execute("SELECT status, last_category FROM calsync.outbox_delivery").fetchall()
+    assert dead == [("dead", category)]
+
+
+@pytest.mark.parametrize(
+    ("fault", "category"),
+    [("fail_5xx_rate", "SERVER_ERROR"), ("conflict_rate", "CONFLICT"), ("timeout_rate", "NETWORK"),
+     ("malformed_rate", "NETWORK")],
+)  # fmt: skip
+def test_retryable_categories_then_success(db: Db, sim: SimulatorProcess, salon: dict[str, Any], fault: str,
+                                           category: str) -> None:  # fmt: skip
+    sim.set_config(**{fault: 1.0}, timeout_hang_s=1.5)
+    a = book(db, salon)
+    drain(db, sim, request_timeout_s=0.5)
+    tries = attempts(db, a)
+    assert tries[0]["category"] == category and tries[0]["retryable"] is True
+    row = appointment(db, a)
+    if row["calcom_sync_status"] != "synced":  # a timeout/malformed create stored the booking: it was adopted
+        assert row["sync_error_code"] == category and not row["requires_manual_review"]
+        sim.set_config(**{fault: 0.0})
+        with db.connect() as conn:  # the retry is due later; make it due now
+            conn.execute("UPDATE calsync.outbox_delivery SET next_attempt_at = now()")
+            conn.commit()
+        drain(db, sim)
+    assert appointment(db, a)["calcom_sync_status"] == "synced"
+    assert len(active(meta(sim, a))) == 1, "exactly one booking"
+
+
+def test_auth_and_rate_limit_are_retryable(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -> None:
+    a = book(db, salon)
+    drain(db, sim, api_key="cal_live_wrong")
+    assert appointment(db, a)["sync_error_code"] == "AUTH"
+    assert "api key is not valid" in attempts(db, a)[0]["response_body"]
+    sim.set_config(rate_limit=1, rate_limit_window_s=60, rate_limit_block_s=60)
+    b = book(db, salon, start=FUTURE + dt.timedelta(hours=5))
+    with db.connect() as conn:
+        conn.execute("UPDATE calsync.outbox_delivery SET next_attempt_at = now()")
+        conn.commit()
+    drain(db, sim)  # a: first request of the window; b: 429
+    categories = {x["appointment_id"]: x["category"] for x in attempts(db, a)[1:] + attempts(db, b)}
+    assert "RATE_LIMITED" in categories.values()
+    with db.connect() as conn:
+        limited = conn.execute(
+            "SELECT aggregateid::bigint, attempts, next_attempt_at > now() + interval '30 seconds' "
+            "FROM calsync.outbox_delivery WHERE last_category = 'RATE_LIMITED' ORDER BY 1").fetchall()  # fmt: skip
+    # a 429 (or a request held back by the limiter) is not an attempt, and the event waits the block out:
+    # a's one attempt is its AUTH failure, b has none
+    assert limited == [(a, 1, True), (b, 0, True)]
+
+
+def test_exactly_once_after_reset_and_false_negative(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -> None:
+    sim.set_config(reset_after_store_rate=1.0)
+    a = book(db, salon)
+    drain(db, sim)
+    sim.set_config(reset_after_store_rate=0.0, false_negative_rate=1.0)
+    b = book(db, salon, start=FUTURE + dt.timedelta(hours=4))
+    drain(db, sim)
+    for appt, first in ((a, "NETWORK"), (b, "VALIDATION")):
+        assert [x["action"] for x in attempts(db, appt)] == ["create", "lookup"]
+        assert attempts(db, appt)[0]["category"] == first
+        assert len(active(meta(sim, appt))) == 1, "the stored booking is adopted, not booked again"
+        assert appointment(db, appt)["calcom_sync_status"] == "synced"
+
+
+def test_the_api_key_is_never_stored(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -> None:
+    book(db, salon)
+    drain(db, sim)
+    with db.connect() as conn:
+        dump = conn.execute("SELECT string_agg(t::text, '') FROM calsync.sync_attempts t").fetchone()
+    assert dump is not None and API_KEY not in str(dump[0]) and "Bearer" not in str(dump[0])
+
+
+def test_refuses_a_database_not_at_head(fresh_db: Db, sim: SimulatorProcess) -> None:
+    from worker import migrate
+
+    migrate.upgrade(fresh_db.url, "0003")
+    with pytest.raises(migrate.NotAtHead, match="calsync migrate"):
+        drain(fresh_db, sim)
+
+
+def test_worker_writes_do_not_enqueue(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -> None:
+    book(db, salon, service="perm")
+    drain(db, sim)
+    assert outbox_left(db) == 0, "the worker's writes of booking ids and statuses enqueued nothing"
+    with db.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM calsync.outbox_delivery").fetchone() == (0,)
+        conn.execute("SET calsync.writer = ''")
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute("INSERT INTO calsync.outbox_listeners (worker_id) VALUES ('x'), ('x')")

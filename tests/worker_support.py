@@ -1,0 +1,102 @@
+"""Helpers for the worker tests: a simulator process, a salon, and running the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.conftest import Db
+from worker import simsetup
+from worker.outbox import Worker
+from worker.paths import ROOT
+from worker.settings import WorkerSettings
+from worker.simulator import SimulatorConfig, SimulatorProcess
+
+API_KEY = "cal_test_calsync"
+FUTURE = dt.datetime.now(dt.UTC).replace(microsecond=0, second=0, minute=0) + dt.timedelta(days=30)
+
+
+@pytest.fixture(scope="module")
+def simulator() -> Iterator[SimulatorProcess]:
+    with SimulatorProcess(SimulatorConfig(api_keys=(API_KEY,), rate_limit=1_000_000, seed=7)) as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim(simulator: SimulatorProcess, salon: dict[str, Any], db: Db) -> SimulatorProcess:
+    """The simulator, reset, with no faults, knowing the salon's event types."""
+    simulator.reset(event_types=True)
+    simulator.set_config(fail_5xx_rate=0, timeout_rate=0, reset_after_store_rate=0, false_negative_rate=0,
+                         malformed_rate=0, conflict_rate=0, rate_limit=1_000_000, latency_ms=[0, 0])  # fmt: skip
+    simsetup.register(db.url, simulator.base_url)
+    return simulator
+
+
+@pytest.fixture
+def salon(db: Db) -> dict[str, Any]:
+    with db.connect() as conn:
+        row = conn.execute("SELECT tests.make_salon()").fetchone()
+        conn.commit()
+    assert row is not None
+    return dict(row[0])  # type: ignore[call-overload]
+
+
+def book(db: Db, salon: dict[str, Any], *, service: str = "cut", staff: str = "lena", start: dt.datetime = FUTURE,
+         customer: int | None = None) -> int:  # fmt: skip
+    with db.connect() as conn:
+        row = conn.execute(
+            "SELECT tests.make_appointment(%s, %s, %s, %s)",
+            [customer or salon["customer"], salon[service], salon[staff], start],
+        ).fetchone()
+        conn.commit()
+    assert row is not None
+    return int(row[0])  # type: ignore[call-overload]
+
+
+def settings(db: Db, sim: SimulatorProcess, **over: Any) -> WorkerSettings:
+    values: dict[str, Any] = {"database_url": db.url, "api_key": API_KEY, "base_url": sim.base_url,
+                              "poll_interval_s": 0.2, "lease_s": 30, "once": True, "request_timeout_s": 5}  # fmt: skip
+    values.update(over)
+    return WorkerSettings(**values)
+
+
+def drain(db: Db, sim: SimulatorProcess, **over: Any) -> None:
+    """Run the worker in this process until nothing is due."""
+    asyncio.run(Worker(settings(db, sim, **over)).run())
+
+
+def appointment(db: Db, appointment_id: int) -> dict[str, Any]:
+    with db.connect() as conn:
+        cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+        row = cur.execute("SELECT * FROM appointments WHERE id = %s", [appointment_id]).fetchone()
+    assert row is not None
+    return dict(row)
+
+
+def attempts(db: Db, appointment_id: int) -> list[dict[str, Any]]:
+    with db.connect() as conn:
+        cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+        return [dict(r) for r in cur.execute(
+            "SELECT * FROM calsync.sync_attempts WHERE appointment_id = %s ORDER BY id", [appointment_id])]  # fmt: skip
+
+
+def outbox_left(db: Db) -> int:
+    with db.connect() as conn:
+        row = conn.execute("SELECT count(*) FROM calsync.outbox").fetchone()
+    return int(row[0])  # type: ignore[index,call-overload]
+
+
+def worker_process(db: Db, sim: SimulatorProcess, *args: str, **env: str) -> subprocess.Popen[str]:
+    """`calsync worker` as a real OS process (for crash and signal tests)."""
+    environment = {**os.environ, "CALCOM_API_KEY": API_KEY, "CALSYNC_DATABASE_URL": db.url,
+                   "CALCOM_BASE_URL": sim.base_url, "CALSYNC_POLL_INTERVAL_S": "0.2", **env}  # fmt: skip
+    return subprocess.Popen([sys.executable, "-m", "worker", "worker", *args], cwd=ROOT, env=environment,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
