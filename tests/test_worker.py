@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -25,6 +26,14 @@ from tests.worker_support import (
 from worker.simulator import SimulatorProcess
 
 __all__ = ["salon", "sim", "simulator"]  # fixtures
+
+
+def walk_in(sim: SimulatorProcess, start: dt.datetime, event_type_id: int) -> None:
+    """A booking made at Cal.com directly (not through us)."""
+    body = {"start": start.strftime("%Y-%m-%dT%H:%M:%S.000Z"), "eventTypeId": event_type_id,
+            "attendee": {"name": "Walk-in", "email": "walk@in.example", "timeZone": "UTC"}}  # fmt: skip
+    r = httpx.post(f"{sim.base_url}/v2/bookings", headers={"cal-api-version": "2024-08-13"}, json=body)
+    assert r.status_code == 201, r.text
 
 
 def meta(sim: SimulatorProcess, appointment_id: int) -> list[dict[str, Any]]:
@@ -157,17 +166,7 @@ def test_terminal_categories(db: Db, sim: SimulatorProcess, salon: dict[str, Any
             conn.execute('UPDATE services SET segments = \'[{"key": "A"}]\' WHERE id = %s', [salon["perm"]])
         conn.commit()
     if setup == "host_busy":  # someone booked the host at Cal.com directly
-        import httpx
-
-        r = httpx.post(f"{sim.base_url}/v2/bookings", headers={"cal-api-version": "2024-08-13"},
-                       json={"start": FUTURE.strftime("%Y-%m-%dT%H:%M:%S.000Z"), "eventTypeId": 8001,
-                             "attendee": {"name": "Walk-in", "email": "walk@in.example", "timeZone": "UTC"}})  # fmt: skip
-        assert r.status_code == 201
-        sim.admin("POST", "/_sim/reset", json={})  # keep nothing: reset clears bookings, so book again below
-        r = httpx.post(f"{sim.base_url}/v2/bookings", headers={"cal-api-version": "2024-08-13"},
-                       json={"start": FUTURE.strftime("%Y-%m-%dT%H:%M:%S.000Z"), "eventTypeId": 8001,
-                             "attendee": {"name": "Walk-in", "email": "walk@in.example", "timeZone": "UTC"}})  # fmt: skip
-        assert r.status_code == 201
+        walk_in(sim, FUTURE, 8001)
         before = sim.stats()["requestsTotal"]
     else:
         before = 0

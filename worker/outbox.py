@@ -150,9 +150,10 @@ class Worker:
                 continue
             if self.s.once and not self.inflight:
                 await self._flush()  # outcomes first: a recorded retry is what makes an event due again
-                if self.limiter.paused_for() > 0 or not await self._claim(min(self.s.concurrency, self.s.batch_size)):
-                    if not self.inflight:
-                        break
+                limit = min(self.s.concurrency, self.s.batch_size)
+                nothing = self.limiter.paused_for() > 0 or not await self._claim(limit)
+                if nothing and not self.inflight:
+                    break
                 continue
             if not self.inflight:
                 await self.set_idle(True)

@@ -14,7 +14,8 @@ def event_types(url: str) -> list[dict[str, Any]]:
         rows = conn.execute(query("simulator_event_types").encode()).fetchall()
     seen: dict[int, dict[str, Any]] = {}
     for (et,) in rows:
-        seen.setdefault(int(et["id"]), et)  # type: ignore[index,call-overload]
+        assert isinstance(et, dict)
+        seen.setdefault(int(et["id"]), et)
     return list(seen.values())
 
 
