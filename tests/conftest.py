@@ -65,8 +65,9 @@ def create_extensions(db: Db) -> None:
             conn.execute(f"CREATE EXTENSION IF NOT EXISTS {ext}")
 
 
-@pytest.fixture(scope="session")
-def postgresql_proc() -> Iterator[PostgreSQLExecutor]:
+def start_server(dbname: str = DBNAME) -> tuple[PostgreSQLExecutor, Path]:
+    """A PostgreSQL 15 server in a fresh directory, through pytest-postgresql's executor (as the postgres
+    OS user when root). Returns the executor and its directory (remove it after executor.stop())."""
     base = Path(tempfile.mkdtemp(prefix="calsync-pg-"))
     if os.geteuid() == 0:
         pw = pwd.getpwnam(OS_USER)
@@ -79,7 +80,7 @@ def postgresql_proc() -> Iterator[PostgreSQLExecutor]:
         unixsocketdir=str(base),
         logfile=str(base / "postgresql.log"),
         startparams="-w",
-        dbname=DBNAME,
+        dbname=dbname,
         user="postgres",
         postgres_options=(
             "-c shared_preload_libraries=pg_stat_statements -c max_connections=300 "
@@ -87,20 +88,26 @@ def postgresql_proc() -> Iterator[PostgreSQLExecutor]:
         ),
     )
     executor.start()
-    template = Db(executor.host, executor.port, executor.user, executor.template_dbname)
-    janitor = DatabaseJanitor(
-        user=executor.user,
-        host=executor.host,
-        port=executor.port,
-        dbname=executor.template_dbname,
-    )
-    janitor.init()
+    return executor, base
+
+
+def prepare_template(executor: PostgreSQLExecutor, name: str) -> Db:
+    """Create database ``name``, add the test extensions, migrate it to head and load the test helpers."""
+    DatabaseJanitor(user=executor.user, host=executor.host, port=executor.port, dbname=name).init()
+    template = Db(executor.host, executor.port, executor.user, name)
+    create_extensions(template)
+    migrate.upgrade(template.url, "heads")
+    with template.connect() as conn:
+        conn.execute((TESTS / "sql" / "helpers.sql").read_text())  # type: ignore[arg-type]
+        conn.commit()
+    return template
+
+
+@pytest.fixture(scope="session")
+def postgresql_proc() -> Iterator[PostgreSQLExecutor]:
+    executor, base = start_server()
     try:
-        create_extensions(template)
-        migrate.upgrade(template.url, "heads")
-        with template.connect() as conn:
-            conn.execute((TESTS / "sql" / "helpers.sql").read_text())  # type: ignore[arg-type]
-            conn.commit()
+        prepare_template(executor, executor.template_dbname)
         yield executor
     finally:
         try:

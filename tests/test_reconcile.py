@@ -19,11 +19,21 @@ def state(**over: Any) -> dict[str, Any]:
         "ends_at": "2031-02-01T09:30:00+00:00",
         "is_composite": False,
         "booking_timezone": "Europe/Berlin",
-        "customer": {"id": 3, "name": "Hans Schuster", "email": "hans@mail.example", "phone": "+4915112345678",
-                     "email_is_placeholder": False, "usable_email": True, "usable_phone": True},
+        "customer": {
+            "id": 3,
+            "name": "Hans Schuster",
+            "email": "hans@mail.example",
+            "phone": "+4915112345678",
+            "email_is_placeholder": False,
+            "usable_email": True,
+            "usable_phone": True,
+        },
         "service": {"id": 2, "name": "Herrenhaarschnitt", "event_type_id": 501},
-        "phases": [], "event_map": None, "synced": [], "superseded": [],
-    }  # fmt: skip
+        "phases": [],
+        "event_map": None,
+        "synced": [],
+        "superseded": [],
+    }
     s.update(over)
     return s
 
@@ -53,13 +63,30 @@ def test_create_then_cancel_before_sending_sends_nothing() -> None:
 
 def test_composite_gets_one_booking_per_staff_required_phase() -> None:
     phases = [
-        {"id": 11, "segment_key": "A", "segment_name": "Wickeln", "staff_required": True,
-         "start_time": "2031-02-01T09:00:00+00:00", "end_time": "2031-02-01T09:50:00+00:00"},
-        {"id": 12, "segment_key": "A_gap", "staff_required": False,
-         "start_time": "2031-02-01T09:50:00+00:00", "end_time": "2031-02-01T10:05:00+00:00"},
-        {"id": 13, "segment_key": "B", "segment_name": "Fixieren", "staff_required": True,
-         "start_time": "2031-02-01T10:05:00+00:00", "end_time": "2031-02-01T10:10:00+00:00"},
-    ]  # fmt: skip
+        {
+            "id": 11,
+            "segment_key": "A",
+            "segment_name": "Wickeln",
+            "staff_required": True,
+            "start_time": "2031-02-01T09:00:00+00:00",
+            "end_time": "2031-02-01T09:50:00+00:00",
+        },
+        {
+            "id": 12,
+            "segment_key": "A_gap",
+            "staff_required": False,
+            "start_time": "2031-02-01T09:50:00+00:00",
+            "end_time": "2031-02-01T10:05:00+00:00",
+        },
+        {
+            "id": 13,
+            "segment_key": "B",
+            "segment_name": "Fixieren",
+            "staff_required": True,
+            "start_time": "2031-02-01T10:05:00+00:00",
+            "end_time": "2031-02-01T10:10:00+00:00",
+        },
+    ]
     p = plan(state(is_composite=True, phases=phases, event_map={"A": 9001, "B": 9002}), NOW)
     assert [(a.kind, a.target.phase_id, a.target.event_type_id) for a in p.actions if a.target] == [
         ("create", 11, 9001),
@@ -73,8 +100,14 @@ def test_composite_gets_one_booking_per_staff_required_phase() -> None:
 def test_guards_make_no_call() -> None:
     past = plan(state(starts_at="2030-01-01T09:00:00+00:00", ends_at="2030-01-01T09:30:00+00:00"), NOW)
     assert past.guard is not None and past.guard.category == Category.PAST_APPOINTMENT and not past.actions
-    nobody = {"id": 3, "name": "Anon", "email": None, "phone": "anonymous_1763495863_2d3eaf7e",
-              "usable_email": False, "usable_phone": False}  # fmt: skip
+    nobody = {
+        "id": 3,
+        "name": "Anon",
+        "email": None,
+        "phone": "anonymous_1763495863_2d3eaf7e",
+        "usable_email": False,
+        "usable_phone": False,
+    }
     g = plan(state(customer=nobody), NOW).guard
     assert g is not None and g.category == Category.MISSING_CONTACT
     g = plan(state(is_composite=True, phases=[]), NOW).guard
@@ -84,8 +117,14 @@ def test_guards_make_no_call() -> None:
 
 
 def test_attendee_never_sends_anonymous_phone_and_placeholder_only_without_real_contact() -> None:
-    anon = {"name": "A", "email": "customer_5@placeholder.invalid", "email_is_placeholder": True,
-            "phone": "anonymous_1_abcdef12", "usable_email": True, "usable_phone": False}  # fmt: skip
+    anon = {
+        "name": "A",
+        "email": "customer_5@placeholder.invalid",
+        "email_is_placeholder": True,
+        "phone": "anonymous_1_abcdef12",
+        "usable_email": True,
+        "usable_phone": False,
+    }
     assert attendee({"customer": anon, "booking_timezone": "Europe/Berlin"}) == {
         "name": "A",
         "timeZone": "Europe/Berlin",
@@ -96,8 +135,10 @@ def test_attendee_never_sends_anonymous_phone_and_placeholder_only_without_real_
 
 
 def test_classification_of_cal_com_answers() -> None:
-    wrapped = {"status": "error", "error": {"code": "BadRequestException",
-                                            "message": "Attempting to book a meeting in the past."}}  # fmt: skip
+    wrapped = {
+        "status": "error",
+        "error": {"code": "BadRequestException", "message": "Attempting to book a meeting in the past."},
+    }
     assert classify("create", 400, wrapped, "").category == Category.PAST_APPOINTMENT
     raw = {"statusCode": 400, "message": "User either already has booking at this time or is not available"}
     assert classify("create", 400, raw, "").category == Category.HOST_UNAVAILABLE

@@ -30,8 +30,11 @@ __all__ = ["salon", "sim", "simulator"]  # fixtures
 
 def walk_in(sim: SimulatorProcess, start: dt.datetime, event_type_id: int) -> None:
     """A booking made at Cal.com directly (not through us)."""
-    body = {"start": start.strftime("%Y-%m-%dT%H:%M:%S.000Z"), "eventTypeId": event_type_id,
-            "attendee": {"name": "Walk-in", "email": "walk@in.example", "timeZone": "UTC"}}  # fmt: skip
+    body = {
+        "start": start.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "eventTypeId": event_type_id,
+        "attendee": {"name": "Walk-in", "email": "walk@in.example", "timeZone": "UTC"},
+    }
     r = httpx.post(f"{sim.base_url}/v2/bookings", headers={"cal-api-version": "2024-08-13"}, json=body)
     assert r.status_code == 201, r.text
 
@@ -75,8 +78,12 @@ def test_composite_gets_one_booking_per_staff_required_phase(
             "FROM appointment_phases WHERE appointment_id = %s ORDER BY sequence_order",
             [a],
         ).fetchall()
-    assert [p for p in phases if p[1]] == [("A", True, "synced", True), ("B", True, "synced", True),
-                                          ("C", True, "synced", True), ("D", True, "synced", True)]  # fmt: skip
+    assert [p for p in phases if p[1]] == [
+        ("A", True, "synced", True),
+        ("B", True, "synced", True),
+        ("C", True, "synced", True),
+        ("D", True, "synced", True),
+    ]
     titles = {b["bookingFieldsResponses"]["title"] for b in bookings}
     assert "Dauerwelle - Wickeln" in titles
 
@@ -86,8 +93,11 @@ def test_reschedule_and_cancel(db: Db, sim: SimulatorProcess, salon: dict[str, A
     drain(db, sim)
     first_uid = appointment(db, a)["calcom_v2_booking_uid"]
     with db.connect() as conn:
-        conn.execute("UPDATE appointments SET starts_at = starts_at + interval '2 hours', "
-                     "ends_at = ends_at + interval '2 hours' WHERE id = %s", [a])  # fmt: skip
+        conn.execute(
+            "UPDATE appointments SET starts_at = starts_at + interval '2 hours', "
+            "ends_at = ends_at + interval '2 hours' WHERE id = %s",
+            [a],
+        )
         conn.commit()
     drain(db, sim)
     row = appointment(db, a)
@@ -108,8 +118,11 @@ def test_create_then_cancel_before_sending_sends_nothing(db: Db, sim: SimulatorP
     a = book(db, salon)
     with db.connect() as conn:
         for hours in (1, 2, 3):
-            conn.execute("UPDATE appointments SET starts_at = starts_at + interval '1 hour', "
-                         "ends_at = ends_at + interval '1 hour' WHERE id = %s", [a])  # fmt: skip
+            conn.execute(
+                "UPDATE appointments SET starts_at = starts_at + interval '1 hour', "
+                "ends_at = ends_at + interval '1 hour' WHERE id = %s",
+                [a],
+            )
             conn.commit()
             del hours
         conn.execute("UPDATE appointments SET status = 'cancelled' WHERE id = %s", [a])
@@ -124,8 +137,11 @@ def test_several_reschedules_collapse_to_the_last(db: Db, sim: SimulatorProcess,
     drain(db, sim)
     with db.connect() as conn:
         for _ in range(3):
-            conn.execute("UPDATE appointments SET starts_at = starts_at + interval '1 hour', "
-                         "ends_at = ends_at + interval '1 hour' WHERE id = %s", [a])  # fmt: skip
+            conn.execute(
+                "UPDATE appointments SET starts_at = starts_at + interval '1 hour', "
+                "ends_at = ends_at + interval '1 hour' WHERE id = %s",
+                [a],
+            )
             conn.commit()
     drain(db, sim)
     assert [x["action"] for x in attempts(db, a)] == ["create", "reschedule"]
@@ -145,16 +161,19 @@ def test_several_reschedules_collapse_to_the_last(db: Db, sim: SimulatorProcess,
         ("host_busy", "HOST_UNAVAILABLE", 2),
     ],
 )
-def test_terminal_categories(db: Db, sim: SimulatorProcess, salon: dict[str, Any], setup: str, category: str,
-                             calls: int) -> None:  # fmt: skip
+def test_terminal_categories(
+    db: Db, sim: SimulatorProcess, salon: dict[str, Any], setup: str, category: str, calls: int
+) -> None:
     start = FUTURE
     with db.connect() as conn:
         if setup == "past":
             start = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
         elif setup == "no_contact":
             conn.execute("ALTER TABLE customers DISABLE TRIGGER customers_fill_placeholder_email")
-            conn.execute("UPDATE customers SET email = NULL, phone = 'anonymous_1763495863_2d3eaf7e' WHERE id = %s",
-                         [salon["customer"]])  # fmt: skip
+            conn.execute(
+                "UPDATE customers SET email = NULL, phone = 'anonymous_1763495863_2d3eaf7e' WHERE id = %s",
+                [salon["customer"]],
+            )
             conn.execute("ALTER TABLE customers ENABLE TRIGGER customers_fill_placeholder_email")
         elif setup == "no_event_type":
             conn.execute("UPDATE services SET calcom_event_type_id = NULL WHERE id = %s", [salon["cut"]])
@@ -185,11 +204,16 @@ def test_terminal_categories(db: Db, sim: SimulatorProcess, salon: dict[str, Any
 
 @pytest.mark.parametrize(
     ("fault", "category"),
-    [("fail_5xx_rate", "SERVER_ERROR"), ("conflict_rate", "CONFLICT"), ("timeout_rate", "NETWORK"),
-     ("malformed_rate", "NETWORK")],
-)  # fmt: skip
-def test_retryable_categories_then_success(db: Db, sim: SimulatorProcess, salon: dict[str, Any], fault: str,
-                                           category: str) -> None:  # fmt: skip
+    [
+        ("fail_5xx_rate", "SERVER_ERROR"),
+        ("conflict_rate", "CONFLICT"),
+        ("timeout_rate", "NETWORK"),
+        ("malformed_rate", "NETWORK"),
+    ],
+)
+def test_retryable_categories_then_success(
+    db: Db, sim: SimulatorProcess, salon: dict[str, Any], fault: str, category: str
+) -> None:
     sim.set_config(**{fault: 1.0}, timeout_hang_s=1.5)
     a = book(db, salon)
     drain(db, sim, request_timeout_s=0.5)
@@ -223,7 +247,8 @@ def test_auth_and_rate_limit_are_retryable(db: Db, sim: SimulatorProcess, salon:
     with db.connect() as conn:
         limited = conn.execute(
             "SELECT aggregateid::bigint, attempts, next_attempt_at > now() + interval '30 seconds' "
-            "FROM calsync.outbox_delivery WHERE last_category = 'RATE_LIMITED' ORDER BY 1").fetchall()  # fmt: skip
+            "FROM calsync.outbox_delivery WHERE last_category = 'RATE_LIMITED' ORDER BY 1"
+        ).fetchall()
     # a 429 (or a request held back by the limiter) is not an attempt, and the event waits the block out:
     # a's one attempt is its AUTH failure, b has none
     assert limited == [(a, 1, True), (b, 0, True)]

@@ -34,8 +34,16 @@ def simulator() -> Iterator[SimulatorProcess]:
 def sim(simulator: SimulatorProcess, salon: dict[str, Any], db: Db) -> SimulatorProcess:
     """The simulator, reset, with no faults, knowing the salon's event types."""
     simulator.reset(event_types=True)
-    simulator.set_config(fail_5xx_rate=0, timeout_rate=0, reset_after_store_rate=0, false_negative_rate=0,
-                         malformed_rate=0, conflict_rate=0, rate_limit=1_000_000, latency_ms=[0, 0])  # fmt: skip
+    simulator.set_config(
+        fail_5xx_rate=0,
+        timeout_rate=0,
+        reset_after_store_rate=0,
+        false_negative_rate=0,
+        malformed_rate=0,
+        conflict_rate=0,
+        rate_limit=1_000_000,
+        latency_ms=[0, 0],
+    )
     simsetup.register(db.url, simulator.base_url)
     return simulator
 
@@ -49,8 +57,15 @@ def salon(db: Db) -> dict[str, Any]:
     return dict(row[0])  # type: ignore[call-overload]
 
 
-def book(db: Db, salon: dict[str, Any], *, service: str = "cut", staff: str = "lena", start: dt.datetime = FUTURE,
-         customer: int | None = None) -> int:  # fmt: skip
+def book(
+    db: Db,
+    salon: dict[str, Any],
+    *,
+    service: str = "cut",
+    staff: str = "lena",
+    start: dt.datetime = FUTURE,
+    customer: int | None = None,
+) -> int:
     with db.connect() as conn:
         row = conn.execute(
             "SELECT tests.make_appointment(%s, %s, %s, %s)",
@@ -62,8 +77,15 @@ def book(db: Db, salon: dict[str, Any], *, service: str = "cut", staff: str = "l
 
 
 def settings(db: Db, sim: SimulatorProcess, **over: Any) -> WorkerSettings:
-    values: dict[str, Any] = {"database_url": db.url, "api_key": API_KEY, "base_url": sim.base_url,
-                              "poll_interval_s": 0.2, "lease_s": 30, "once": True, "request_timeout_s": 5}  # fmt: skip
+    values: dict[str, Any] = {
+        "database_url": db.url,
+        "api_key": API_KEY,
+        "base_url": sim.base_url,
+        "poll_interval_s": 0.2,
+        "lease_s": 30,
+        "once": True,
+        "request_timeout_s": 5,
+    }
     values.update(over)
     return WorkerSettings(**values)
 
@@ -84,8 +106,12 @@ def appointment(db: Db, appointment_id: int) -> dict[str, Any]:
 def attempts(db: Db, appointment_id: int) -> list[dict[str, Any]]:
     with db.connect() as conn:
         cur = conn.cursor(row_factory=psycopg.rows.dict_row)
-        return [dict(r) for r in cur.execute(
-            "SELECT * FROM calsync.sync_attempts WHERE appointment_id = %s ORDER BY id", [appointment_id])]  # fmt: skip
+        return [
+            dict(r)
+            for r in cur.execute(
+                "SELECT * FROM calsync.sync_attempts WHERE appointment_id = %s ORDER BY id", [appointment_id]
+            )
+        ]
 
 
 def outbox_left(db: Db) -> int:
@@ -96,7 +122,19 @@ def outbox_left(db: Db) -> int:
 
 def worker_process(db: Db, sim: SimulatorProcess, *args: str, **env: str) -> subprocess.Popen[str]:
     """`calsync worker` as a real OS process (for crash and signal tests)."""
-    environment = {**os.environ, "CALCOM_API_KEY": API_KEY, "CALSYNC_DATABASE_URL": db.url,
-                   "CALCOM_BASE_URL": sim.base_url, "CALSYNC_POLL_INTERVAL_S": "0.2", **env}  # fmt: skip
-    return subprocess.Popen([sys.executable, "-m", "worker", "worker", *args], cwd=ROOT, env=environment,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    environment = {
+        **os.environ,
+        "CALCOM_API_KEY": API_KEY,
+        "CALSYNC_DATABASE_URL": db.url,
+        "CALCOM_BASE_URL": sim.base_url,
+        "CALSYNC_POLL_INTERVAL_S": "0.2",
+        **env,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker", "worker", *args],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )

@@ -57,6 +57,7 @@ class Worker:
         self.flushed = asyncio.Event()
         self.flush_lock = asyncio.Lock()
         self.closing = False
+        self.last_ping = 0.0
         self.finish_failures = 0
         self.idle = False
         self.pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
@@ -90,6 +91,7 @@ class Worker:
             min_size=2,
             max_size=4,
             kwargs={"autocommit": True},
+            check=AsyncConnectionPool.check_connection,
             configure=_configure,
             open=False,
         )
@@ -133,34 +135,44 @@ class Worker:
             self.wake.set()
 
     async def _drain(self) -> None:
-        last_ping = 0.0
         while not self.stopping.is_set():
-            if self.notifier.watchdog_interval_s and time.monotonic() - last_ping > self.notifier.watchdog_interval_s:
-                self.notifier.watchdog()
-                last_ping = time.monotonic()
-            free = self.s.concurrency - len(self.inflight)
-            if (paused := self.limiter.paused_for()) > 0 and not self.s.once:
-                # Cal.com blocks us for a while (429) or the window is used up: claiming now would only bounce
-                self.wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), min(paused, self.s.poll_interval_s * 4))
-                continue
-            claimed = await self._claim(min(free, self.s.batch_size)) if free > 0 else 0
-            if claimed:
-                continue
-            if self.s.once and not self.inflight:
-                await self._flush()  # outcomes first: a recorded retry is what makes an event due again
-                limit = min(self.s.concurrency, self.s.batch_size)
-                nothing = self.limiter.paused_for() > 0 or not await self._claim(limit)
-                if nothing and not self.inflight:
+            try:
+                if await self._drain_step():
                     break
-                continue
-            if not self.inflight:
-                await self.set_idle(True)
+            except psycopg.OperationalError as e:  # the database went away: keep going, it comes back
+                logs.log("database_unavailable", level="warning", error=str(e).strip())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), 1.0)
+
+    async def _drain_step(self) -> bool:
+        """One round of the loop; True when a --once run is done."""
+        interval = self.notifier.watchdog_interval_s
+        if interval and time.monotonic() - self.last_ping > interval:
+            self.notifier.watchdog()
+            self.last_ping = time.monotonic()
+        free = self.s.concurrency - len(self.inflight)
+        if (paused := self.limiter.paused_for()) > 0 and not self.s.once:
+            # Cal.com blocks us for a while (429) or the window is used up: claiming now would only bounce
             self.wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self.s.poll_interval_s)
-            await self.set_idle(False)
+                await asyncio.wait_for(self.stopping.wait(), min(paused, self.s.poll_interval_s * 4))
+            return False
+        claimed = await self._claim(min(free, self.s.batch_size)) if free > 0 else 0
+        if claimed:
+            return False
+        if self.s.once and not self.inflight:
+            await self._flush()  # outcomes first: a recorded retry is what makes an event due again
+            await self._fetch("reap", {"dead_after_s": max(30.0, 6 * self.s.poll_interval_s)})
+            limit = min(self.s.concurrency, self.s.batch_size)
+            nothing = self.limiter.paused_for() > 0 or not await self._claim(limit)
+            return nothing and not self.inflight
+        if not self.inflight:
+            await self.set_idle(True)
+        self.wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), self.s.poll_interval_s)
+        await self.set_idle(False)
+        return False
 
     async def _claim(self, limit: int) -> int:
         rows = await self._fetch("claim", {"worker": self.s.worker_id, "limit": limit, "lease_s": self.s.lease_s})
