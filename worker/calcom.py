@@ -170,6 +170,26 @@ class CalcomClient:
             params["attendeeEmail"] = email
         return await self.send("lookup", "GET", "/v2/bookings", params=params, phase_id=phase_id)
 
+    async def find_for(
+        self,
+        event_type_ids: list[int],
+        email: str | None,
+        window: tuple[dt.datetime, dt.datetime] | None,
+        skip: int = 0,
+    ) -> Exchange:
+        """List bookings of these event types (and attendee e-mail, or time window) to find an appointment's."""
+        params = {
+            "eventTypeIds": ",".join(str(i) for i in sorted(set(event_type_ids))),
+            "take": "250",
+            "skip": str(skip),
+        }
+        if email:
+            params["attendeeEmail"] = email
+        if window:
+            params["afterStart"] = iso(window[0])
+            params["beforeEnd"] = iso(window[1])
+        return await self.send("discover", "GET", "/v2/bookings", params=params)
+
 
 def iso(t: dt.datetime) -> str:
     """Cal.com wants ISO-8601 in UTC."""

@@ -233,6 +233,7 @@ class Worker:
                             "worker": self.s.worker_id,
                             "results": json.dumps(batch, default=str),
                             "max_attempts": self.s.max_attempts,
+                            "retry_base_s": self.s.retry_base_s,
                         },
                     )
                 except BaseException:

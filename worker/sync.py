@@ -15,7 +15,7 @@ from typing import Any
 
 from worker.calcom import CalcomClient, Exchange, booking_data, iso
 from worker.categories import AMBIGUOUS, Category, Verdict
-from worker.reconcile import Action, Known, Plan, Target, parse_time, plan
+from worker.reconcile import Action, Known, Plan, Target, attendee, parse_time, plan
 
 META_APPOINTMENT = "calsync_appointment_id"
 META_PHASE = "calsync_phase_id"
@@ -120,6 +120,8 @@ class AppointmentSync:
         self.out = Outcome(int(state["id"]), outbox_id)
 
     async def run(self, now: dt.datetime) -> Outcome:
+        if self.attempt > 1 and not await self._discover():
+            return self.out
         p: Plan = plan(self.state, now)
         if p.guard is not None:
             self.out.failure = p.guard
@@ -149,7 +151,7 @@ class AppointmentSync:
         if action.kind == "reschedule":
             assert action.known is not None
             return await self._reschedule(action.target, action.known, p.attendee)
-        return await self._create(action.target, p.attendee, maybe_exists=self.attempt > 1)
+        return await self._create(action.target, p.attendee, maybe_exists=False)
 
     async def _cancel(self, action: Action) -> bool:
         k = action.known
@@ -176,8 +178,10 @@ class AppointmentSync:
         return self._fail(ex)
 
     async def _create(self, target: Target, person: dict[str, Any], *, maybe_exists: bool) -> bool:
-        if maybe_exists and await self._lookup(target, person):
-            return True
+        if maybe_exists:
+            found = await self._lookup(target, person)
+            if found is not None:
+                return found
         ex = await self._send(self.client.create(create_body(self.state, target, person), target.phase_id))
         if ex.verdict.category == Category.OK and (data := booking_data(ex)):
             self._adopt(target, data)
@@ -185,19 +189,24 @@ class AppointmentSync:
         ambiguous = ex.verdict.category in AMBIGUOUS or (
             ex.status == 400 and ex.verdict.category not in NO_LOOKUP_AFTER
         )
-        if ambiguous and await self._lookup(target, person):
-            return True
+        if ambiguous:
+            found = await self._lookup(target, person)
+            if found is not None:
+                return found
         return self._fail(ex)
 
-    async def _lookup(self, target: Target, person: dict[str, Any]) -> bool:
-        """Find our booking at Cal.com (after a possibly successful create) and adopt it."""
+    async def _lookup(self, target: Target, person: dict[str, Any]) -> bool | None:
+        """Find our booking at Cal.com (after a possibly successful create) and adopt it: True when adopted,
+        None when it is certainly not there (so creating is safe), False (with the failure recorded) when the
+        lookup itself failed: then nothing may be created on this try."""
         if target.event_type_id is None:
-            return False
+            return None
         ex = await self._send(
             self.client.find(target.event_type_id, target.start, target.end, person.get("email"), target.phase_id)
         )
         if ex.verdict.category != Category.OK or not isinstance(ex.body, dict):
-            return False
+            # unknown whether the booking exists: retry later (the next try looks again before creating)
+            return self._fail(ex)
         for b in ex.body.get("data") or []:
             meta = b.get("metadata") or {}
             if (
@@ -207,7 +216,61 @@ class AppointmentSync:
             ):
                 self._adopt(target, b)
                 return True
-        return False
+        return None
+
+    async def _discover(self) -> bool:
+        """A later attempt does not know what an earlier one achieved (a worker may have died after Cal.com
+        answered): list the appointment's bookings at Cal.com by our metadata and take them as known, so the
+        plan neither books twice nor leaves a booking behind. False (failure recorded) if the listing fails."""
+        event_types = {b.get("event_type_id") for b in self.state.get("synced") or []}
+        service = self.state.get("service") or {}
+        event_types.add(service.get("event_type_id"))
+        event_types.update((self.state.get("event_map") or {}).values())
+        ids = [int(e) for e in event_types if e is not None]
+        if not ids:
+            return True
+        person = attendee(self.state) or {}
+        email = person.get("email")
+        window = None
+        if not email:
+            times = [parse_time(self.state["starts_at"])] if self.state.get("starts_at") else []
+            times += [parse_time(b["start_at"]) for b in self.state.get("synced") or [] if b.get("start_at")]
+            if not times:
+                return True
+            window = (min(times) - dt.timedelta(days=1), max(times) + dt.timedelta(days=2))
+        found: dict[int, dict[str, Any]] = {}
+        skip = 0
+        while True:
+            ex = await self._send(self.client.find_for(ids, email, window, skip))
+            if ex.verdict.category != Category.OK or not isinstance(ex.body, dict):
+                return self._fail(ex)
+            for b in ex.body.get("data") or []:
+                meta = b.get("metadata") or {}
+                if str(meta.get(META_APPOINTMENT)) != str(self.out.appointment_id):
+                    continue
+                if str(b.get("status", "")).lower() in ("cancelled", "rejected"):
+                    continue
+                slot = int(meta[META_PHASE]) if meta.get(META_PHASE) else 0
+                found[slot] = {
+                    "slot": slot,
+                    "uid": b.get("uid"),
+                    "booking_id": b.get("id"),
+                    "start_at": b.get("start"),
+                    "end_at": b.get("end"),
+                    "event_type_id": b.get("eventTypeId"),
+                }
+            page = ex.body.get("pagination") or {}
+            if not page.get("hasNextPage"):
+                break
+            skip += 250
+        known = {int(b["slot"]): b for b in self.state.get("synced") or []}
+        known.update(found)
+        self.state["synced"] = list(known.values())
+        # what Cal.com has is recorded even if the rest of this attempt fails
+        self.out.bookings += [
+            {"phase_id": b["slot"] or None, **{k: v for k, v in b.items() if k != "slot"}} for b in found.values()
+        ]
+        return True
 
     def _adopt(self, target: Target, data: dict[str, Any]) -> None:
         record = booking_record(target, data)

@@ -273,7 +273,8 @@ COMMENT ON FUNCTION calsync.retry_delay(integer, interval, interval) IS
 -- Completion checks ownership: only events this worker still holds (running, locked_by = p_worker)
 -- change; the attempts are archived either way. Returns the outbox ids whose lease was lost.
 CREATE OR REPLACE FUNCTION calsync.finish_sync_events(p_worker text, p_results jsonb, p_max_attempts integer,
-                                                     p_now timestamptz DEFAULT now())
+                                                     p_now timestamptz DEFAULT now(),
+                                                     p_retry_base interval DEFAULT '5 seconds')
 RETURNS TABLE (lost_outbox_id uuid)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -373,7 +374,7 @@ BEGIN
         attempts = d.attempts - CASE WHEN r->>'outcome' = 'rate_limited' THEN 1 ELSE 0 END,
         next_attempt_at = p_now + CASE WHEN r->>'outcome' = 'rate_limited'
                                        THEN coalesce((r->>'retry_after_s')::double precision, 60) * interval '1 second'
-                                       ELSE calsync.retry_delay(d.attempts) END,
+                                       ELSE calsync.retry_delay(d.attempts, p_retry_base) END,
         locked_by = NULL, locked_until = NULL,
         last_error = r->>'error', last_category = r->>'category',
         processed_at = CASE WHEN r->>'outcome' = 'dead' OR (r->>'outcome' = 'retry' AND d.attempts >= p_max_attempts)
@@ -384,7 +385,7 @@ BEGIN
     PERFORM set_config('calsync.writer', coalesce(v_writer, ''), true);
 END
 $$;
-COMMENT ON FUNCTION calsync.finish_sync_events(text, jsonb, integer, timestamptz) IS
+COMMENT ON FUNCTION calsync.finish_sync_events(text, jsonb, integer, timestamptz, interval) IS
     'Record a batch of sync outcomes: archive attempts, update appointments/phases, delete delivered events, schedule retries or mark dead. Returns events whose lease was lost.';
 
 -- Leases go back to be retried now when they expired, or when the worker holding them stopped
@@ -525,7 +526,7 @@ DROP FUNCTION calsync.prune_sync_history(interval, interval, integer, timestampt
 DROP FUNCTION calsync.requeue_appointments(bigint[], text, timestamptz);
 DROP FUNCTION calsync.release_sync_events(text, uuid[], timestamptz);
 DROP FUNCTION calsync.reap_expired_leases(timestamptz, interval);
-DROP FUNCTION calsync.finish_sync_events(text, jsonb, integer, timestamptz);
+DROP FUNCTION calsync.finish_sync_events(text, jsonb, integer, timestamptz, interval);
 DROP FUNCTION calsync.retry_delay(integer, interval, interval);
 DROP FUNCTION calsync.claim_sync_events(text, integer, interval, timestamptz);
 DROP FUNCTION calsync.tg_outbox__wake_worker();

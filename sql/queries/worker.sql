@@ -5,7 +5,9 @@ SELECT outbox_id::text, appointment_id, event_type, attempts, covers_seq
 FROM calsync.claim_sync_events(%(worker)s, %(limit)s, make_interval(secs => %(lease_s)s));
 
 -- name: finish
-SELECT lost_outbox_id::text FROM calsync.finish_sync_events(%(worker)s, %(results)s::jsonb, %(max_attempts)s);
+SELECT lost_outbox_id::text
+FROM calsync.finish_sync_events(%(worker)s, %(results)s::jsonb, %(max_attempts)s, now(),
+                                make_interval(secs => %(retry_base_s)s));
 
 -- name: release
 SELECT calsync.release_sync_events(%(worker)s, %(ids)s::uuid[]);
