@@ -228,7 +228,7 @@ $$;
 
 COMMENT ON FUNCTION calsync.enqueue_sync(p_appointment_id bigint, p_type text, p_payload jsonb) IS 'Add one event (create, cancel or reschedule) for an appointment to calsync.outbox.';
 
-CREATE FUNCTION calsync.finish_sync_events(p_worker text, p_results jsonb, p_max_attempts integer, p_now timestamp with time zone DEFAULT now()) RETURNS TABLE(lost_outbox_id uuid)
+CREATE FUNCTION calsync.finish_sync_events(p_worker text, p_results jsonb, p_max_attempts integer, p_now timestamp with time zone DEFAULT now(), p_retry_base interval DEFAULT '00:00:05'::interval, p_retry_cap interval DEFAULT '01:00:00'::interval) RETURNS TABLE(lost_outbox_id uuid)
     LANGUAGE plpgsql
     AS $$
 DECLARE
@@ -320,7 +320,9 @@ BEGIN
         attempts = d.attempts - CASE WHEN r->>'outcome' = 'rate_limited' THEN 1 ELSE 0 END,
         next_attempt_at = p_now + CASE WHEN r->>'outcome' = 'rate_limited'
                                        THEN coalesce((r->>'retry_after_s')::double precision, 60) * interval '1 second'
-                                       ELSE calsync.retry_delay(d.attempts) END,
+                                       -- an attempt that got somewhere (some bookings made) retries soon
+                                       WHEN jsonb_array_length(coalesce(r->'bookings', '[]')) > 0 THEN p_retry_base
+                                       ELSE calsync.retry_delay(d.attempts, p_retry_base, p_retry_cap) END,
         locked_by = NULL, locked_until = NULL,
         last_error = r->>'error', last_category = r->>'category',
         processed_at = CASE WHEN r->>'outcome' = 'dead' OR (r->>'outcome' = 'retry' AND d.attempts >= p_max_attempts)
@@ -332,7 +334,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION calsync.finish_sync_events(p_worker text, p_results jsonb, p_max_attempts integer, p_now timestamp with time zone) IS 'Record a batch of sync outcomes: archive attempts, update appointments/phases, delete delivered events, schedule retries or mark dead. Returns events whose lease was lost.';
+COMMENT ON FUNCTION calsync.finish_sync_events(p_worker text, p_results jsonb, p_max_attempts integer, p_now timestamp with time zone, p_retry_base interval, p_retry_cap interval) IS 'Record a batch of sync outcomes: archive attempts, update appointments/phases, delete delivered events, schedule retries or mark dead. Returns events whose lease was lost.';
 
 CREATE FUNCTION calsync.host_key(p_calcom_user_id bigint, p_staff_id uuid) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -499,6 +501,19 @@ CREATE FUNCTION calsync.release_sync_events(p_worker text, p_outbox_ids uuid[], 
 $$;
 
 COMMENT ON FUNCTION calsync.release_sync_events(p_worker text, p_outbox_ids uuid[], p_now timestamp with time zone) IS 'Give back events a stopping worker holds; they are due again at once.';
+
+CREATE FUNCTION calsync.renew_leases(p_worker text, p_outbox_ids uuid[], p_lease interval, p_now timestamp with time zone DEFAULT now()) RETURNS integer
+    LANGUAGE sql
+    AS $$
+    WITH renewed AS (
+        UPDATE calsync.outbox_delivery SET locked_until = p_now + p_lease
+        WHERE status = 'running' AND locked_by = p_worker AND outbox_id = ANY (p_outbox_ids)
+        RETURNING 1
+    )
+    SELECT count(*)::int FROM renewed
+$$;
+
+COMMENT ON FUNCTION calsync.renew_leases(p_worker text, p_outbox_ids uuid[], p_lease interval, p_now timestamp with time zone) IS 'Extend the leases a worker still holds on events it is working on; returns how many it still holds.';
 
 CREATE FUNCTION calsync.requeue_appointments(p_appointment_ids bigint[], p_reason text, p_now timestamp with time zone DEFAULT now()) RETURNS integer
     LANGUAGE plpgsql

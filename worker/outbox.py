@@ -234,6 +234,7 @@ class Worker:
                             "results": json.dumps(batch, default=str),
                             "max_attempts": self.s.max_attempts,
                             "retry_base_s": self.s.retry_base_s,
+                            "retry_cap_s": self.s.retry_cap_s,
                         },
                     )
                 except BaseException:
@@ -280,6 +281,10 @@ class Worker:
         while True:
             try:
                 await self._fetch("listener_idle", {"worker": self.s.worker_id, "idle": self.idle})
+                if self.inflight:
+                    await self._fetch(
+                        "renew", {"worker": self.s.worker_id, "ids": list(self.inflight), "lease_s": self.s.lease_s}
+                    )
                 (reaped,), *_ = await self._fetch("reap", {"dead_after_s": max(30.0, 6 * self.s.poll_interval_s)})
                 if reaped:
                     logs.log("leases_reaped", count=reaped)
@@ -289,7 +294,7 @@ class Worker:
                     last_prune = time.monotonic()
             except psycopg.Error as e:
                 logs.log("housekeeping_failed", level="warning", error=str(e))
-            await asyncio.sleep(min(10.0, self.s.poll_interval_s))
+            await asyncio.sleep(min(10.0, self.s.poll_interval_s, self.s.lease_s / 3))
 
     async def _shutdown(self, *tasks: asyncio.Task[None]) -> None:
         if self.inflight:

@@ -19,6 +19,7 @@ ENV = {
     "lease_s": "CALSYNC_LEASE_S",
     "max_attempts": "CALSYNC_MAX_ATTEMPTS",
     "retry_base_s": "CALSYNC_RETRY_BASE_S",
+    "retry_cap_s": "CALSYNC_RETRY_CAP_S",
     "poll_interval_s": "CALSYNC_POLL_INTERVAL_S",
     "request_timeout_s": "CALSYNC_REQUEST_TIMEOUT_S",
     "shutdown_deadline_s": "CALSYNC_SHUTDOWN_DEADLINE_S",
@@ -39,6 +40,7 @@ class WorkerSettings:
     lease_s: float = 300.0
     max_attempts: int = 8
     retry_base_s: float = 5.0
+    retry_cap_s: float = 3600.0
     poll_interval_s: float = 5.0
     request_timeout_s: float = 15.0
     shutdown_deadline_s: float = 20.0
@@ -88,7 +90,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     opt("batch_size", int, "events claimed per statement")
     opt("lease_s", float, "lease on a claimed event, seconds")
     opt("max_attempts", int, "attempts before an event is dead and its appointment flagged")
-    opt("retry_base_s", float, "first retry delay; doubles per attempt (capped at 1 h, +-25%% jitter)")
+    opt("retry_base_s", float, "first retry delay; doubles per failed attempt (+-25%% jitter)")
+    opt("retry_cap_s", float, "longest retry delay")
     opt("poll_interval_s", float, "poll when no notification arrives, seconds")
     opt("request_timeout_s", float, "timeout of each HTTP request, seconds")
     opt("shutdown_deadline_s", float, "on SIGTERM, finish in-flight work for at most this long")

@@ -63,7 +63,8 @@ COMMENT ON FUNCTION calsync.retry_delay(integer, interval, interval) IS
 -- change; the attempts are archived either way. Returns the outbox ids whose lease was lost.
 CREATE OR REPLACE FUNCTION calsync.finish_sync_events(p_worker text, p_results jsonb, p_max_attempts integer,
                                                      p_now timestamptz DEFAULT now(),
-                                                     p_retry_base interval DEFAULT '5 seconds')
+                                                     p_retry_base interval DEFAULT '5 seconds',
+                                                     p_retry_cap interval DEFAULT '1 hour')
 RETURNS TABLE (lost_outbox_id uuid)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -163,7 +164,9 @@ BEGIN
         attempts = d.attempts - CASE WHEN r->>'outcome' = 'rate_limited' THEN 1 ELSE 0 END,
         next_attempt_at = p_now + CASE WHEN r->>'outcome' = 'rate_limited'
                                        THEN coalesce((r->>'retry_after_s')::double precision, 60) * interval '1 second'
-                                       ELSE calsync.retry_delay(d.attempts, p_retry_base) END,
+                                       -- an attempt that got somewhere (some bookings made) retries soon
+                                       WHEN jsonb_array_length(coalesce(r->'bookings', '[]')) > 0 THEN p_retry_base
+                                       ELSE calsync.retry_delay(d.attempts, p_retry_base, p_retry_cap) END,
         locked_by = NULL, locked_until = NULL,
         last_error = r->>'error', last_category = r->>'category',
         processed_at = CASE WHEN r->>'outcome' = 'dead' OR (r->>'outcome' = 'retry' AND d.attempts >= p_max_attempts)
@@ -174,7 +177,7 @@ BEGIN
     PERFORM set_config('calsync.writer', coalesce(v_writer, ''), true);
 END
 $$;
-COMMENT ON FUNCTION calsync.finish_sync_events(text, jsonb, integer, timestamptz, interval) IS
+COMMENT ON FUNCTION calsync.finish_sync_events(text, jsonb, integer, timestamptz, interval, interval) IS
     'Record a batch of sync outcomes: archive attempts, update appointments/phases, delete delivered events, schedule retries or mark dead. Returns events whose lease was lost.';
 
 -- Leases go back to be retried now when they expired, or when the worker holding them stopped
@@ -197,6 +200,21 @@ LANGUAGE sql AS $$
 $$;
 COMMENT ON FUNCTION calsync.reap_expired_leases(timestamptz, interval) IS
     'Return events whose lease expired, or whose worker stopped heart-beating, to the queue, due now; returns how many.';
+
+-- A live worker keeps the leases of the events it is still working on (a slow Cal.com must not make a
+-- healthy worker lose them); a dead one stops renewing and its leases run out.
+CREATE OR REPLACE FUNCTION calsync.renew_leases(p_worker text, p_outbox_ids uuid[], p_lease interval,
+                                               p_now timestamptz DEFAULT now()) RETURNS integer
+LANGUAGE sql AS $$
+    WITH renewed AS (
+        UPDATE calsync.outbox_delivery SET locked_until = p_now + p_lease
+        WHERE status = 'running' AND locked_by = p_worker AND outbox_id = ANY (p_outbox_ids)
+        RETURNING 1
+    )
+    SELECT count(*)::int FROM renewed
+$$;
+COMMENT ON FUNCTION calsync.renew_leases(text, uuid[], interval, timestamptz) IS
+    'Extend the leases a worker still holds on events it is working on; returns how many it still holds.';
 
 -- Shutdown: give back the events this worker holds and could not finish; they are due again at once.
 -- The attempt still counts, so the next try looks the booking up before creating it.

@@ -7,10 +7,13 @@ FROM calsync.claim_sync_events(%(worker)s, %(limit)s, make_interval(secs => %(le
 -- name: finish
 SELECT lost_outbox_id::text
 FROM calsync.finish_sync_events(%(worker)s, %(results)s::jsonb, %(max_attempts)s, now(),
-                                make_interval(secs => %(retry_base_s)s));
+                                make_interval(secs => %(retry_base_s)s), make_interval(secs => %(retry_cap_s)s));
 
 -- name: release
 SELECT calsync.release_sync_events(%(worker)s, %(ids)s::uuid[]);
+
+-- name: renew
+SELECT calsync.renew_leases(%(worker)s, %(ids)s::uuid[], make_interval(secs => %(lease_s)s));
 
 -- name: reap
 SELECT calsync.reap_expired_leases(now(), make_interval(secs => %(dead_after_s)s));
