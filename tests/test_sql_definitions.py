@@ -15,7 +15,7 @@ from tests.conftest import Db
 from tests.schema_dump import dump
 from worker.paths import SQL_DIR
 
-DEFINITION_DIRS = ("functions", "triggers", "views")
+DEFINITION_DIRS = ("functions", "triggers", "views", "grants")
 _FUNCTION = re.compile(r"CREATE OR REPLACE FUNCTION\s+(\w+\.\w+)\s*\(", re.IGNORECASE)
 _TRIGGER = re.compile(r"CREATE (?:OR REPLACE )?(?:CONSTRAINT )?TRIGGER\s+(\w+)", re.IGNORECASE)
 _VIEW = re.compile(r"CREATE OR REPLACE VIEW\s+(\w+\.\w+)", re.IGNORECASE)

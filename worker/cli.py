@@ -167,6 +167,72 @@ def cmd_simulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dump(value: object) -> str:
+    return json.dumps(value, indent=2, default=str)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from worker import report
+    from worker.db import resolve_url
+
+    h = report.status(resolve_url(args.database_url))
+    print(_dump(h) if args.json else report.render_status(h))
+    return {"HEALTHY": 0, "DEGRADED": 1}.get(str(h["health"]), 2)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from worker import report
+    from worker.db import resolve_url
+
+    r = report.report(resolve_url(args.database_url))
+    if args.markdown:
+        Path(args.markdown).write_text(report.render_markdown(r))
+        print(f"report written to {args.markdown}")
+    elif args.json:
+        print(_dump(r))
+    else:
+        print(report.render_report(r))
+    return 0
+
+
+def cmd_remediate(args: argparse.Namespace) -> int:
+    from worker import remediation, report
+    from worker.db import resolve_url
+
+    url = resolve_url(args.database_url)
+    if args.undo:
+        changes = remediation.undo(url, args.undo, args.reason)
+        if args.json:
+            print(_dump(changes))
+        else:
+            print(f"undid run {args.undo}: {len(changes)} change(s) reverted")
+        return 0
+    try:
+        result = remediation.run(
+            url, args.only, dry_run=args.dry_run, reason=args.reason, past_mode=args.past, categories=args.category
+        )
+    except ValueError as e:
+        print(f"calsync remediate: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(
+            _dump(
+                {
+                    "run_id": result.run_id,
+                    "dry_run": result.dry_run,
+                    "changes": result.changes,
+                    "before": result.before,
+                    "after": result.after,
+                }
+            )
+        )
+    else:
+        print(report.render_run(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="calsync", description=package_doc)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -214,6 +280,35 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:  # pragma: no cover - the simulator ships with the package
         pass
     p.set_defaults(handler=cmd_simulator)
+
+    p = sub.add_parser("status", help="the sync dashboard (exit 0 healthy, 1 degraded, 2 critical)")
+    _add_db_url(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_status)
+
+    p = sub.add_parser("report", help="failures by category with recommended actions")
+    _add_db_url(p)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--markdown", metavar="FILE", help="write an incident-style report with before/after tables")
+    p.set_defaults(handler=cmd_report)
+
+    from worker.remediation import STEPS
+
+    p = sub.add_parser("remediate", help="run the audited runbook (see --only for the steps)")
+    _add_db_url(p)
+    p.add_argument("--dry-run", action="store_true", help="show what would change; change nothing")
+    p.add_argument("--only", nargs="+", metavar="STEP", choices=list(STEPS), help=f"steps: {', '.join(STEPS)}")
+    p.add_argument("--reason", default=None, help="why (recorded with every change)")
+    p.add_argument(
+        "--past",
+        choices=["historical", "cancel"],
+        default="historical",
+        help="past appointments that never synced: keep as history (default) or cancel",
+    )
+    p.add_argument("--category", nargs="+", help="requeue only failures of these categories")
+    p.add_argument("--undo", metavar="RUN_ID", help="revert a run")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_remediate)
 
     p = sub.add_parser("demo", help="the end-to-end demo on the embedded database")
     p.add_argument("--keep", action="store_true", help="keep the existing demo database instead of resetting it")

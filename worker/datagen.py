@@ -30,10 +30,12 @@ class Params:
     salons: int = 1
     appointments_per_salon: int = 1000
     customers_per_salon: int | None = None  # default: half the appointments
-    anchor: dt.date | None = None  # default: today (UTC)
+    anchor: dt.date | dt.datetime | None = None  # default: today (UTC); a datetime is "now" for the incident data
     seed: int = 42
     failed_permille: int = 20
     pending_permille: int = 30
+    anonymous_percent: int = 6  # customers who called anonymously (anonymous_ phone, no e-mail)
+    id_offset: int = 0  # appointments and customers get ids from id_offset + 1 (room for hand-made rows)
 
     def sql_params(self) -> dict[str, object]:
         if not 1 <= self.appointments_per_salon <= 7 * 365:
@@ -49,6 +51,8 @@ class Params:
             "seed": self.seed,
             "failed_permille": self.failed_permille,
             "pending_permille": self.pending_permille,
+            "anonymous_percent": self.anonymous_percent,
+            "id_offset": self.id_offset,
         }
 
 
@@ -56,15 +60,18 @@ class NotEmpty(RuntimeError):
     pass
 
 
-def generate(conn: psycopg.Connection[tuple[object, ...]], params: Params) -> dict[str, float]:
-    """Fill an empty base schema; returns seconds per step. Runs in one transaction."""
+def generate(
+    conn: psycopg.Connection[tuple[object, ...]], params: Params, then: tuple[str, ...] = ()
+) -> dict[str, float]:
+    """Fill an empty base schema, then run the named blocks ``then`` (e.g. incident_dataset) in the same
+    transaction with the same parameters; returns seconds per step."""
     p = params.sql_params()
     timings: dict[str, float] = {}
     if conn.execute("SELECT EXISTS (SELECT 1 FROM companies)").fetchone() != (False,):
         raise NotEmpty("the database already holds companies; generate into an empty (freshly migrated) database")
     with conn.transaction(), psycopg.ClientCursor(conn) as cur:
         cur.execute("SET LOCAL max_parallel_workers_per_gather = 0")
-        for step in (*STEPS, "datagen_sequences"):
+        for step in (*STEPS, "datagen_sequences", *then):
             t0 = time.perf_counter()
             cur.execute(query(step), p if "%(" in query(step) else None)
             timings[step] = time.perf_counter() - t0

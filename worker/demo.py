@@ -1,27 +1,38 @@
-"""`make demo` / `calsync demo`: a freshly migrated embedded database with demo data, summarised."""
+"""`make demo` / `calsync demo`: the incident of 2025-11-24, replayed on an embedded database.
+
+1. the incident's initial state as data, on revision 0001 (the app as it is), next to a generated salon;
+2. calsync's schema, outbox and remediation (revisions up to 0005; no rules yet) and the dashboard;
+3. the pre-flight report of the integrity revisions;
+4. the runbook (`calsync remediate`), with its before/after summary;
+5. the integrity revisions (the business cases left, host conflicts, listed as known issues);
+6. the worker against the Cal.com simulator, results per category;
+7. the state afterwards.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import datetime as dt
+import os
 import time
+from typing import Any
 
 import psycopg
 
-from worker import datagen, migrate
-from worker.db import connect, resolve_url
+from worker import datagen, migrate, preflight, remediation, report, simsetup
+from worker.db import connect
 from worker.embedded import DEFAULT_DB, EmbeddedPostgres
+from worker.outbox import Worker
+from worker.settings import WorkerSettings
+from worker.simulator import SimulatorConfig, SimulatorProcess
+
+API_KEY = "cal_test_calsync"
+BEFORE_RULES = "0005"
 
 
-def table(rows: list[tuple[str, object]], headers: tuple[str, str] = ("what", "count")) -> str:
-    width = max(len(headers[0]), *(len(str(r[0])) for r in rows))
-    nwidth = max(len(headers[1]), *(len(f"{r[1]:,}" if isinstance(r[1], int) else str(r[1])) for r in rows))
-    line = f"+-{'-' * width}-+-{'-' * nwidth}-+"
-    out = [line, f"| {headers[0]:<{width}} | {headers[1]:>{nwidth}} |", line]
-    for what, n in rows:
-        shown = f"{n:,}" if isinstance(n, int) else str(n)
-        out.append(f"| {what!s:<{width}} | {shown:>{nwidth}} |")
-    out.append(line)
-    return "\n".join(out)
+def banner(text: str) -> None:
+    print(f"\n{'=' * 100}\n== {text}\n{'=' * 100}", flush=True)
 
 
 def fresh_database(emb: EmbeddedPostgres) -> str:
@@ -33,20 +44,91 @@ def fresh_database(emb: EmbeddedPostgres) -> str:
     return st.url
 
 
+def load_incident(url: str, now: dt.datetime) -> None:
+    migrate.upgrade(url, "0001")
+    params = datagen.Params(salons=1, anchor=now, failed_permille=0, pending_permille=0, anonymous_percent=0,
+                            id_offset=10000)  # fmt: skip
+    with connect(url) as conn:
+        datagen.generate(conn, params, then=("incident_dataset",))
+        print(report.table(["what", "count"], [[w, n] for w, n in datagen.summary(conn)]))
+
+
+def sync_with_simulator(url: str) -> dict[str, Any]:
+    with SimulatorProcess(SimulatorConfig(api_keys=(API_KEY,), seed=1)) as sim:
+        n = simsetup.register(url, sim.base_url)
+        print(f"Cal.com simulator on {sim.base_url} (a real HTTP server) with {n} event types")
+        settings = WorkerSettings(database_url=url, api_key=API_KEY, base_url=sim.base_url, once=True,
+                                  poll_interval_s=0.5)  # fmt: skip
+        started = time.monotonic()
+        asyncio.run(Worker(settings).run())
+        stats = sim.stats()
+        print(
+            f"worker drained the outbox in {time.monotonic() - started:.1f} s; "
+            f"the simulator answered {stats['requestsTotal']} requests, holds {stats['bookings']['active']} bookings"
+        )
+    with connect(url) as conn:
+        rows = conn.execute(
+            "SELECT category, count(*) FROM calsync.sync_attempts GROUP BY 1 ORDER BY 2 DESC"
+        ).fetchall()
+        events = conn.execute(
+            "SELECT a.id, a.calcom_sync_status, coalesce(a.sync_error_code, 'OK') FROM appointments a "
+            "WHERE a.id IN (SELECT DISTINCT appointment_id FROM calsync.sync_attempts) ORDER BY 1"
+        ).fetchall()
+    print("\nHTTP attempts per category:")
+    print(report.table(["category", "attempts"], [list(r) for r in rows]))
+    print("\nAppointments the worker handled:")
+    print(report.table(["appointment", "calcom_sync_status", "result"], [list(r) for r in events]))
+    return stats
+
+
 def run(args: argparse.Namespace) -> int:
     emb = EmbeddedPostgres()
-    url = resolve_url() if args.keep else fresh_database(emb)
-    st = emb.state()
-    print(f"== embedded PostgreSQL: {st.datadir if st else '?'} (calsync db url)")
-    t0 = time.perf_counter()
-    migrate.upgrade(url, "heads")
-    print(f"== migrated to {sorted(migrate.current_heads(url))} in {time.perf_counter() - t0:.1f} s")
+    url = fresh_database(emb)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    banner("1. The incident's initial state, as data, on revision 0001 (the app's database as it is)")
+    load_incident(url, now)
+
+    banner(f"2. calsync's schema, outbox and remediation views (revisions up to {BEFORE_RULES}; no rules yet)")
+    migrate.upgrade(url, BEFORE_RULES)
+    r = report.report(url)
+    print(report.render_report(r))
+
+    banner("3. Pre-flight of the integrity revisions (calsync migrate --preflight)")
+    print(preflight.render(preflight.run(url)))
+
+    banner("4. The runbook: calsync remediate --reason 'incident 2025-11-24'")
+    result = remediation.run(url, reason="incident 2025-11-24", operator="demo")
+    print(report.render_run(result))
+
+    banner("5. The integrity revisions (CALSYNC_PREFLIGHT=new-rows-only: the business cases stay listed)")
+    print(preflight.render(preflight.run(url)))
+    os.environ["CALSYNC_PREFLIGHT"] = "new-rows-only"
+    try:
+        migrate.upgrade(url, "heads")
+    finally:
+        os.environ.pop("CALSYNC_PREFLIGHT", None)
     with connect(url) as conn:
-        if not args.keep:
-            t0 = time.perf_counter()
-            datagen.generate(conn, datagen.Params())
-            print(f"== demo data loaded in {time.perf_counter() - t0:.1f} s")
-        rows: list[tuple[str, object]] = list(datagen.summary(conn))
-    print(table(rows))
-    print('Connect with: psql "$(calsync db url)"')
+        issues = conn.execute("SELECT rule, row_id, detail FROM calsync.integrity_issues WHERE resolved_at IS NULL "
+                              "ORDER BY 2").fetchall()  # fmt: skip
+    print(f"database at {sorted(migrate.current_heads(url))}; known issues the rules grandfathered:")
+    print(report.table(["rule", "row", "detail"], [[a, b, str(c)[:90]] for a, b, c in issues]))
+
+    banner("6. The worker syncs the outbox to the Cal.com simulator")
+    sync_with_simulator(url)
+
+    banner("7. Afterwards (calsync status; calsync report)")
+    final = report.report(url)
+    print(report.render_report(final))
+    before, after = result.before["health"], final["health"]
+    banner("Before and after")
+    print(report.table(["", "incident start", "after calsync"], [
+        ["Sync Health", before["health"], after["health"]],
+        ["Failed Sync", before["failed"], after["failed"]],
+        ["Manual Review", before["manual_review"], after["manual_review"]],
+        ["Critical Alerts", before["critical_alerts"], after["critical_alerts"]],
+        ["Ancient Failures (>24h)", before["ancient_failures"], after["ancient_failures"]],
+    ]))  # fmt: skip
+    left = {c: [f["appointment_id"] for f in rows] for c, rows in final["failures"].items()}
+    print(f"\nLeft for a person: {left or 'nothing'}")
+    print('\nConnect with: psql "$(calsync db url)"; the markdown report: calsync report --markdown report.md')
     return 0

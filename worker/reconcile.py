@@ -53,6 +53,7 @@ class Plan:
     actions: list[Action] = field(default_factory=list)
     guard: Verdict | None = None
     attendee: dict[str, Any] | None = None
+    skip: bool = False  # nothing to do and nothing to record (an appointment kept as history)
 
 
 def parse_time(value: Any) -> dt.datetime:
@@ -161,6 +162,16 @@ def plan(state: dict[str, Any], now: dt.datetime) -> Plan:
         return result
     if status not in ("pending", "confirmed", "scheduled", "booked"):
         return result  # in progress, completed, no-show: what happened at Cal.com stays as it is
+    if state.get("calcom_sync_status") == "orphaned_local" and not have:
+        result.skip = True  # kept as history by the runbook: it exists only here, on purpose
+        return result
+    if state.get("host_conflict"):
+        result.guard = Verdict(
+            Category.HOST_UNAVAILABLE,
+            f"host conflict: the host is also booked by appointment #{state['host_conflict']}; "
+            "reschedule one of them (or cancel it), then it syncs",
+        )
+        return result
     wanted, guard = targets(state)
     if guard:
         result.guard = guard

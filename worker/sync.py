@@ -41,9 +41,12 @@ class Outcome:
     appointment: dict[str, Any] = field(default_factory=dict)
     failure: Verdict | None = None
     failed_exchange: Exchange | None = None
+    skipped: bool = False
 
     def record(self, attempt: int) -> dict[str, Any]:
-        if self.failure is None:
+        if self.skipped:
+            outcome = "skipped"
+        elif self.failure is None:
             outcome = "synced"
         elif self.failure.category == Category.RATE_LIMITED:
             outcome = "rate_limited"
@@ -123,6 +126,9 @@ class AppointmentSync:
         if self.attempt > 1 and not await self._discover():
             return self.out
         p: Plan = plan(self.state, now)
+        if p.skip:
+            self.out.skipped = True
+            return self.out
         if p.guard is not None:
             self.out.failure = p.guard
             self._mark_phases("failed", p.guard.message)

@@ -53,7 +53,7 @@ COMMENT ON FUNCTION calsync.retry_delay(integer, interval, interval) IS
     'Backoff before the next attempt: exponential in the attempts so far, capped, with +-25% jitter.';
 
 -- Record a batch of outcomes in one call. p_results is a JSON array of objects:
---   outbox_id, appointment_id, outcome ('synced' | 'retry' | 'dead' | 'rate_limited'), category, error,
+--   outbox_id, appointment_id, outcome ('synced' | 'skipped' | 'retry' | 'dead' | 'rate_limited'), category, error,
 --   detail (jsonb), retry_after_s, appointment ({calcom_booking_id, calcom_v2_booking_id,
 --   calcom_v2_booking_uid}), phases ([{id, calcom_booking_id, calcom_booking_uid, calcom_sync_status,
 --   sync_error_message}]), bookings ([{phase_id, uid, booking_id, start_at, end_at, event_type_id,
@@ -143,13 +143,13 @@ BEGIN
           FROM jsonb_array_elements(p_results) AS r
           JOIN calsync.outbox_delivery d ON d.outbox_id = (r->>'outbox_id')::uuid
           WHERE d.outbox_id = ANY (v_owned)) AS x
-    WHERE a.id = (r->>'appointment_id')::bigint;
+    WHERE a.id = (r->>'appointment_id')::bigint AND outcome <> 'skipped';
 
-    -- delivered: the event and every earlier event of the appointment it covered
+    -- delivered (or nothing to deliver: skipped): the event and every earlier event of the appointment it covered
     WITH done AS (
         SELECT d.aggregateid, d.covers_seq FROM calsync.outbox_delivery d
         JOIN jsonb_array_elements(p_results) AS r ON (r->>'outbox_id')::uuid = d.outbox_id
-        WHERE d.outbox_id = ANY (v_owned) AND r->>'outcome' = 'synced'
+        WHERE d.outbox_id = ANY (v_owned) AND r->>'outcome' IN ('synced', 'skipped')
     ), events AS (
         DELETE FROM calsync.outbox e USING done
         WHERE e.aggregateid = done.aggregateid AND e.seq <= done.covers_seq
@@ -232,30 +232,6 @@ LANGUAGE sql AS $$
 $$;
 COMMENT ON FUNCTION calsync.release_sync_events(text, uuid[], timestamptz) IS
     'Give back events a stopping worker holds; they are due again at once.';
-
--- Requeue: enqueue a fresh event for appointments whose failure cause was fixed, and resolve their
--- dead events (kept in the archive). Used by the remediation runbook.
-CREATE OR REPLACE FUNCTION calsync.requeue_appointments(p_appointment_ids bigint[], p_reason text,
-                                                       p_now timestamptz DEFAULT now()) RETURNS integer
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_count integer;
-BEGIN
-    UPDATE calsync.outbox_delivery SET status = 'retry', next_attempt_at = p_now, attempts = 0,
-                                       last_error = 'requeued: ' || p_reason
-    WHERE status = 'dead' AND aggregateid = ANY (SELECT x::text FROM unnest(p_appointment_ids) AS x);
-    PERFORM calsync.enqueue_sync(a.id, CASE WHEN a.status = 'cancelled' THEN 'cancel' ELSE 'create' END,
-                                 jsonb_build_object('appointment_id', a.id, 'requeued', p_reason))
-    FROM appointments a WHERE a.id = ANY (p_appointment_ids);
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    UPDATE appointments SET calcom_sync_status = 'pending', requires_manual_review = false,
-                            manual_review_flagged_at = NULL
-    WHERE id = ANY (p_appointment_ids) AND calcom_sync_status = 'failed';
-    RETURN v_count;
-END
-$$;
-COMMENT ON FUNCTION calsync.requeue_appointments(bigint[], text, timestamptz) IS
-    'Queue appointments for another sync (after their failure cause was fixed); dead events are retried.';
 
 -- Retention: delivered events are deleted on delivery; dead ones stay for review until they are older
 -- than p_keep; attempts are kept p_keep_attempts. Deletes in batches to keep each transaction short.

@@ -20,13 +20,14 @@ COMMENT ON FUNCTION calsync.is_sync_loop(text) IS
     'true when a change must not be synced back: written by the worker, or originating from Cal.com.';
 
 CREATE OR REPLACE FUNCTION calsync.enqueue_sync(p_appointment_id bigint, p_type text, p_payload jsonb)
-RETURNS void
+RETURNS uuid
 LANGUAGE sql AS $$
     INSERT INTO calsync.outbox (aggregatetype, aggregateid, type, payload)
     VALUES ('appointment', p_appointment_id::text, p_type, p_payload)
+    RETURNING id
 $$;
 COMMENT ON FUNCTION calsync.enqueue_sync(bigint, text, jsonb) IS
-    'Add one event (create, cancel or reschedule) for an appointment to calsync.outbox.';
+    'Add one event (create, cancel or reschedule) for an appointment to calsync.outbox; returns its id.';
 
 -- An appointment created with a bookable status enqueues a create; cancelling it a cancel; becoming
 -- bookable again a create; a change of starts_at, staff or service while bookable a reschedule.

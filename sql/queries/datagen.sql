@@ -109,14 +109,14 @@ WHERE t.composite AND coalesce(e.seg->>'type', 'active') <> 'processing';
 -- ~10 %% phone only, the rest email and phone.
 INSERT INTO customers (id, company_id, name, email, phone, source, created_at, updated_at)
 SELECT id, c, name,
-       CASE WHEN kind >= 16 THEN lower(translate(name, ' äöüß', '.aous')) || '.' || id || '@mail.example' END,
-       CASE WHEN kind < 6 THEN 'anonymous_' || (1762000000 + id * 37) || '_' || substr(md5(name || id), 1, 8)
+       CASE WHEN kind >= %(anonymous_percent)s + 10 THEN lower(translate(name, ' äöüß', '.aous')) || '.' || id || '@mail.example' END,
+       CASE WHEN kind < %(anonymous_percent)s THEN 'anonymous_' || (1762000000 + id * 37) || '_' || substr(md5(name || id), 1, 8)
             ELSE '+49151' || lpad((id * 7919 %% 100000000)::text, 8, '0') END,
-       CASE WHEN kind < 6 THEN 'retell_webhook_anonymous' WHEN kind < 40 THEN 'retell_webhook' ELSE 'manual' END,
+       CASE WHEN kind < %(anonymous_percent)s THEN 'retell_webhook_anonymous' WHEN kind < 40 THEN 'retell_webhook' ELSE 'manual' END,
        %(anchor)s::timestamptz - make_interval(days => 200 + (id %% 190)::int),
        %(anchor)s::timestamptz - make_interval(days => 200 + (id %% 190)::int)
 FROM (
-    SELECT c, ((c - 1) * %(customers)s + i + 1)::bigint AS id,
+    SELECT c, ((c - 1) * %(customers)s + i + 1 + %(id_offset)s)::bigint AS id,
            (ARRAY['Hans', 'Petra', 'Klaus', 'Sabine', 'Jürgen', 'Monika', 'Stefan', 'Andrea', 'Thomas', 'Julia',
                   'Michael', 'Katrin', 'Uwe', 'Birgit', 'Lukas', 'Leonie'])[1 + (pg_temp.rnd((c - 1) * %(customers)s + i, %(seed)s * 1000 + 1) %% 16)]
            || ' ' ||
@@ -177,8 +177,8 @@ FROM (
                              ELSE 'cancelled' END
                END AS status
         FROM (
-            SELECT c, j, ((c - 1) * %(appointments)s + j + 1)::bigint AS id,
-                   (c - 1) * %(customers)s + (j %% %(customers)s) + 1 AS customer_id,
+            SELECT c, j, ((c - 1) * %(appointments)s + j + 1 + %(id_offset)s)::bigint AS id,
+                   (c - 1) * %(customers)s + (j %% %(customers)s) + 1 + %(id_offset)s AS customer_id,
                    j %% %(customers)s AS cust_i, j / %(customers)s AS cust_n,
                    (((j / 7) * 37 + (j %% 7) * 11) %% 365)::int AS day,
                    md5('staff-' || c || '-' || CASE WHEN j %% 7 = 0 THEN (j / 7) %% 2 ELSE j %% 7 + 1 END)::uuid AS staff_id,

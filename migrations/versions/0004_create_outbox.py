@@ -1,7 +1,7 @@
 """The transactional outbox: sync intents commit with the booking; the worker delivers them exactly once.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 
 Tables (schema calsync):
 - ``outbox``: insert-only from the application's side, in the shape Debezium's outbox event router
@@ -36,8 +36,8 @@ from alembic import op
 
 from migrations import online
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -1,6 +1,6 @@
 """Keep Cal.com's errors in full: sync_error_message becomes text, sync_error_detail keeps the structure.
 
-Revision ID: 0005
+Revision ID: 0003
 Revises: 0002
 
 - ``appointments.sync_error_message``: ``varchar(255)`` -> ``text``. varchar to text is binary
@@ -20,8 +20,8 @@ from alembic import op
 
 from migrations import online
 
-revision = "0005"
-down_revision = "0003"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
@@ -34,7 +34,7 @@ def upgrade() -> None:
     )
     op.execute(
         "COMMENT ON COLUMN appointments.sync_error_message IS "
-        "'The last sync error in full (no length limit since calsync 0005).'"
+        "'The last sync error in full (no length limit since calsync 0003).'"
     )
     op.execute(
         "COMMENT ON COLUMN appointments.sync_error_detail IS "
@@ -53,7 +53,7 @@ def downgrade() -> None:
                   WHERE length(sync_error_message) > 255) AS s;
             IF n > 0 THEN
                 RAISE EXCEPTION USING ERRCODE = 'CS001',
-                    MESSAGE = format('downgrade of 0005 refused: %s sync_error_message value(s) are longer than 255 characters', n),
+                    MESSAGE = format('downgrade of 0003 refused: %s sync_error_message value(s) are longer than 255 characters', n),
                     DETAIL = format('first ids: %s', ids),
                     HINT = 'Archive or shorten them first; the downgrade does not cut them.';
             END IF;

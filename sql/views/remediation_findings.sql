@@ -1,0 +1,224 @@
+-- remediation: the views DBAs query. Each answers from a partial index over its problem rows, so it stays
+-- fast on a large table (bench/views.py measures them on 1,000,000 appointments).
+
+CREATE OR REPLACE VIEW remediation.failed_syncs AS
+SELECT a.id AS appointment_id,
+       a.customer_id,
+       c.name AS customer_name,
+       a.starts_at,
+       a.status,
+       f.category,
+       k.retryable,
+       coalesce(d.last_error, a.sync_error_message) AS last_error,
+       a.sync_error_code AS error_code,
+       a.sync_error_detail AS error_detail,
+       greatest(a.sync_attempt_count, coalesce(d.attempts, 0)) AS attempts,
+       coalesce(att.first_failure_at, a.manual_review_flagged_at, a.last_sync_attempt_at) AS first_failure_at,
+       coalesce(att.last_failure_at, a.last_sync_attempt_at, a.manual_review_flagged_at) AS last_failure_at,
+       a.requires_manual_review,
+       d.status AS outbox_status,
+       k.recommended_action,
+       k.runbook_step
+FROM appointments a
+LEFT JOIN customers c ON c.id = a.customer_id
+CROSS JOIN LATERAL (SELECT remediation.failure_category(a.id) AS category) AS f
+LEFT JOIN remediation.categories k ON k.category = f.category
+LEFT JOIN LATERAL (
+    SELECT d.status, d.attempts, d.last_error FROM calsync.outbox_delivery d
+    WHERE d.aggregateid = a.id::text ORDER BY d.created_at DESC LIMIT 1) AS d ON true
+LEFT JOIN LATERAL (
+    SELECT min(t.created_at) AS first_failure_at, max(t.created_at) AS last_failure_at
+    FROM calsync.sync_attempts t WHERE t.appointment_id = a.id AND t.category <> 'OK') AS att ON true
+WHERE (a.calcom_sync_status = 'failed' OR a.requires_manual_review);
+COMMENT ON VIEW remediation.failed_syncs IS
+    'One row per appointment whose sync is failing (calcom_sync_status failed, or flagged for manual review), with why and what to do.';
+COMMENT ON COLUMN remediation.failed_syncs.appointment_id IS 'the failing appointment';
+COMMENT ON COLUMN remediation.failed_syncs.customer_id IS 'its customer';
+COMMENT ON COLUMN remediation.failed_syncs.customer_name IS 'the customer''s name';
+COMMENT ON COLUMN remediation.failed_syncs.starts_at IS 'when the appointment starts';
+COMMENT ON COLUMN remediation.failed_syncs.status IS 'the appointment''s status';
+COMMENT ON COLUMN remediation.failed_syncs.category IS 'why it fails (remediation.categories): the worker''s verdict, else what the data shows';
+COMMENT ON COLUMN remediation.failed_syncs.retryable IS 'true when retrying can succeed without a change (a transient cause)';
+COMMENT ON COLUMN remediation.failed_syncs.last_error IS 'the last error in full (Cal.com''s answer, or the worker''s guard)';
+COMMENT ON COLUMN remediation.failed_syncs.error_code IS 'sync_error_code: a category, or the app''s HTTP_<status>';
+COMMENT ON COLUMN remediation.failed_syncs.error_detail IS 'the last error as structure: status, code, message, field, request id';
+COMMENT ON COLUMN remediation.failed_syncs.attempts IS 'sync attempts so far';
+COMMENT ON COLUMN remediation.failed_syncs.first_failure_at IS 'the first failed attempt (or when it was flagged)';
+COMMENT ON COLUMN remediation.failed_syncs.last_failure_at IS 'the last failed attempt';
+COMMENT ON COLUMN remediation.failed_syncs.requires_manual_review IS 'flagged for a person';
+COMMENT ON COLUMN remediation.failed_syncs.outbox_status IS 'the delivery of its latest outbox event: retry, running or dead (NULL: none pending)';
+COMMENT ON COLUMN remediation.failed_syncs.recommended_action IS 'what to do, in words';
+COMMENT ON COLUMN remediation.failed_syncs.runbook_step IS 'the `calsync remediate --only` step that fixes it (NULL: a person decides)';
+
+CREATE OR REPLACE VIEW remediation.error_distribution AS
+SELECT k.category,
+       k.origin,
+       count(f.appointment_id)::int AS failures,
+       round(100.0 * count(f.appointment_id) / nullif(sum(count(f.appointment_id)) OVER (), 0), 1) AS share_percent,
+       k.recommended_action
+FROM remediation.categories k
+LEFT JOIN remediation.failed_syncs f ON f.category = k.category
+GROUP BY k.category, k.origin, k.recommended_action, k.sort_order
+ORDER BY count(f.appointment_id) DESC, k.sort_order;
+COMMENT ON VIEW remediation.error_distribution IS 'Failing syncs per category, every category listed (the incident''s and the worker''s).';
+COMMENT ON COLUMN remediation.error_distribution.category IS 'the category';
+COMMENT ON COLUMN remediation.error_distribution.origin IS 'incident: found from the data; worker: the worker''s verdict';
+COMMENT ON COLUMN remediation.error_distribution.failures IS 'failing appointments in this category';
+COMMENT ON COLUMN remediation.error_distribution.share_percent IS 'share of all failing appointments, in percent';
+COMMENT ON COLUMN remediation.error_distribution.recommended_action IS 'what to do about this category';
+
+CREATE OR REPLACE VIEW remediation.duplicate_bookings AS
+SELECT a.id AS appointment_id, a.customer_id, a.starts_at, a.service_id, a.calcom_booking_id, a.calcom_v2_booking_uid,
+       a.status, a.calcom_sync_status,
+       (array_agg(b.id ORDER BY b.id)) AS duplicates_of,
+       CASE WHEN bool_or(b.customer_id = a.customer_id AND b.starts_at = a.starts_at AND b.service_id = a.service_id)
+            THEN 'same customer, start and service' ELSE 'same Cal.com booking' END AS reason
+FROM appointments a
+JOIN appointments b ON b.id <> a.id AND b.status NOT IN ('cancelled', 'no_show')
+ AND ((b.customer_id = a.customer_id AND b.starts_at = a.starts_at AND b.service_id = a.service_id)
+      OR (a.calcom_booking_id IS NOT NULL AND b.calcom_booking_id = a.calcom_booking_id)
+      OR (a.calcom_v2_booking_uid IS NOT NULL AND b.calcom_v2_booking_uid = a.calcom_v2_booking_uid))
+WHERE a.status NOT IN ('cancelled', 'no_show') AND a.starts_at >= now() - interval '30 days'
+GROUP BY a.id;
+COMMENT ON VIEW remediation.duplicate_bookings IS
+    'Live appointments (from 30 days ago on) that share their slot or their Cal.com booking with another live one.';
+COMMENT ON COLUMN remediation.duplicate_bookings.appointment_id IS 'the appointment';
+COMMENT ON COLUMN remediation.duplicate_bookings.customer_id IS 'its customer';
+COMMENT ON COLUMN remediation.duplicate_bookings.starts_at IS 'its start';
+COMMENT ON COLUMN remediation.duplicate_bookings.service_id IS 'its service';
+COMMENT ON COLUMN remediation.duplicate_bookings.calcom_booking_id IS 'its Cal.com booking id';
+COMMENT ON COLUMN remediation.duplicate_bookings.calcom_v2_booking_uid IS 'its Cal.com booking uid';
+COMMENT ON COLUMN remediation.duplicate_bookings.status IS 'its status';
+COMMENT ON COLUMN remediation.duplicate_bookings.calcom_sync_status IS 'its sync status';
+COMMENT ON COLUMN remediation.duplicate_bookings.duplicates_of IS 'the other live appointments it duplicates';
+COMMENT ON COLUMN remediation.duplicate_bookings.reason IS 'what they share';
+
+CREATE OR REPLACE VIEW remediation.past_unsynced AS
+SELECT a.id AS appointment_id, a.customer_id, a.starts_at, a.ends_at, a.status, a.calcom_sync_status,
+       a.sync_error_message AS last_error
+FROM appointments a
+WHERE a.calcom_sync_status IN ('failed', 'pending') AND a.status NOT IN ('cancelled', 'no_show')
+  AND a.ends_at < now() AND a.calcom_v2_booking_uid IS NULL AND a.calcom_booking_id IS NULL;
+COMMENT ON VIEW remediation.past_unsynced IS
+    'Live appointments that are over but never reached Cal.com (Cal.com refuses bookings in the past): cancel them or keep them as history.';
+COMMENT ON COLUMN remediation.past_unsynced.appointment_id IS 'the appointment';
+COMMENT ON COLUMN remediation.past_unsynced.customer_id IS 'its customer';
+COMMENT ON COLUMN remediation.past_unsynced.starts_at IS 'its start (in the past)';
+COMMENT ON COLUMN remediation.past_unsynced.ends_at IS 'its end (in the past)';
+COMMENT ON COLUMN remediation.past_unsynced.status IS 'its status';
+COMMENT ON COLUMN remediation.past_unsynced.calcom_sync_status IS 'failed or pending: it never synced';
+COMMENT ON COLUMN remediation.past_unsynced.last_error IS 'the last sync error';
+
+CREATE OR REPLACE VIEW remediation.host_conflicts AS
+SELECT a.id AS appointment_id, x.other_id AS conflicts_with, x.host_key, x.busy, x.other_busy, a.starts_at,
+       a.staff_id, b.staff_id AS other_staff_id
+FROM appointments a
+CROSS JOIN LATERAL remediation.host_conflicts_of(a.id) AS x
+JOIN appointments b ON b.id = x.other_id
+WHERE a.status NOT IN ('cancelled', 'no_show') AND a.staff_id IS NOT NULL AND a.starts_at >= now() - interval '1 day'
+  AND a.starts_at < now() + interval '400 days';
+COMMENT ON VIEW remediation.host_conflicts IS
+    'Upcoming live appointments whose host (Cal.com user, else staff row) is booked twice at once: reschedule one of them.';
+COMMENT ON COLUMN remediation.host_conflicts.appointment_id IS 'the appointment';
+COMMENT ON COLUMN remediation.host_conflicts.conflicts_with IS 'the live appointment of the same host at an overlapping time';
+COMMENT ON COLUMN remediation.host_conflicts.host_key IS 'the host: calcom_user:<id>, else staff:<uuid>';
+COMMENT ON COLUMN remediation.host_conflicts.busy IS 'this appointment''s staff-required time that overlaps';
+COMMENT ON COLUMN remediation.host_conflicts.other_busy IS 'the other appointment''s overlapping time';
+COMMENT ON COLUMN remediation.host_conflicts.starts_at IS 'this appointment''s start';
+COMMENT ON COLUMN remediation.host_conflicts.staff_id IS 'this appointment''s staff row';
+COMMENT ON COLUMN remediation.host_conflicts.other_staff_id IS 'the other appointment''s staff row (another row of one person counts)';
+
+CREATE OR REPLACE VIEW remediation.composites_without_phases AS
+SELECT a.id AS appointment_id, a.service_id, s.name AS service_name, a.starts_at, a.status, a.staff_id,
+       calsync.segments_problem(s.segments) AS segments_problem
+FROM appointments a
+JOIN services s ON s.id = a.service_id
+WHERE a.is_composite AND a.status NOT IN ('cancelled', 'no_show') AND a.starts_at >= now() - interval '30 days'
+  AND NOT EXISTS (SELECT 1 FROM appointment_phases p WHERE p.appointment_id = a.id);
+COMMENT ON VIEW remediation.composites_without_phases IS
+    'Live composite appointments (from 30 days ago on) that have no phases, so they cannot be synced.';
+COMMENT ON COLUMN remediation.composites_without_phases.appointment_id IS 'the appointment';
+COMMENT ON COLUMN remediation.composites_without_phases.service_id IS 'its composite service';
+COMMENT ON COLUMN remediation.composites_without_phases.service_name IS 'the service''s name';
+COMMENT ON COLUMN remediation.composites_without_phases.starts_at IS 'its start';
+COMMENT ON COLUMN remediation.composites_without_phases.status IS 'its status';
+COMMENT ON COLUMN remediation.composites_without_phases.staff_id IS 'its staff row (NULL: nobody to do the work)';
+COMMENT ON COLUMN remediation.composites_without_phases.segments_problem IS 'why phases cannot be derived from the service, or NULL when they can';
+
+CREATE OR REPLACE VIEW remediation.customers_missing_contact AS
+SELECT c.id AS customer_id, c.name, c.email, c.phone, c.source,
+       (SELECT count(*) FROM appointments a WHERE a.customer_id = c.id AND a.status NOT IN ('cancelled', 'no_show')
+          AND a.starts_at >= now())::int AS upcoming_appointments
+FROM customers c
+WHERE NOT calsync.is_usable_email(c.email) AND NOT calsync.is_usable_phone(c.phone) AND c.deleted_at IS NULL;
+COMMENT ON VIEW remediation.customers_missing_contact IS
+    'Customers with no usable e-mail and no usable phone (NULL, blank or anonymous_…): Cal.com refuses their bookings.';
+COMMENT ON COLUMN remediation.customers_missing_contact.customer_id IS 'the customer';
+COMMENT ON COLUMN remediation.customers_missing_contact.name IS 'the customer''s name';
+COMMENT ON COLUMN remediation.customers_missing_contact.email IS 'the e-mail (NULL or blank)';
+COMMENT ON COLUMN remediation.customers_missing_contact.phone IS 'the phone (NULL, blank or the voice agent''s anonymous_<ts>_<hash>)';
+COMMENT ON COLUMN remediation.customers_missing_contact.source IS 'where the customer came from';
+COMMENT ON COLUMN remediation.customers_missing_contact.upcoming_appointments IS 'their live appointments still to come';
+
+CREATE OR REPLACE VIEW remediation.appointments_without_service AS
+SELECT a.id AS appointment_id, a.customer_id, a.starts_at, a.status, a.calcom_sync_status
+FROM appointments a
+WHERE a.service_id IS NULL AND a.status NOT IN ('cancelled', 'no_show');
+COMMENT ON VIEW remediation.appointments_without_service IS 'Live appointments without a service (like the incident''s #15): cancel them or set the service.';
+COMMENT ON COLUMN remediation.appointments_without_service.appointment_id IS 'the appointment';
+COMMENT ON COLUMN remediation.appointments_without_service.customer_id IS 'its customer';
+COMMENT ON COLUMN remediation.appointments_without_service.starts_at IS 'its start';
+COMMENT ON COLUMN remediation.appointments_without_service.status IS 'its status';
+COMMENT ON COLUMN remediation.appointments_without_service.calcom_sync_status IS 'its sync status';
+
+CREATE OR REPLACE VIEW remediation.stuck_outbox AS
+SELECT o.id AS outbox_id, o.aggregateid::bigint AS appointment_id, o.type, o.created_at,
+       now() - o.created_at AS age, d.status, d.attempts, d.next_attempt_at, d.locked_by, d.locked_until,
+       d.last_category, d.last_error
+FROM calsync.outbox o
+LEFT JOIN calsync.outbox_delivery d ON d.outbox_id = o.id
+WHERE d.status IS DISTINCT FROM 'dead' AND o.created_at < now() - interval '5 minutes';
+COMMENT ON VIEW remediation.stuck_outbox IS 'Outbox events undelivered for more than 5 minutes (not dead): is the worker running, is Cal.com answering?';
+COMMENT ON COLUMN remediation.stuck_outbox.outbox_id IS 'the event';
+COMMENT ON COLUMN remediation.stuck_outbox.appointment_id IS 'its appointment';
+COMMENT ON COLUMN remediation.stuck_outbox.type IS 'create, cancel or reschedule';
+COMMENT ON COLUMN remediation.stuck_outbox.created_at IS 'when it was enqueued';
+COMMENT ON COLUMN remediation.stuck_outbox.age IS 'how long it has waited';
+COMMENT ON COLUMN remediation.stuck_outbox.status IS 'NULL: never claimed; running: leased; retry: waiting for next_attempt_at';
+COMMENT ON COLUMN remediation.stuck_outbox.attempts IS 'attempts so far';
+COMMENT ON COLUMN remediation.stuck_outbox.next_attempt_at IS 'when it is retried';
+COMMENT ON COLUMN remediation.stuck_outbox.locked_by IS 'the worker holding it';
+COMMENT ON COLUMN remediation.stuck_outbox.locked_until IS 'its lease';
+COMMENT ON COLUMN remediation.stuck_outbox.last_category IS 'the last failure''s category';
+COMMENT ON COLUMN remediation.stuck_outbox.last_error IS 'the last failure in full';
+
+CREATE OR REPLACE VIEW remediation.dead_letters AS
+SELECT d.outbox_id, d.aggregateid::bigint AS appointment_id, o.type, d.attempts, d.last_category, d.last_error,
+       o.created_at, d.processed_at AS died_at, k.recommended_action
+FROM calsync.outbox_delivery d
+JOIN calsync.outbox o ON o.id = d.outbox_id
+LEFT JOIN remediation.categories k ON k.category = d.last_category
+WHERE d.status = 'dead';
+COMMENT ON VIEW remediation.dead_letters IS 'Outbox events given up on (a terminal error, or out of attempts); their appointments are flagged for review.';
+COMMENT ON COLUMN remediation.dead_letters.outbox_id IS 'the event';
+COMMENT ON COLUMN remediation.dead_letters.appointment_id IS 'its appointment';
+COMMENT ON COLUMN remediation.dead_letters.type IS 'create, cancel or reschedule';
+COMMENT ON COLUMN remediation.dead_letters.attempts IS 'attempts made';
+COMMENT ON COLUMN remediation.dead_letters.last_category IS 'the category of the last failure';
+COMMENT ON COLUMN remediation.dead_letters.last_error IS 'the last failure in full';
+COMMENT ON COLUMN remediation.dead_letters.created_at IS 'when it was enqueued';
+COMMENT ON COLUMN remediation.dead_letters.died_at IS 'when it was given up on';
+COMMENT ON COLUMN remediation.dead_letters.recommended_action IS 'what to do, in words';
+
+CREATE OR REPLACE VIEW remediation.integrity_issues AS
+SELECT i.id, i.rule, i.table_name, i.row_id, i.detail, i.found_by, i.found_at
+FROM calsync.integrity_issues i
+WHERE i.resolved_at IS NULL;
+COMMENT ON VIEW remediation.integrity_issues IS 'Open integrity issues: rows known to break a rule (listed by a pre-flight, a trigger or the runbook).';
+COMMENT ON COLUMN remediation.integrity_issues.id IS 'the issue';
+COMMENT ON COLUMN remediation.integrity_issues.rule IS 'the rule the row breaks';
+COMMENT ON COLUMN remediation.integrity_issues.table_name IS 'the row''s table';
+COMMENT ON COLUMN remediation.integrity_issues.row_id IS 'the row';
+COMMENT ON COLUMN remediation.integrity_issues.detail IS 'what is wrong, in words';
+COMMENT ON COLUMN remediation.integrity_issues.found_by IS 'what found it';
+COMMENT ON COLUMN remediation.integrity_issues.found_at IS 'when';
