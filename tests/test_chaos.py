@@ -24,7 +24,7 @@ from tests.conftest import Db
 from tests.worker_support import salon, sim, simulator, worker_process
 from worker.simulator import SimulatorProcess
 
-__all__ = ["sim", "salon", "simulator"]
+__all__ = ["salon", "sim", "simulator"]
 
 N = int(os.environ.get("CALSYNC_CHAOS_APPOINTMENTS", "2000"))
 KILL_FOR_S = float(os.environ.get("CALSYNC_CHAOS_KILL_FOR_S", "60"))
@@ -56,8 +56,8 @@ def _meddle(db: Db, ids: list[int]) -> None:
     with db.connect() as conn:
         conn.execute("UPDATE appointments SET status = 'cancelled' WHERE id = ANY(%s)", [ids[::10]])
         conn.execute(
-            "UPDATE appointments SET starts_at = starts_at + interval '365 days', ends_at = ends_at + interval '365 days' "
-            "WHERE id = ANY(%s) AND status <> 'cancelled'",
+            "UPDATE appointments SET starts_at = starts_at + interval '365 days', "
+            "ends_at = ends_at + interval '365 days' WHERE id = ANY(%s) AND status <> 'cancelled'",
             [ids[5::15]],
         )
         conn.commit()
@@ -92,11 +92,32 @@ def _pending(db: Db) -> int:
 
 @pytest.mark.slow
 def test_chaos_converges(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -> None:
-    sim.set_config(fail_5xx_rate=0.20, timeout_rate=0.10, timeout_hang_s=1.5, reset_after_store_rate=0.05,
-                   false_negative_rate=0.03, rate_limit=10_000_000, seed=2026)  # fmt: skip
+    sim.set_config(
+        fail_5xx_rate=0.20,
+        timeout_rate=0.10,
+        timeout_hang_s=1.5,
+        reset_after_store_rate=0.05,
+        false_negative_rate=0.03,
+        rate_limit=10_000_000,
+        seed=2026,
+    )
     ids = _schedule(db, salon)
-    args = ["--concurrency", "16", "--request-timeout-s", "1", "--retry-base-s", "0.2", "--max-attempts", "200", "--retry-cap-s", "5",
-            "--lease-s", "5", "--rate-limit", "10000000"]  # fmt: skip
+    args = [
+        "--concurrency",
+        "16",
+        "--request-timeout-s",
+        "1",
+        "--retry-base-s",
+        "0.2",
+        "--max-attempts",
+        "200",
+        "--retry-cap-s",
+        "5",
+        "--lease-s",
+        "5",
+        "--rate-limit",
+        "10000000",
+    ]
     env = {"CALSYNC_POLL_INTERVAL_S": "0.5"}
     started = time.monotonic()
     kills = 0
@@ -130,9 +151,11 @@ def test_chaos_converges(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -
             "SELECT count(*) FROM appointments WHERE status <> 'cancelled' AND calcom_sync_status = 'synced'"
         ).fetchone()
         live = conn.execute("SELECT count(*) FROM appointments WHERE status <> 'cancelled'").fetchone()
-    print(f"\nchaos: {N} appointments, {kills} kills in {KILL_FOR_S:.0f} s, converged after {took:.0f} s; "
-          f"simulator requests {stats['requestsTotal']}, faults {stats['faults']}; "
-          f"bookings expected {len(expected)}, found {sum(actual.values())}")  # fmt: skip
+    print(
+        f"\nchaos: {N} appointments, {kills} kills in {KILL_FOR_S:.0f} s, converged after {took:.0f} s; "
+        f"simulator requests {stats['requestsTotal']}, faults {stats['faults']}; "
+        f"bookings expected {len(expected)}, found {sum(actual.values())}"
+    )
     with db.connect() as conn:
         left = conn.execute(
             "SELECT o.aggregateid, o.type, d.status, d.attempts, d.last_category, left(d.last_error, 200), "
