@@ -91,12 +91,17 @@ def start_server(dbname: str = DBNAME) -> tuple[PostgreSQLExecutor, Path]:
     return executor, base
 
 
-def prepare_template(executor: PostgreSQLExecutor, name: str) -> Db:
-    """Create database ``name``, add the test extensions, migrate it to head and load the test helpers."""
+# The last revision before the integrity rules: the runbook must work on a database that has not taken them.
+BEFORE_RULES = "0005"
+BEFORE_RULES_TEMPLATE = "calsync_before_rules_tmpl"
+
+
+def prepare_template(executor: PostgreSQLExecutor, name: str, revision: str = "heads") -> Db:
+    """Create database ``name``, add the test extensions, migrate it and load the test helpers."""
     DatabaseJanitor(user=executor.user, host=executor.host, port=executor.port, dbname=name).init()
     template = Db(executor.host, executor.port, executor.user, name)
     create_extensions(template)
-    migrate.upgrade(template.url, "heads")
+    migrate.upgrade(template.url, revision)
     with template.connect() as conn:
         conn.execute((TESTS / "sql" / "helpers.sql").read_text())  # type: ignore[arg-type]
         conn.commit()
@@ -108,6 +113,7 @@ def postgresql_proc() -> Iterator[PostgreSQLExecutor]:
     executor, base = start_server()
     try:
         prepare_template(executor, executor.template_dbname)
+        prepare_template(executor, BEFORE_RULES_TEMPLATE, BEFORE_RULES)
         yield executor
     finally:
         try:
@@ -171,3 +177,17 @@ def db_factory(postgresql_proc: PostgreSQLExecutor) -> Iterator[Callable[[], Db]
     yield make
     for j in janitors:
         j.drop()
+
+
+@pytest.fixture
+def db_before_rules(postgresql_proc: PostgreSQLExecutor) -> Iterator[Db]:
+    """A clone of the template at the last revision before the integrity rules (with the test helpers)."""
+    name = f"before_rules_{uuid.uuid4().hex[:12]}"
+    with DatabaseJanitor(
+        user=postgresql_proc.user,
+        host=postgresql_proc.host,
+        port=postgresql_proc.port,
+        dbname=name,
+        template_dbname=BEFORE_RULES_TEMPLATE,
+    ):
+        yield Db(postgresql_proc.host, postgresql_proc.port, postgresql_proc.user, name)

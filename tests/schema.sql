@@ -2,9 +2,24 @@ CREATE SCHEMA calsync;
 
 COMMENT ON SCHEMA calsync IS 'calsync: integrity rules, outbox and sync bookkeeping for the appointment tables';
 
+CREATE SCHEMA remediation;
+
+COMMENT ON SCHEMA remediation IS 'Views of sync problems for DBAs, and the audited runbook that fixes them';
+
 CREATE EXTENSION IF NOT EXISTS btree_gist WITH SCHEMA public;
 
 COMMENT ON EXTENSION btree_gist IS 'created by calsync revision 0002';
+
+CREATE TYPE remediation.change AS (
+	step text,
+	table_name text,
+	row_id bigint,
+	action text,
+	before jsonb,
+	after jsonb
+);
+
+COMMENT ON TYPE remediation.change IS 'One change of a runbook step: what it did (or would do) to which row, before and after.';
 
 CREATE FUNCTION calsync.backfill_composite_phases(p_after_id bigint, p_batch integer) RETURNS bigint
     LANGUAGE plpgsql
@@ -102,7 +117,8 @@ $$;
 COMMENT ON FUNCTION calsync.backfill_placeholder_emails(p_after_id bigint, p_batch integer) IS 'One batch of the placeholder-email backfill: customers with id in (after_id, returned id]; NULL when done.';
 
 CREATE FUNCTION calsync.claim_sync_events(p_worker text, p_limit integer, p_lease interval, p_now timestamp with time zone DEFAULT now()) RETURNS TABLE(outbox_id uuid, appointment_id bigint, event_type text, attempts integer, covers_seq bigint)
-    LANGUAGE sql
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
     AS $$
     WITH heads AS (
         SELECT o.id, o.aggregateid, o.type
@@ -219,17 +235,19 @@ $$;
 
 COMMENT ON FUNCTION calsync.derive_phases(p_segments jsonb) IS 'The phases of a composite service''s segments (offsets relative to the start); none when segments_problem() is not NULL.';
 
-CREATE FUNCTION calsync.enqueue_sync(p_appointment_id bigint, p_type text, p_payload jsonb) RETURNS void
+CREATE FUNCTION calsync.enqueue_sync(p_appointment_id bigint, p_type text, p_payload jsonb) RETURNS uuid
     LANGUAGE sql
     AS $$
     INSERT INTO calsync.outbox (aggregatetype, aggregateid, type, payload)
     VALUES ('appointment', p_appointment_id::text, p_type, p_payload)
+    RETURNING id
 $$;
 
-COMMENT ON FUNCTION calsync.enqueue_sync(p_appointment_id bigint, p_type text, p_payload jsonb) IS 'Add one event (create, cancel or reschedule) for an appointment to calsync.outbox.';
+COMMENT ON FUNCTION calsync.enqueue_sync(p_appointment_id bigint, p_type text, p_payload jsonb) IS 'Add one event (create, cancel or reschedule) for an appointment to calsync.outbox; returns its id.';
 
 CREATE FUNCTION calsync.finish_sync_events(p_worker text, p_results jsonb, p_max_attempts integer, p_now timestamp with time zone DEFAULT now(), p_retry_base interval DEFAULT '00:00:05'::interval, p_retry_cap interval DEFAULT '01:00:00'::interval) RETURNS TABLE(lost_outbox_id uuid)
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
     AS $$
 DECLARE
     v_owned uuid[];
@@ -301,12 +319,12 @@ BEGIN
           FROM jsonb_array_elements(p_results) AS r
           JOIN calsync.outbox_delivery d ON d.outbox_id = (r->>'outbox_id')::uuid
           WHERE d.outbox_id = ANY (v_owned)) AS x
-    WHERE a.id = (r->>'appointment_id')::bigint;
-    -- delivered: the event and every earlier event of the appointment it covered
+    WHERE a.id = (r->>'appointment_id')::bigint AND outcome <> 'skipped';
+    -- delivered (or nothing to deliver: skipped): the event and every earlier event of the appointment it covered
     WITH done AS (
         SELECT d.aggregateid, d.covers_seq FROM calsync.outbox_delivery d
         JOIN jsonb_array_elements(p_results) AS r ON (r->>'outbox_id')::uuid = d.outbox_id
-        WHERE d.outbox_id = ANY (v_owned) AND r->>'outcome' = 'synced'
+        WHERE d.outbox_id = ANY (v_owned) AND r->>'outcome' IN ('synced', 'skipped')
     ), events AS (
         DELETE FROM calsync.outbox e USING done
         WHERE e.aggregateid = done.aggregateid AND e.seq <= done.covers_seq
@@ -423,7 +441,8 @@ $$;
 COMMENT ON FUNCTION calsync.preflight(p_revision text, p_rule text, p_table text, p_description text, p_violators text, p_fix text, p_mode text) IS 'Before a revision adds a rule: refuse (SQLSTATE CS001) with a report of the rows that break it, or in new-rows-only mode list them in calsync.integrity_issues.';
 
 CREATE FUNCTION calsync.prune_sync_history(p_keep interval DEFAULT '30 days'::interval, p_keep_attempts interval DEFAULT '90 days'::interval, p_batch integer DEFAULT 5000, p_now timestamp with time zone DEFAULT now()) RETURNS integer
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
     AS $$
 DECLARE
     v_total integer := 0;
@@ -448,7 +467,8 @@ $$;
 COMMENT ON FUNCTION calsync.prune_sync_history(p_keep interval, p_keep_attempts interval, p_batch integer, p_now timestamp with time zone) IS 'Delete dead events older than p_keep and sync attempts older than p_keep_attempts, one batch; returns rows deleted.';
 
 CREATE FUNCTION calsync.reap_expired_leases(p_now timestamp with time zone DEFAULT now(), p_dead_after interval DEFAULT '00:01:00'::interval) RETURNS integer
-    LANGUAGE sql
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
     AS $$
     WITH reaped AS (
         UPDATE calsync.outbox_delivery d
@@ -488,7 +508,8 @@ $$;
 COMMENT ON FUNCTION calsync.refresh_host_busy_time(p_appointment_id bigint, p_at_commit boolean) IS 'Recompute one appointment''s rows in calsync.host_busy_time from calsync.appointment_busy_intervals.';
 
 CREATE FUNCTION calsync.release_sync_events(p_worker text, p_outbox_ids uuid[], p_now timestamp with time zone DEFAULT now()) RETURNS integer
-    LANGUAGE sql
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
     AS $$
     WITH released AS (
         UPDATE calsync.outbox_delivery
@@ -503,7 +524,8 @@ $$;
 COMMENT ON FUNCTION calsync.release_sync_events(p_worker text, p_outbox_ids uuid[], p_now timestamp with time zone) IS 'Give back events a stopping worker holds; they are due again at once.';
 
 CREATE FUNCTION calsync.renew_leases(p_worker text, p_outbox_ids uuid[], p_lease interval, p_now timestamp with time zone DEFAULT now()) RETURNS integer
-    LANGUAGE sql
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
     AS $$
     WITH renewed AS (
         UPDATE calsync.outbox_delivery SET locked_until = p_now + p_lease
@@ -514,28 +536,6 @@ CREATE FUNCTION calsync.renew_leases(p_worker text, p_outbox_ids uuid[], p_lease
 $$;
 
 COMMENT ON FUNCTION calsync.renew_leases(p_worker text, p_outbox_ids uuid[], p_lease interval, p_now timestamp with time zone) IS 'Extend the leases a worker still holds on events it is working on; returns how many it still holds.';
-
-CREATE FUNCTION calsync.requeue_appointments(p_appointment_ids bigint[], p_reason text, p_now timestamp with time zone DEFAULT now()) RETURNS integer
-    LANGUAGE plpgsql
-    AS $$
-DECLARE
-    v_count integer;
-BEGIN
-    UPDATE calsync.outbox_delivery SET status = 'retry', next_attempt_at = p_now, attempts = 0,
-                                       last_error = 'requeued: ' || p_reason
-    WHERE status = 'dead' AND aggregateid = ANY (SELECT x::text FROM unnest(p_appointment_ids) AS x);
-    PERFORM calsync.enqueue_sync(a.id, CASE WHEN a.status = 'cancelled' THEN 'cancel' ELSE 'create' END,
-                                 jsonb_build_object('appointment_id', a.id, 'requeued', p_reason))
-    FROM appointments a WHERE a.id = ANY (p_appointment_ids);
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    UPDATE appointments SET calcom_sync_status = 'pending', requires_manual_review = false,
-                            manual_review_flagged_at = NULL
-    WHERE id = ANY (p_appointment_ids) AND calcom_sync_status = 'failed';
-    RETURN v_count;
-END
-$$;
-
-COMMENT ON FUNCTION calsync.requeue_appointments(p_appointment_ids bigint[], p_reason text, p_now timestamp with time zone) IS 'Queue appointments for another sync (after their failure cause was fixed); dead events are retried.';
 
 CREATE FUNCTION calsync.retry_delay(p_attempts integer, p_base interval DEFAULT '00:00:05'::interval, p_cap interval DEFAULT '01:00:00'::interval) RETURNS interval
     LANGUAGE sql
@@ -929,6 +929,538 @@ $$;
 
 COMMENT ON FUNCTION calsync.tg_staff__rekey_host_busy_time() IS 'Trigger staff_rekey_host_busy_time: a staff row''s new Cal.com user makes its bookings that user''s busy time.';
 
+CREATE FUNCTION remediation.apply_appointment_image(p_id bigint, p_image jsonb) RETURNS void
+    LANGUAGE sql
+    AS $$
+    UPDATE appointments a SET
+        status = CASE WHEN p_image ? 'status' THEN p_image->>'status' ELSE a.status END,
+        calcom_sync_status = CASE WHEN p_image ? 'calcom_sync_status' THEN p_image->>'calcom_sync_status' ELSE a.calcom_sync_status END,
+        requires_manual_review = CASE WHEN p_image ? 'requires_manual_review' THEN (p_image->>'requires_manual_review')::boolean ELSE a.requires_manual_review END,
+        manual_review_flagged_at = CASE WHEN p_image ? 'manual_review_flagged_at' THEN (p_image->>'manual_review_flagged_at')::timestamptz ELSE a.manual_review_flagged_at END,
+        sync_error_code = CASE WHEN p_image ? 'sync_error_code' THEN p_image->>'sync_error_code' ELSE a.sync_error_code END,
+        sync_error_message = CASE WHEN p_image ? 'sync_error_message' THEN p_image->>'sync_error_message' ELSE a.sync_error_message END,
+        calcom_booking_id = CASE WHEN p_image ? 'calcom_booking_id' THEN (p_image->>'calcom_booking_id')::bigint ELSE a.calcom_booking_id END,
+        calcom_v2_booking_id = CASE WHEN p_image ? 'calcom_v2_booking_id' THEN p_image->>'calcom_v2_booking_id' ELSE a.calcom_v2_booking_id END,
+        calcom_v2_booking_uid = CASE WHEN p_image ? 'calcom_v2_booking_uid' THEN p_image->>'calcom_v2_booking_uid' ELSE a.calcom_v2_booking_uid END,
+        updated_at = now()
+    WHERE a.id = p_id
+$$;
+
+COMMENT ON FUNCTION remediation.apply_appointment_image(p_id bigint, p_image jsonb) IS 'Set the appointment columns present in an image (runbook steps and undo).';
+
+CREATE FUNCTION remediation.appointment_image(p_id bigint) RETURNS jsonb
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT jsonb_build_object(
+        'status', status, 'calcom_sync_status', calcom_sync_status, 'requires_manual_review', requires_manual_review,
+        'manual_review_flagged_at', manual_review_flagged_at, 'sync_error_code', sync_error_code,
+        'sync_error_message', sync_error_message, 'calcom_booking_id', calcom_booking_id,
+        'calcom_v2_booking_id', calcom_v2_booking_id, 'calcom_v2_booking_uid', calcom_v2_booking_uid)
+    FROM appointments WHERE id = p_id
+$$;
+
+COMMENT ON FUNCTION remediation.appointment_image(p_id bigint) IS 'The appointment columns the runbook changes, as JSON (for remediation.log).';
+
+CREATE FUNCTION remediation.backfill_placeholder_emails(p_dry_run boolean DEFAULT true, p_reason text DEFAULT NULL::text, p_run_id uuid DEFAULT gen_random_uuid(), p_limit integer DEFAULT NULL::integer) RETURNS SETOF remediation.change
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_id bigint;
+    v_before jsonb;
+BEGIN
+    FOR v_id IN SELECT c.id FROM customers c
+                WHERE NOT calsync.is_usable_email(c.email) AND NOT calsync.is_usable_phone(c.phone)
+                  AND c.deleted_at IS NULL ORDER BY c.id LIMIT p_limit
+    LOOP
+        SELECT jsonb_build_object('email', c.email, 'email_is_placeholder', c.email_is_placeholder) INTO v_before
+        FROM customers c WHERE c.id = v_id AND NOT calsync.is_usable_email(c.email) AND NOT calsync.is_usable_phone(c.phone)
+        FOR UPDATE;
+        CONTINUE WHEN v_before IS NULL;  -- fixed meanwhile
+        IF p_dry_run THEN
+            RETURN NEXT ('placeholder_emails', 'customers', v_id, 'update', v_before,
+                         jsonb_build_object('email', calsync.placeholder_email(v_id), 'email_is_placeholder', true))::remediation.change;
+            CONTINUE;
+        END IF;
+        UPDATE customers SET email = calsync.placeholder_email(id), email_is_placeholder = true, updated_at = now()
+        WHERE id = v_id;
+        RETURN NEXT remediation.record(p_run_id, 'placeholder_emails', p_reason, 'customers', v_id, 'update', v_before,
+            (SELECT jsonb_build_object('email', email, 'email_is_placeholder', email_is_placeholder) FROM customers WHERE id = v_id));
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION remediation.backfill_placeholder_emails(p_dry_run boolean, p_reason text, p_run_id uuid, p_limit integer) IS 'Runbook step placeholder_emails (incident fix 1): customers with no usable e-mail or phone get customer_<id>@<domain>.';
+
+CREATE FUNCTION remediation.blocking_cause(p_appointment_id bigint) RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    SELECT CASE
+        WHEN a.is_composite AND (a.staff_id IS NULL
+                                 OR NOT EXISTS (SELECT 1 FROM appointment_phases p WHERE p.appointment_id = a.id))
+            THEN 'COMPOSITE_FAILURE'
+        WHEN EXISTS (SELECT 1 FROM appointment_phases p
+                     WHERE p.appointment_id = a.id
+                       AND (p.sequence_order IS NULL OR p.segment_key IS NULL OR p.duration_minutes <= 0
+                            OR p.start_time <> a.starts_at + make_interval(mins => p.start_offset_minutes)
+                            OR EXISTS (SELECT 1 FROM appointment_phases q
+                                       WHERE q.appointment_id = p.appointment_id AND q.sequence_order = p.sequence_order
+                                         AND q.id <> p.id)))
+            THEN 'PHASE_ERROR'
+        WHEN remediation.is_double_booked(a.id) THEN 'DOUBLE_BOOKING'
+        WHEN NOT calsync.is_usable_email(c.email) AND NOT calsync.is_usable_phone(c.phone) THEN 'MISSING_CONTACT'
+    END
+    FROM appointments a LEFT JOIN customers c ON c.id = a.customer_id
+    WHERE a.id = p_appointment_id
+$$;
+
+COMMENT ON FUNCTION remediation.blocking_cause(p_appointment_id bigint) IS 'What in the data keeps the appointment from syncing: COMPOSITE_FAILURE, PHASE_ERROR, DOUBLE_BOOKING, MISSING_CONTACT, or NULL.';
+
+CREATE FUNCTION remediation.cancel_invalid_appointments(p_dry_run boolean DEFAULT true, p_reason text DEFAULT NULL::text, p_run_id uuid DEFAULT gen_random_uuid(), p_limit integer DEFAULT NULL::integer) RETURNS SETOF remediation.change
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    r record;
+    v_change remediation.change;
+BEGIN
+    FOR r IN SELECT a.id, CASE WHEN a.service_id IS NULL THEN 'service missing' ELSE 'staff missing' END AS why,
+                    (a.calcom_booking_id IS NOT NULL OR a.calcom_v2_booking_uid IS NOT NULL) AS booked
+             FROM appointments a
+             WHERE a.status NOT IN ('cancelled', 'no_show') AND (a.service_id IS NULL OR (a.is_composite AND a.staff_id IS NULL))
+             ORDER BY a.id LIMIT p_limit
+    LOOP
+        v_change := remediation.change_appointment(p_run_id, 'invalid', p_reason, r.id,
+            jsonb_build_object('status', 'cancelled', 'requires_manual_review', false, 'manual_review_flagged_at', NULL,
+                               'sync_error_code', NULL,
+                               'sync_error_message', 'Invalid appointment - ' || r.why || ': cancelled by remediation',
+                               -- nothing at Cal.com: nothing left to sync; else the worker cancels the booking
+                               'calcom_sync_status', CASE WHEN r.booked THEN 'pending' ELSE 'synced' END),
+            p_dry_run, 'a.status NOT IN (''cancelled'', ''no_show'') AND (a.service_id IS NULL OR (a.is_composite AND a.staff_id IS NULL))');
+        IF v_change IS NOT NULL THEN
+            RETURN NEXT v_change;
+        END IF;
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION remediation.cancel_invalid_appointments(p_dry_run boolean, p_reason text, p_run_id uuid, p_limit integer) IS 'Runbook step invalid (incident fix 4): cancel live appointments without a service, or composite ones without staff.';
+
+CREATE FUNCTION remediation.change_appointment(p_run_id uuid, p_step text, p_reason text, p_id bigint, p_changes jsonb, p_dry_run boolean, p_still text) RETURNS remediation.change
+    LANGUAGE plpgsql
+    AS $_$
+DECLARE
+    v_ok boolean;
+    v_before jsonb;
+BEGIN
+    EXECUTE format('SELECT %s FROM appointments a WHERE a.id = $1 FOR UPDATE', p_still) INTO v_ok USING p_id;
+    IF NOT coalesce(v_ok, false) THEN
+        RETURN NULL;  -- changed meanwhile: nothing to do any more
+    END IF;
+    v_before := remediation.appointment_image(p_id);
+    IF p_dry_run THEN
+        RETURN (p_step, 'appointments', p_id, 'update', v_before, v_before || p_changes)::remediation.change;
+    END IF;
+    PERFORM remediation.apply_appointment_image(p_id, p_changes);
+    RETURN remediation.record(p_run_id, p_step, p_reason, 'appointments', p_id, 'update', v_before,
+                              remediation.appointment_image(p_id));
+END
+$_$;
+
+COMMENT ON FUNCTION remediation.change_appointment(p_run_id uuid, p_step text, p_reason text, p_id bigint, p_changes jsonb, p_dry_run boolean, p_still text) IS 'Lock an appointment, re-check the step''s condition, apply the change and log before/after (or only report it in a dry run).';
+
+CREATE FUNCTION remediation.create_missing_phases(p_dry_run boolean DEFAULT true, p_reason text DEFAULT NULL::text, p_run_id uuid DEFAULT gen_random_uuid(), p_limit integer DEFAULT NULL::integer) RETURNS SETOF remediation.change
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_id bigint;
+    v_before jsonb;
+    v_after jsonb;
+    v_phase record;
+BEGIN
+    FOR v_id IN SELECT a.id FROM appointments a
+                WHERE a.is_composite AND a.status NOT IN ('cancelled', 'no_show')
+                  AND NOT EXISTS (SELECT 1 FROM appointment_phases p WHERE p.appointment_id = a.id)
+                  AND NOT EXISTS (SELECT 1 FROM calsync.integrity_issues i  -- flagged already: unusable segments
+                                  WHERE i.rule = 'appointments_composite_has_phases' AND i.table_name = 'appointments'
+                                    AND i.row_id = a.id AND i.resolved_at IS NULL)
+                ORDER BY a.id LIMIT p_limit
+    LOOP
+        v_before := remediation.appointment_image(v_id);
+        IF p_dry_run THEN
+            RETURN NEXT ('missing_phases', 'appointments', v_id, 'update', v_before,
+                         v_before || jsonb_build_object('phases', (SELECT jsonb_agg(to_jsonb(d)) FROM appointments a
+                             JOIN services s ON s.id = a.service_id, calsync.derive_phases(s.segments) d WHERE a.id = v_id)))::remediation.change;
+            CONTINUE;
+        END IF;
+        CONTINUE WHEN calsync.create_missing_phases(v_id, 'remediation run ' || p_run_id) = 0
+                      AND remediation.appointment_image(v_id) = v_before;
+        FOR v_phase IN SELECT p.id, to_jsonb(p) AS image FROM appointment_phases p WHERE p.appointment_id = v_id ORDER BY p.id
+        LOOP
+            RETURN NEXT remediation.record(p_run_id, 'missing_phases', p_reason, 'appointment_phases', v_phase.id, 'insert',
+                                           NULL, v_phase.image);
+        END LOOP;
+        v_after := remediation.appointment_image(v_id);
+        IF v_after <> v_before THEN  -- flagged: the segments are unusable
+            RETURN NEXT remediation.record(p_run_id, 'missing_phases', p_reason, 'appointments', v_id, 'update', v_before, v_after);
+        END IF;
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION remediation.create_missing_phases(p_dry_run boolean, p_reason text, p_run_id uuid, p_limit integer) IS 'Runbook step missing_phases (incident fix 2): derive the phases of live composite appointments that have none.';
+
+CREATE FUNCTION remediation.failure_category(p_appointment_id bigint) RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    SELECT coalesce(
+        (SELECT k.category FROM remediation.categories k WHERE k.category = a.sync_error_code AND k.origin = 'worker'),
+        remediation.blocking_cause(a.id),
+        CASE WHEN a.sync_error_message ILIKE '%in the past%' THEN 'PAST_APPOINTMENT'
+             WHEN a.sync_error_message ILIKE '%already has booking%' OR a.sync_error_message ILIKE '%not available%'
+                 THEN 'HOST_UNAVAILABLE' END,
+        'OTHER')
+    FROM appointments a
+    WHERE a.id = p_appointment_id
+$$;
+
+COMMENT ON FUNCTION remediation.failure_category(p_appointment_id bigint) IS 'The category of a failing appointment''s sync: the worker''s verdict, else what blocks it in the data, else Cal.com''s message, else OTHER.';
+
+CREATE FUNCTION remediation.flag_host_conflicts(p_dry_run boolean DEFAULT true, p_reason text DEFAULT NULL::text, p_run_id uuid DEFAULT gen_random_uuid(), p_limit integer DEFAULT NULL::integer) RETURNS SETOF remediation.change
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    r record;
+    v_message text;
+    v_change remediation.change;
+    v_issue bigint;
+BEGIN
+    FOR r IN SELECT DISTINCT ON (h.appointment_id) h.* FROM remediation.host_conflicts h
+             JOIN appointments a ON a.id = h.appointment_id
+             WHERE NOT (a.requires_manual_review AND a.sync_error_code IS NOT DISTINCT FROM 'HOST_UNAVAILABLE')
+             ORDER BY h.appointment_id, h.conflicts_with LIMIT p_limit
+    LOOP
+        v_message := format('Host conflict: %s is also booked %s by appointment #%s; reschedule one of them (or cancel it)',
+                            r.host_key, r.other_busy, r.conflicts_with);
+        v_change := remediation.change_appointment(p_run_id, 'host_conflicts', p_reason, r.appointment_id,
+            jsonb_build_object('calcom_sync_status', 'failed', 'requires_manual_review', true,
+                               'manual_review_flagged_at', now(), 'sync_error_code', 'HOST_UNAVAILABLE',
+                               'sync_error_message', v_message),
+            p_dry_run, format('a.status NOT IN (''cancelled'', ''no_show'') AND a.sync_error_message IS DISTINCT FROM %L', v_message));
+        CONTINUE WHEN v_change IS NULL;
+        RETURN NEXT v_change;
+        IF NOT p_dry_run THEN
+            INSERT INTO calsync.integrity_issues (rule, table_name, row_id, detail, found_by)
+            VALUES ('host_busy_time_no_overlap', 'appointments', r.appointment_id, v_message, 'remediation run ' || p_run_id)
+            ON CONFLICT (rule, table_name, row_id) WHERE resolved_at IS NULL DO NOTHING
+            RETURNING id INTO v_issue;
+            IF v_issue IS NOT NULL THEN
+                RETURN NEXT remediation.record(p_run_id, 'host_conflicts', p_reason, 'integrity_issues', v_issue, 'insert', NULL,
+                    (SELECT to_jsonb(i) FROM calsync.integrity_issues i WHERE i.id = v_issue));
+            END IF;
+        END IF;
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION remediation.flag_host_conflicts(p_dry_run boolean, p_reason text, p_run_id uuid, p_limit integer) IS 'Runbook step host_conflicts (remaining category 2): flag double-booked hosts'' appointments for a reschedule, naming the other booking.';
+
+CREATE FUNCTION remediation.host_conflicts_of(p_appointment_id bigint) RETURNS TABLE(other_id bigint, host_key text, busy tstzrange, other_busy tstzrange)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    SELECT DISTINCT ON (o.appointment_id) o.appointment_id, i.host_key, i.busy, o.busy
+    FROM calsync.appointment_busy_intervals i
+    JOIN appointments a ON a.id = i.appointment_id
+    JOIN staff s ON s.id = a.staff_id
+    JOIN staff s2 ON s2.id = s.id OR (s.calcom_user_id IS NOT NULL AND s2.calcom_user_id = s.calcom_user_id)
+    JOIN appointments b ON b.staff_id = s2.id AND b.id <> a.id
+                       AND b.starts_at > a.starts_at - interval '1 day' AND b.starts_at < a.ends_at
+    JOIN calsync.appointment_busy_intervals o ON o.appointment_id = b.id AND o.host_key = i.host_key AND o.busy && i.busy
+    WHERE i.appointment_id = p_appointment_id
+    ORDER BY o.appointment_id
+$$;
+
+COMMENT ON FUNCTION remediation.host_conflicts_of(p_appointment_id bigint) IS 'Live appointments of the same host whose staff-required time overlaps this appointment''s.';
+
+CREATE FUNCTION remediation.is_double_booked(p_appointment_id bigint) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM appointments a JOIN appointments b ON b.id <> a.id
+        WHERE a.id = p_appointment_id AND a.status NOT IN ('cancelled', 'no_show')
+          AND b.status NOT IN ('cancelled', 'no_show')
+          AND ((b.customer_id = a.customer_id AND b.starts_at = a.starts_at AND b.service_id = a.service_id)
+               OR (a.calcom_booking_id IS NOT NULL AND b.calcom_booking_id = a.calcom_booking_id)
+               OR (a.calcom_v2_booking_uid IS NOT NULL AND b.calcom_v2_booking_uid = a.calcom_v2_booking_uid)))
+        OR EXISTS (SELECT 1 FROM remediation.host_conflicts_of(p_appointment_id))
+$$;
+
+COMMENT ON FUNCTION remediation.is_double_booked(p_appointment_id bigint) IS 'true when another live appointment has the same slot or Cal.com booking, or its host is booked twice at once.';
+
+CREATE FUNCTION remediation.operator() RETURNS text
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT coalesce(nullif(current_setting('calsync.operator', true), ''), session_user::text)
+$$;
+
+COMMENT ON FUNCTION remediation.operator() IS 'Who runs the runbook: the session setting calsync.operator (the CLI sets the OS user), else the database user.';
+
+CREATE FUNCTION remediation.record(p_run_id uuid, p_step text, p_reason text, p_table text, p_row_id bigint, p_action text, p_before jsonb, p_after jsonb) RETURNS remediation.change
+    LANGUAGE sql
+    AS $$
+    INSERT INTO remediation.log (run_id, step, operator, reason, table_name, row_id, action, before, after)
+    VALUES (p_run_id, p_step, remediation.operator(), p_reason, p_table, p_row_id, p_action, p_before, p_after)
+    RETURNING step, table_name, row_id, action, before, after
+$$;
+
+COMMENT ON FUNCTION remediation.record(p_run_id uuid, p_step text, p_reason text, p_table text, p_row_id bigint, p_action text, p_before jsonb, p_after jsonb) IS 'Write one change of a runbook step to remediation.log and return it.';
+
+CREATE FUNCTION remediation.repair_broken_phases(p_dry_run boolean DEFAULT true, p_reason text DEFAULT NULL::text, p_run_id uuid DEFAULT gen_random_uuid(), p_limit integer DEFAULT NULL::integer) RETURNS SETOF remediation.change
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_id bigint;
+    v_phase record;
+    v_superseded bigint;
+BEGIN
+    FOR v_id IN SELECT a.id FROM appointments a
+                WHERE a.status NOT IN ('cancelled', 'no_show') AND remediation.blocking_cause(a.id) = 'PHASE_ERROR'
+                ORDER BY a.id LIMIT p_limit
+    LOOP
+        PERFORM 1 FROM appointments WHERE id = v_id FOR UPDATE;
+        FOR v_phase IN SELECT p.*, to_jsonb(p) AS image FROM appointment_phases p WHERE p.appointment_id = v_id ORDER BY p.id
+        LOOP
+            IF p_dry_run THEN
+                RETURN NEXT ('broken_phases', 'appointment_phases', v_phase.id, 'delete', v_phase.image, NULL)::remediation.change;
+                CONTINUE;
+            END IF;
+            INSERT INTO calsync.superseded_phases (phase_id, appointment_id, sequence_order, phase_type, segment_key,
+                                                   segment_name, staff_required, start_time, end_time, calcom_booking_id,
+                                                   calcom_booking_uid, calcom_sync_status, reason)
+            VALUES (v_phase.id, v_id, v_phase.sequence_order, v_phase.phase_type, v_phase.segment_key, v_phase.segment_name,
+                    v_phase.staff_required, v_phase.start_time, v_phase.end_time, v_phase.calcom_booking_id,
+                    v_phase.calcom_booking_uid, v_phase.calcom_sync_status, 'invalid phases: derived again by remediation')
+            RETURNING id INTO v_superseded;
+            DELETE FROM appointment_phases WHERE id = v_phase.id;
+            RETURN NEXT remediation.record(p_run_id, 'broken_phases', p_reason, 'appointment_phases', v_phase.id, 'delete',
+                                           v_phase.image, jsonb_build_object('superseded_id', v_superseded));
+        END LOOP;
+        IF NOT p_dry_run THEN
+            PERFORM calsync.create_missing_phases(v_id, 'remediation run ' || p_run_id);
+            FOR v_phase IN SELECT p.id, to_jsonb(p) AS image FROM appointment_phases p WHERE p.appointment_id = v_id ORDER BY p.id
+            LOOP
+                RETURN NEXT remediation.record(p_run_id, 'broken_phases', p_reason, 'appointment_phases', v_phase.id,
+                                               'insert', NULL, v_phase.image);
+            END LOOP;
+        END IF;
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION remediation.repair_broken_phases(p_dry_run boolean, p_reason text, p_run_id uuid, p_limit integer) IS 'Runbook step broken_phases: supersede invalid phases (kept in calsync.superseded_phases) and derive them again.';
+
+CREATE FUNCTION remediation.requeue_failures(p_dry_run boolean DEFAULT true, p_reason text DEFAULT NULL::text, p_run_id uuid DEFAULT gen_random_uuid(), p_limit integer DEFAULT NULL::integer, p_categories text[] DEFAULT NULL::text[], p_now timestamp with time zone DEFAULT now()) RETURNS SETOF remediation.change
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    r record;
+    v_change remediation.change;
+    v_event uuid;
+BEGIN
+    FOR r IN SELECT f.appointment_id, f.category FROM remediation.failed_syncs f
+             JOIN remediation.categories k ON k.category = f.category
+             WHERE f.status IN ('pending', 'confirmed', 'scheduled', 'booked') AND f.starts_at > p_now
+               AND remediation.blocking_cause(f.appointment_id) IS NULL
+               AND (CASE WHEN p_categories IS NULL THEN k.requeue_when_fixed ELSE f.category = ANY (p_categories) END)
+             ORDER BY f.appointment_id LIMIT p_limit
+    LOOP
+        v_change := remediation.change_appointment(p_run_id, 'requeue', p_reason, r.appointment_id,
+            jsonb_build_object('calcom_sync_status', 'pending', 'requires_manual_review', false, 'manual_review_flagged_at', NULL),
+            p_dry_run, '(a.calcom_sync_status = ''failed'' OR a.requires_manual_review)');
+        CONTINUE WHEN v_change IS NULL;
+        RETURN NEXT v_change;
+        IF NOT p_dry_run THEN
+            UPDATE calsync.outbox_delivery SET status = 'retry', next_attempt_at = p_now, last_error = 'requeued by remediation'
+            WHERE status = 'dead' AND aggregateid = r.appointment_id::text;
+            v_event := calsync.enqueue_sync(r.appointment_id, 'create',
+                jsonb_build_object('appointment_id', r.appointment_id, 'requeued_by_run', p_run_id, 'category', r.category));
+            RETURN NEXT remediation.record(p_run_id, 'requeue', p_reason, 'outbox', r.appointment_id, 'insert', NULL,
+                                           jsonb_build_object('outbox_id', v_event, 'category', r.category));
+        END IF;
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION remediation.requeue_failures(p_dry_run boolean, p_reason text, p_run_id uuid, p_limit integer, p_categories text[], p_now timestamp with time zone) IS 'Runbook step requeue: queue failing upcoming appointments whose cause is fixed for another sync.';
+
+CREATE FUNCTION remediation.resolve_duplicate_bookings(p_dry_run boolean DEFAULT true, p_reason text DEFAULT NULL::text, p_run_id uuid DEFAULT gen_random_uuid(), p_limit integer DEFAULT NULL::integer) RETURNS SETOF remediation.change
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    g record;
+    v_keep appointments%ROWTYPE;
+    v_dup bigint;
+    v_change remediation.change;
+    v_issue bigint;
+    v_seen bigint[] := '{}';  -- a row in two groups (same slot and same booking) is handled once
+BEGIN
+    FOR g IN
+        WITH live AS (SELECT * FROM appointments WHERE status NOT IN ('cancelled', 'no_show')),
+        groups AS (
+            SELECT array_agg(id ORDER BY (calcom_booking_id IS NULL AND calcom_v2_booking_uid IS NULL), id) AS ids,
+                   'same customer, start and service' AS why
+            FROM live GROUP BY customer_id, starts_at, service_id HAVING count(*) > 1
+            UNION ALL
+            SELECT array_agg(id ORDER BY id), 'same Cal.com booking ' || calcom_booking_id FROM live
+            WHERE calcom_booking_id IS NOT NULL GROUP BY calcom_booking_id HAVING count(*) > 1
+            UNION ALL
+            SELECT array_agg(id ORDER BY id), 'same Cal.com booking ' || calcom_v2_booking_uid FROM live
+            WHERE calcom_v2_booking_uid IS NOT NULL GROUP BY calcom_v2_booking_uid HAVING count(*) > 1
+        )
+        SELECT * FROM groups ORDER BY ids[1] LIMIT p_limit
+    LOOP
+        CONTINUE WHEN g.ids <@ v_seen;
+        v_seen := v_seen || g.ids;
+        SELECT * INTO v_keep FROM appointments WHERE id = g.ids[1];
+        IF v_keep.calcom_booking_id IS NOT NULL OR v_keep.calcom_v2_booking_uid IS NOT NULL THEN
+            v_change := remediation.change_appointment(p_run_id, 'duplicates', p_reason, v_keep.id,
+                jsonb_build_object('calcom_sync_status', 'synced', 'requires_manual_review', false,
+                                   'manual_review_flagged_at', NULL, 'sync_error_code', NULL, 'sync_error_message', NULL),
+                p_dry_run, format('a.status NOT IN (''cancelled'', ''no_show'') AND (a.calcom_sync_status <> ''synced'' OR a.requires_manual_review)'));
+            IF v_change IS NOT NULL THEN
+                RETURN NEXT v_change;
+            END IF;
+        END IF;
+        FOREACH v_dup IN ARRAY g.ids[2:] LOOP
+            v_change := remediation.change_appointment(p_run_id, 'duplicates', p_reason, v_dup,
+                jsonb_build_object(
+                    'status', 'cancelled', 'requires_manual_review', false, 'manual_review_flagged_at', NULL,
+                    'sync_error_code', 'DOUBLE_BOOKING',
+                    'sync_error_message', format('Duplicate of #%s (%s): cancelled by remediation', v_keep.id, g.why))
+                || (SELECT CASE WHEN (d.calcom_booking_id IS NOT DISTINCT FROM v_keep.calcom_booking_id OR d.calcom_booking_id IS NULL)
+                                 AND (d.calcom_v2_booking_uid IS NOT DISTINCT FROM v_keep.calcom_v2_booking_uid OR d.calcom_v2_booking_uid IS NULL)
+                                THEN jsonb_build_object('calcom_booking_id', NULL, 'calcom_v2_booking_uid', NULL,
+                                                        'calcom_v2_booking_id', NULL, 'calcom_sync_status', 'synced')
+                                ELSE jsonb_build_object('calcom_sync_status', 'pending') END
+                    FROM appointments d WHERE d.id = v_dup),
+                p_dry_run, 'a.status NOT IN (''cancelled'', ''no_show'')');
+            IF v_change IS NOT NULL THEN
+                RETURN NEXT v_change;
+                IF NOT p_dry_run THEN
+                    FOR v_issue IN UPDATE calsync.integrity_issues SET resolved_at = now(), resolved_by = remediation.operator(),
+                                          resolution = 'cancelled as a duplicate of #' || v_keep.id
+                                   WHERE table_name = 'appointments' AND row_id = v_dup AND resolved_at IS NULL RETURNING id
+                    LOOP
+                        RETURN NEXT remediation.record(p_run_id, 'duplicates', p_reason, 'integrity_issues', v_issue, 'update',
+                            jsonb_build_object('resolved_at', NULL, 'resolved_by', NULL, 'resolution', NULL),
+                            (SELECT jsonb_build_object('resolved_at', resolved_at, 'resolved_by', resolved_by, 'resolution', resolution)
+                             FROM calsync.integrity_issues WHERE id = v_issue));
+                    END LOOP;
+                END IF;
+            END IF;
+        END LOOP;
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION remediation.resolve_duplicate_bookings(p_dry_run boolean, p_reason text, p_run_id uuid, p_limit integer) IS 'Runbook step duplicates (incident fix 3): keep the appointment with the Cal.com booking, cancel the duplicates.';
+
+CREATE FUNCTION remediation.resolve_past_unsynced(p_dry_run boolean DEFAULT true, p_reason text DEFAULT NULL::text, p_run_id uuid DEFAULT gen_random_uuid(), p_limit integer DEFAULT NULL::integer, p_mode text DEFAULT 'historical'::text, p_now timestamp with time zone DEFAULT now()) RETURNS SETOF remediation.change
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_id bigint;
+    v_change remediation.change;
+BEGIN
+    IF p_mode NOT IN ('historical', 'cancel') THEN
+        RAISE EXCEPTION 'resolve_past_unsynced: p_mode must be historical or cancel, not %', p_mode USING ERRCODE = '22023';
+    END IF;
+    FOR v_id IN SELECT appointment_id FROM remediation.past_unsynced WHERE ends_at < p_now ORDER BY 1 LIMIT p_limit
+    LOOP
+        v_change := remediation.change_appointment(p_run_id, 'past', p_reason, v_id,
+            CASE WHEN p_mode = 'cancel'
+                 THEN jsonb_build_object('status', 'cancelled', 'calcom_sync_status', 'synced', 'requires_manual_review', false,
+                                         'manual_review_flagged_at', NULL, 'sync_error_code', 'PAST_APPOINTMENT')
+                 ELSE jsonb_build_object('calcom_sync_status', 'orphaned_local', 'requires_manual_review', false,
+                                         'manual_review_flagged_at', NULL, 'sync_error_code', 'PAST_APPOINTMENT') END,
+            p_dry_run, format('a.calcom_sync_status IN (''failed'', ''pending'') AND a.status NOT IN (''cancelled'', ''no_show'') AND a.ends_at < %L::timestamptz', p_now));
+        IF v_change IS NOT NULL THEN
+            RETURN NEXT v_change;
+        END IF;
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION remediation.resolve_past_unsynced(p_dry_run boolean, p_reason text, p_run_id uuid, p_limit integer, p_mode text, p_now timestamp with time zone) IS 'Runbook step past (remaining category 1): past appointments that never synced are kept as history (orphaned_local) or cancelled.';
+
+CREATE FUNCTION remediation.undo(p_run_id uuid, p_reason text DEFAULT NULL::text) RETURNS SETOF remediation.change
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    l remediation.log%ROWTYPE;
+    v_undo uuid := gen_random_uuid();
+    v_now jsonb;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM remediation.log WHERE run_id = p_run_id) THEN
+        RAISE EXCEPTION 'remediation.undo: no run %', p_run_id USING ERRCODE = 'P0002',
+            HINT = 'List runs with: SELECT * FROM remediation.runs ORDER BY started_at DESC;';
+    END IF;
+    FOR l IN SELECT * FROM remediation.log WHERE run_id = p_run_id AND undone_by IS NULL ORDER BY id DESC FOR UPDATE
+    LOOP
+        IF l.action = 'update' AND l.table_name = 'appointments' THEN
+            v_now := remediation.appointment_image(l.row_id);
+            PERFORM remediation.apply_appointment_image(l.row_id, l.before);
+            RETURN NEXT remediation.record(v_undo, 'undo', coalesce(p_reason, 'undo of run ' || p_run_id), l.table_name,
+                                           l.row_id, 'update', v_now, remediation.appointment_image(l.row_id));
+        ELSIF l.action = 'update' AND l.table_name = 'customers' THEN
+            v_now := (SELECT jsonb_build_object('email', email, 'email_is_placeholder', email_is_placeholder) FROM customers WHERE id = l.row_id);
+            UPDATE customers SET email = l.before->>'email', email_is_placeholder = (l.before->>'email_is_placeholder')::boolean
+            WHERE id = l.row_id;
+            RETURN NEXT remediation.record(v_undo, 'undo', coalesce(p_reason, 'undo of run ' || p_run_id), l.table_name,
+                                           l.row_id, 'update', v_now, l.before);
+        ELSIF l.action = 'update' AND l.table_name = 'integrity_issues' THEN
+            UPDATE calsync.integrity_issues SET resolved_at = NULL, resolved_by = NULL, resolution = NULL WHERE id = l.row_id;
+            RETURN NEXT remediation.record(v_undo, 'undo', coalesce(p_reason, 'undo of run ' || p_run_id), l.table_name,
+                                           l.row_id, 'update', l.after, l.before);
+        ELSIF l.action = 'delete' AND l.table_name = 'appointment_phases' THEN
+            -- a superseded phase comes back exactly as it was
+            INSERT INTO appointment_phases SELECT * FROM jsonb_populate_record(NULL::appointment_phases, l.before);
+            DELETE FROM calsync.superseded_phases WHERE id = (l.after->>'superseded_id')::bigint;
+            RETURN NEXT remediation.record(v_undo, 'undo', coalesce(p_reason, 'undo of run ' || p_run_id), l.table_name,
+                                           l.row_id, 'insert', NULL, l.before);
+        ELSIF l.action = 'insert' AND l.table_name = 'appointment_phases' THEN
+            DELETE FROM appointment_phases WHERE id = l.row_id;
+            RETURN NEXT remediation.record(v_undo, 'undo', coalesce(p_reason, 'undo of run ' || p_run_id), l.table_name,
+                                           l.row_id, 'delete', l.after, NULL);
+        ELSIF l.action = 'insert' AND l.table_name = 'integrity_issues' THEN
+            DELETE FROM calsync.integrity_issues WHERE id = l.row_id;
+            RETURN NEXT remediation.record(v_undo, 'undo', coalesce(p_reason, 'undo of run ' || p_run_id), l.table_name,
+                                           l.row_id, 'delete', l.after, NULL);
+        ELSIF l.action = 'insert' AND l.table_name = 'outbox' THEN
+            -- an event the worker has not delivered yet is withdrawn; a delivered one cannot be unsent
+            DELETE FROM calsync.outbox o WHERE o.id = (l.after->>'outbox_id')::uuid
+              AND NOT EXISTS (SELECT 1 FROM calsync.outbox_delivery d WHERE d.outbox_id = o.id AND d.status = 'running');
+            RETURN NEXT remediation.record(v_undo, 'undo', coalesce(p_reason, 'undo of run ' || p_run_id), l.table_name,
+                                           l.row_id, 'delete', l.after, NULL);
+        END IF;
+        UPDATE remediation.log SET undone_by = v_undo WHERE id = l.id;
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION remediation.undo(p_run_id uuid, p_reason text) IS 'Revert a runbook run from its log (newest change first); the undo is itself logged as a run.';
+
 CREATE TABLE public.appointment_phases (
     id bigint NOT NULL,
     appointment_id bigint NOT NULL,
@@ -987,7 +1519,7 @@ CREATE TABLE public.appointments (
     CONSTRAINT appointments_status_known CHECK (((status)::text = ANY ((ARRAY['pending'::character varying, 'confirmed'::character varying, 'scheduled'::character varying, 'booked'::character varying, 'in_progress'::character varying, 'completed'::character varying, 'cancelled'::character varying, 'no_show'::character varying])::text[])))
 );
 
-COMMENT ON COLUMN public.appointments.sync_error_message IS 'The last sync error in full (no length limit since calsync 0005).';
+COMMENT ON COLUMN public.appointments.sync_error_message IS 'The last sync error in full (no length limit since calsync 0003).';
 
 COMMENT ON COLUMN public.appointments.sync_error_detail IS 'The last sync error as structure: status, code, message, category, request id.';
 
@@ -1343,6 +1875,560 @@ CREATE SEQUENCE public.services_id_seq
 
 ALTER SEQUENCE public.services_id_seq OWNED BY public.services.id;
 
+CREATE VIEW remediation.appointments_without_service AS
+ SELECT a.id AS appointment_id,
+    a.customer_id,
+    a.starts_at,
+    a.status,
+    a.calcom_sync_status
+   FROM public.appointments a
+  WHERE ((a.service_id IS NULL) AND ((a.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])));
+
+COMMENT ON VIEW remediation.appointments_without_service IS 'Live appointments without a service (like the incident''s #15): cancel them or set the service.';
+
+COMMENT ON COLUMN remediation.appointments_without_service.appointment_id IS 'the appointment';
+
+COMMENT ON COLUMN remediation.appointments_without_service.customer_id IS 'its customer';
+
+COMMENT ON COLUMN remediation.appointments_without_service.starts_at IS 'its start';
+
+COMMENT ON COLUMN remediation.appointments_without_service.status IS 'its status';
+
+COMMENT ON COLUMN remediation.appointments_without_service.calcom_sync_status IS 'its sync status';
+
+CREATE TABLE remediation.categories (
+    category text NOT NULL,
+    origin text NOT NULL,
+    retryable boolean NOT NULL,
+    requeue_when_fixed boolean NOT NULL,
+    description text NOT NULL,
+    recommended_action text NOT NULL,
+    runbook_step text,
+    sort_order integer NOT NULL,
+    CONSTRAINT categories_origin_check CHECK ((origin = ANY (ARRAY['worker'::text, 'incident'::text])))
+);
+
+COMMENT ON TABLE remediation.categories IS 'Why a sync fails, and what to do about it.';
+
+CREATE VIEW remediation.composites_without_phases AS
+ SELECT a.id AS appointment_id,
+    a.service_id,
+    s.name AS service_name,
+    a.starts_at,
+    a.status,
+    a.staff_id,
+    calsync.segments_problem(s.segments) AS segments_problem
+   FROM (public.appointments a
+     JOIN public.services s ON ((s.id = a.service_id)))
+  WHERE (a.is_composite AND ((a.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])) AND (a.starts_at >= (now() - '30 days'::interval)) AND (NOT (EXISTS ( SELECT 1
+           FROM public.appointment_phases p
+          WHERE (p.appointment_id = a.id)))));
+
+COMMENT ON VIEW remediation.composites_without_phases IS 'Live composite appointments (from 30 days ago on) that have no phases, so they cannot be synced.';
+
+COMMENT ON COLUMN remediation.composites_without_phases.appointment_id IS 'the appointment';
+
+COMMENT ON COLUMN remediation.composites_without_phases.service_id IS 'its composite service';
+
+COMMENT ON COLUMN remediation.composites_without_phases.service_name IS 'the service''s name';
+
+COMMENT ON COLUMN remediation.composites_without_phases.starts_at IS 'its start';
+
+COMMENT ON COLUMN remediation.composites_without_phases.status IS 'its status';
+
+COMMENT ON COLUMN remediation.composites_without_phases.staff_id IS 'its staff row (NULL: nobody to do the work)';
+
+COMMENT ON COLUMN remediation.composites_without_phases.segments_problem IS 'why phases cannot be derived from the service, or NULL when they can';
+
+CREATE VIEW remediation.customers_missing_contact AS
+ SELECT c.id AS customer_id,
+    c.name,
+    c.email,
+    c.phone,
+    c.source,
+    (( SELECT count(*) AS count
+           FROM public.appointments a
+          WHERE ((a.customer_id = c.id) AND ((a.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])) AND (a.starts_at >= now()))))::integer AS upcoming_appointments
+   FROM public.customers c
+  WHERE ((NOT calsync.is_usable_email((c.email)::text)) AND (NOT calsync.is_usable_phone((c.phone)::text)) AND (c.deleted_at IS NULL));
+
+COMMENT ON VIEW remediation.customers_missing_contact IS 'Customers with no usable e-mail and no usable phone (NULL, blank or anonymous_…): Cal.com refuses their bookings.';
+
+COMMENT ON COLUMN remediation.customers_missing_contact.customer_id IS 'the customer';
+
+COMMENT ON COLUMN remediation.customers_missing_contact.name IS 'the customer''s name';
+
+COMMENT ON COLUMN remediation.customers_missing_contact.email IS 'the e-mail (NULL or blank)';
+
+COMMENT ON COLUMN remediation.customers_missing_contact.phone IS 'the phone (NULL, blank or the voice agent''s anonymous_<ts>_<hash>)';
+
+COMMENT ON COLUMN remediation.customers_missing_contact.source IS 'where the customer came from';
+
+COMMENT ON COLUMN remediation.customers_missing_contact.upcoming_appointments IS 'their live appointments still to come';
+
+CREATE VIEW remediation.dead_letters AS
+ SELECT d.outbox_id,
+    (d.aggregateid)::bigint AS appointment_id,
+    o.type,
+    d.attempts,
+    d.last_category,
+    d.last_error,
+    o.created_at,
+    d.processed_at AS died_at,
+    k.recommended_action
+   FROM ((calsync.outbox_delivery d
+     JOIN calsync.outbox o ON ((o.id = d.outbox_id)))
+     LEFT JOIN remediation.categories k ON ((k.category = d.last_category)))
+  WHERE (d.status = 'dead'::text);
+
+COMMENT ON VIEW remediation.dead_letters IS 'Outbox events given up on (a terminal error, or out of attempts); their appointments are flagged for review.';
+
+COMMENT ON COLUMN remediation.dead_letters.outbox_id IS 'the event';
+
+COMMENT ON COLUMN remediation.dead_letters.appointment_id IS 'its appointment';
+
+COMMENT ON COLUMN remediation.dead_letters.type IS 'create, cancel or reschedule';
+
+COMMENT ON COLUMN remediation.dead_letters.attempts IS 'attempts made';
+
+COMMENT ON COLUMN remediation.dead_letters.last_category IS 'the category of the last failure';
+
+COMMENT ON COLUMN remediation.dead_letters.last_error IS 'the last failure in full';
+
+COMMENT ON COLUMN remediation.dead_letters.created_at IS 'when it was enqueued';
+
+COMMENT ON COLUMN remediation.dead_letters.died_at IS 'when it was given up on';
+
+COMMENT ON COLUMN remediation.dead_letters.recommended_action IS 'what to do, in words';
+
+CREATE VIEW remediation.duplicate_bookings AS
+SELECT
+    NULL::bigint AS appointment_id,
+    NULL::bigint AS customer_id,
+    NULL::timestamp with time zone AS starts_at,
+    NULL::bigint AS service_id,
+    NULL::bigint AS calcom_booking_id,
+    NULL::character varying(50) AS calcom_v2_booking_uid,
+    NULL::character varying(255) AS status,
+    NULL::character varying(32) AS calcom_sync_status,
+    NULL::bigint[] AS duplicates_of,
+    NULL::text AS reason;
+
+COMMENT ON VIEW remediation.duplicate_bookings IS 'Live appointments (from 30 days ago on) that share their slot or their Cal.com booking with another live one.';
+
+COMMENT ON COLUMN remediation.duplicate_bookings.appointment_id IS 'the appointment';
+
+COMMENT ON COLUMN remediation.duplicate_bookings.customer_id IS 'its customer';
+
+COMMENT ON COLUMN remediation.duplicate_bookings.starts_at IS 'its start';
+
+COMMENT ON COLUMN remediation.duplicate_bookings.service_id IS 'its service';
+
+COMMENT ON COLUMN remediation.duplicate_bookings.calcom_booking_id IS 'its Cal.com booking id';
+
+COMMENT ON COLUMN remediation.duplicate_bookings.calcom_v2_booking_uid IS 'its Cal.com booking uid';
+
+COMMENT ON COLUMN remediation.duplicate_bookings.status IS 'its status';
+
+COMMENT ON COLUMN remediation.duplicate_bookings.calcom_sync_status IS 'its sync status';
+
+COMMENT ON COLUMN remediation.duplicate_bookings.duplicates_of IS 'the other live appointments it duplicates';
+
+COMMENT ON COLUMN remediation.duplicate_bookings.reason IS 'what they share';
+
+CREATE VIEW remediation.failed_syncs AS
+ SELECT a.id AS appointment_id,
+    a.customer_id,
+    c.name AS customer_name,
+    a.starts_at,
+    a.status,
+    f.category,
+    k.retryable,
+    COALESCE(d.last_error, a.sync_error_message) AS last_error,
+    a.sync_error_code AS error_code,
+    a.sync_error_detail AS error_detail,
+    GREATEST((a.sync_attempt_count)::integer, COALESCE(d.attempts, 0)) AS attempts,
+    COALESCE(att.first_failure_at, a.manual_review_flagged_at, a.last_sync_attempt_at) AS first_failure_at,
+    COALESCE(att.last_failure_at, a.last_sync_attempt_at, a.manual_review_flagged_at) AS last_failure_at,
+    a.requires_manual_review,
+    d.status AS outbox_status,
+    k.recommended_action,
+    k.runbook_step
+   FROM (((((public.appointments a
+     LEFT JOIN public.customers c ON ((c.id = a.customer_id)))
+     CROSS JOIN LATERAL ( SELECT remediation.failure_category(a.id) AS category) f)
+     LEFT JOIN remediation.categories k ON ((k.category = f.category)))
+     LEFT JOIN LATERAL ( SELECT d_1.status,
+            d_1.attempts,
+            d_1.last_error
+           FROM calsync.outbox_delivery d_1
+          WHERE (d_1.aggregateid = (a.id)::text)
+          ORDER BY d_1.created_at DESC
+         LIMIT 1) d ON (true))
+     LEFT JOIN LATERAL ( SELECT min(t.created_at) AS first_failure_at,
+            max(t.created_at) AS last_failure_at
+           FROM calsync.sync_attempts t
+          WHERE ((t.appointment_id = a.id) AND (t.category <> 'OK'::text))) att ON (true))
+  WHERE (((a.calcom_sync_status)::text = 'failed'::text) OR a.requires_manual_review);
+
+COMMENT ON VIEW remediation.failed_syncs IS 'One row per appointment whose sync is failing (calcom_sync_status failed, or flagged for manual review), with why and what to do.';
+
+COMMENT ON COLUMN remediation.failed_syncs.appointment_id IS 'the failing appointment';
+
+COMMENT ON COLUMN remediation.failed_syncs.customer_id IS 'its customer';
+
+COMMENT ON COLUMN remediation.failed_syncs.customer_name IS 'the customer''s name';
+
+COMMENT ON COLUMN remediation.failed_syncs.starts_at IS 'when the appointment starts';
+
+COMMENT ON COLUMN remediation.failed_syncs.status IS 'the appointment''s status';
+
+COMMENT ON COLUMN remediation.failed_syncs.category IS 'why it fails (remediation.categories): the worker''s verdict, else what the data shows';
+
+COMMENT ON COLUMN remediation.failed_syncs.retryable IS 'true when retrying can succeed without a change (a transient cause)';
+
+COMMENT ON COLUMN remediation.failed_syncs.last_error IS 'the last error in full (Cal.com''s answer, or the worker''s guard)';
+
+COMMENT ON COLUMN remediation.failed_syncs.error_code IS 'sync_error_code: a category, or the app''s HTTP_<status>';
+
+COMMENT ON COLUMN remediation.failed_syncs.error_detail IS 'the last error as structure: status, code, message, field, request id';
+
+COMMENT ON COLUMN remediation.failed_syncs.attempts IS 'sync attempts so far';
+
+COMMENT ON COLUMN remediation.failed_syncs.first_failure_at IS 'the first failed attempt (or when it was flagged)';
+
+COMMENT ON COLUMN remediation.failed_syncs.last_failure_at IS 'the last failed attempt';
+
+COMMENT ON COLUMN remediation.failed_syncs.requires_manual_review IS 'flagged for a person';
+
+COMMENT ON COLUMN remediation.failed_syncs.outbox_status IS 'the delivery of its latest outbox event: retry, running or dead (NULL: none pending)';
+
+COMMENT ON COLUMN remediation.failed_syncs.recommended_action IS 'what to do, in words';
+
+COMMENT ON COLUMN remediation.failed_syncs.runbook_step IS 'the `calsync remediate --only` step that fixes it (NULL: a person decides)';
+
+CREATE VIEW remediation.error_distribution AS
+ SELECT k.category,
+    k.origin,
+    (count(f.appointment_id))::integer AS failures,
+    round(((100.0 * (count(f.appointment_id))::numeric) / NULLIF(sum(count(f.appointment_id)) OVER (), (0)::numeric)), 1) AS share_percent,
+    k.recommended_action
+   FROM (remediation.categories k
+     LEFT JOIN remediation.failed_syncs f ON ((f.category = k.category)))
+  GROUP BY k.category, k.origin, k.recommended_action, k.sort_order
+  ORDER BY (count(f.appointment_id)) DESC, k.sort_order;
+
+COMMENT ON VIEW remediation.error_distribution IS 'Failing syncs per category, every category listed (the incident''s and the worker''s).';
+
+COMMENT ON COLUMN remediation.error_distribution.category IS 'the category';
+
+COMMENT ON COLUMN remediation.error_distribution.origin IS 'incident: found from the data; worker: the worker''s verdict';
+
+COMMENT ON COLUMN remediation.error_distribution.failures IS 'failing appointments in this category';
+
+COMMENT ON COLUMN remediation.error_distribution.share_percent IS 'share of all failing appointments, in percent';
+
+COMMENT ON COLUMN remediation.error_distribution.recommended_action IS 'what to do about this category';
+
+CREATE VIEW remediation.host_conflicts AS
+ SELECT a.id AS appointment_id,
+    x.other_id AS conflicts_with,
+    x.host_key,
+    x.busy,
+    x.other_busy,
+    a.starts_at,
+    a.staff_id,
+    b.staff_id AS other_staff_id
+   FROM ((public.appointments a
+     CROSS JOIN LATERAL remediation.host_conflicts_of(a.id) x(other_id, host_key, busy, other_busy))
+     JOIN public.appointments b ON ((b.id = x.other_id)))
+  WHERE (((a.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])) AND (a.staff_id IS NOT NULL) AND (a.starts_at >= (now() - '1 day'::interval)) AND (a.starts_at < (now() + '400 days'::interval)));
+
+COMMENT ON VIEW remediation.host_conflicts IS 'Upcoming live appointments whose host (Cal.com user, else staff row) is booked twice at once: reschedule one of them.';
+
+COMMENT ON COLUMN remediation.host_conflicts.appointment_id IS 'the appointment';
+
+COMMENT ON COLUMN remediation.host_conflicts.conflicts_with IS 'the live appointment of the same host at an overlapping time';
+
+COMMENT ON COLUMN remediation.host_conflicts.host_key IS 'the host: calcom_user:<id>, else staff:<uuid>';
+
+COMMENT ON COLUMN remediation.host_conflicts.busy IS 'this appointment''s staff-required time that overlaps';
+
+COMMENT ON COLUMN remediation.host_conflicts.other_busy IS 'the other appointment''s overlapping time';
+
+COMMENT ON COLUMN remediation.host_conflicts.starts_at IS 'this appointment''s start';
+
+COMMENT ON COLUMN remediation.host_conflicts.staff_id IS 'this appointment''s staff row';
+
+COMMENT ON COLUMN remediation.host_conflicts.other_staff_id IS 'the other appointment''s staff row (another row of one person counts)';
+
+CREATE VIEW remediation.integrity_issues AS
+ SELECT i.id,
+    i.rule,
+    i.table_name,
+    i.row_id,
+    i.detail,
+    i.found_by,
+    i.found_at
+   FROM calsync.integrity_issues i
+  WHERE (i.resolved_at IS NULL);
+
+COMMENT ON VIEW remediation.integrity_issues IS 'Open integrity issues: rows known to break a rule (listed by a pre-flight, a trigger or the runbook).';
+
+COMMENT ON COLUMN remediation.integrity_issues.id IS 'the issue';
+
+COMMENT ON COLUMN remediation.integrity_issues.rule IS 'the rule the row breaks';
+
+COMMENT ON COLUMN remediation.integrity_issues.table_name IS 'the row''s table';
+
+COMMENT ON COLUMN remediation.integrity_issues.row_id IS 'the row';
+
+COMMENT ON COLUMN remediation.integrity_issues.detail IS 'what is wrong, in words';
+
+COMMENT ON COLUMN remediation.integrity_issues.found_by IS 'what found it';
+
+COMMENT ON COLUMN remediation.integrity_issues.found_at IS 'when';
+
+CREATE TABLE remediation.log (
+    id bigint NOT NULL,
+    run_id uuid NOT NULL,
+    step text NOT NULL,
+    operator text NOT NULL,
+    reason text,
+    table_name text NOT NULL,
+    row_id bigint NOT NULL,
+    action text NOT NULL,
+    before jsonb,
+    after jsonb,
+    logged_at timestamp with time zone DEFAULT now() NOT NULL,
+    undone_by uuid,
+    CONSTRAINT log_action_check CHECK ((action = ANY (ARRAY['update'::text, 'insert'::text, 'delete'::text])))
+);
+
+COMMENT ON TABLE remediation.log IS 'Every change the runbook made: run, step, operator, reason, and the row before and after.';
+
+ALTER TABLE remediation.log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME remediation.log_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE VIEW remediation.past_unsynced AS
+ SELECT a.id AS appointment_id,
+    a.customer_id,
+    a.starts_at,
+    a.ends_at,
+    a.status,
+    a.calcom_sync_status,
+    a.sync_error_message AS last_error
+   FROM public.appointments a
+  WHERE (((a.calcom_sync_status)::text = ANY ((ARRAY['failed'::character varying, 'pending'::character varying])::text[])) AND ((a.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])) AND (a.ends_at < now()) AND (a.calcom_v2_booking_uid IS NULL) AND (a.calcom_booking_id IS NULL));
+
+COMMENT ON VIEW remediation.past_unsynced IS 'Live appointments that are over but never reached Cal.com (Cal.com refuses bookings in the past): cancel them or keep them as history.';
+
+COMMENT ON COLUMN remediation.past_unsynced.appointment_id IS 'the appointment';
+
+COMMENT ON COLUMN remediation.past_unsynced.customer_id IS 'its customer';
+
+COMMENT ON COLUMN remediation.past_unsynced.starts_at IS 'its start (in the past)';
+
+COMMENT ON COLUMN remediation.past_unsynced.ends_at IS 'its end (in the past)';
+
+COMMENT ON COLUMN remediation.past_unsynced.status IS 'its status';
+
+COMMENT ON COLUMN remediation.past_unsynced.calcom_sync_status IS 'failed or pending: it never synced';
+
+COMMENT ON COLUMN remediation.past_unsynced.last_error IS 'the last sync error';
+
+CREATE TABLE remediation.runs (
+    run_id uuid NOT NULL,
+    started_at timestamp with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp with time zone,
+    operator text NOT NULL,
+    reason text,
+    steps text[] NOT NULL,
+    dry_run boolean NOT NULL,
+    before jsonb,
+    after jsonb
+);
+
+COMMENT ON TABLE remediation.runs IS 'Runs of `calsync remediate`, with the dashboard and error distribution before and after.';
+
+CREATE VIEW remediation.stuck_outbox AS
+ SELECT o.id AS outbox_id,
+    (o.aggregateid)::bigint AS appointment_id,
+    o.type,
+    o.created_at,
+    (now() - o.created_at) AS age,
+    d.status,
+    d.attempts,
+    d.next_attempt_at,
+    d.locked_by,
+    d.locked_until,
+    d.last_category,
+    d.last_error
+   FROM (calsync.outbox o
+     LEFT JOIN calsync.outbox_delivery d ON ((d.outbox_id = o.id)))
+  WHERE ((d.status IS DISTINCT FROM 'dead'::text) AND (o.created_at < (now() - '00:05:00'::interval)));
+
+COMMENT ON VIEW remediation.stuck_outbox IS 'Outbox events undelivered for more than 5 minutes (not dead): is the worker running, is Cal.com answering?';
+
+COMMENT ON COLUMN remediation.stuck_outbox.outbox_id IS 'the event';
+
+COMMENT ON COLUMN remediation.stuck_outbox.appointment_id IS 'its appointment';
+
+COMMENT ON COLUMN remediation.stuck_outbox.type IS 'create, cancel or reschedule';
+
+COMMENT ON COLUMN remediation.stuck_outbox.created_at IS 'when it was enqueued';
+
+COMMENT ON COLUMN remediation.stuck_outbox.age IS 'how long it has waited';
+
+COMMENT ON COLUMN remediation.stuck_outbox.status IS 'NULL: never claimed; running: leased; retry: waiting for next_attempt_at';
+
+COMMENT ON COLUMN remediation.stuck_outbox.attempts IS 'attempts so far';
+
+COMMENT ON COLUMN remediation.stuck_outbox.next_attempt_at IS 'when it is retried';
+
+COMMENT ON COLUMN remediation.stuck_outbox.locked_by IS 'the worker holding it';
+
+COMMENT ON COLUMN remediation.stuck_outbox.locked_until IS 'its lease';
+
+COMMENT ON COLUMN remediation.stuck_outbox.last_category IS 'the last failure''s category';
+
+COMMENT ON COLUMN remediation.stuck_outbox.last_error IS 'the last failure in full';
+
+CREATE VIEW remediation.sync_health AS
+ WITH t AS (
+         SELECT ( SELECT (settings.value)::integer AS value
+                   FROM calsync.settings
+                  WHERE (settings.key = 'health_failed_critical'::text)) AS failed_critical,
+            ( SELECT (settings.value)::numeric AS value
+                   FROM calsync.settings
+                  WHERE (settings.key = 'health_success_rate_critical'::text)) AS rate_critical
+        ), n AS (
+         SELECT (( SELECT count(*) AS count
+                   FROM public.appointments
+                  WHERE (((appointments.calcom_sync_status)::text = 'pending'::text) AND ((appointments.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])))))::integer AS pending,
+            (( SELECT count(*) AS count
+                   FROM public.appointments
+                  WHERE ((appointments.calcom_sync_status)::text = 'failed'::text)))::integer AS failed,
+            (( SELECT count(*) AS count
+                   FROM public.appointments
+                  WHERE appointments.requires_manual_review))::integer AS manual_review,
+            (( SELECT count(*) AS count
+                   FROM calsync.outbox_delivery
+                  WHERE (outbox_delivery.status = 'dead'::text)))::integer AS dead_events,
+            (( SELECT count(*) AS count
+                   FROM public.appointments
+                  WHERE (((appointments.calcom_sync_status)::text = 'failed'::text) AND (COALESCE(appointments.last_sync_attempt_at, appointments.manual_review_flagged_at, appointments.updated_at) < (now() - '24:00:00'::interval)))))::integer AS ancient_failures,
+            (( SELECT count(*) AS count
+                   FROM public.appointments
+                  WHERE (((appointments.calcom_sync_status)::text = 'pending'::text) AND ((appointments.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])) AND (COALESCE(appointments.last_sync_attempt_at, appointments.created_at) < (now() - '01:00:00'::interval)))))::integer AS stale_pending,
+            (( SELECT count(*) AS count
+                   FROM public.appointments
+                  WHERE (appointments.last_sync_attempt_at > (now() - '24:00:00'::interval))))::integer AS attempted_24h,
+            (( SELECT count(*) AS count
+                   FROM public.appointments
+                  WHERE ((appointments.last_sync_attempt_at > (now() - '24:00:00'::interval)) AND ((appointments.calcom_sync_status)::text = 'synced'::text))))::integer AS synced_24h,
+            (( SELECT count(*) AS count
+                   FROM calsync.integrity_issues
+                  WHERE (integrity_issues.resolved_at IS NULL)))::integer AS integrity_issues
+        ), a AS (
+         SELECT n.pending,
+            n.failed,
+            n.manual_review,
+            n.dead_events,
+            n.ancient_failures,
+            n.stale_pending,
+            n.attempted_24h,
+            n.synced_24h,
+            n.integrity_issues,
+            t.failed_critical,
+            t.rate_critical,
+                CASE
+                    WHEN (n.attempted_24h > 0) THEN round(((100.0 * (n.synced_24h)::numeric) / (n.attempted_24h)::numeric), 2)
+                    ELSE NULL::numeric
+                END AS success_rate_24h,
+            array_remove(ARRAY[
+                CASE
+                    WHEN (n.failed >= t.failed_critical) THEN jsonb_build_object('severity', 'critical', 'alert', 'failed_syncs', 'count', n.failed, 'message', (((n.failed || ' failed syncs (threshold '::text) || t.failed_critical) || ')'::text))
+                    ELSE NULL::jsonb
+                END,
+                CASE
+                    WHEN ((n.attempted_24h >= 10) AND ((n.synced_24h)::numeric < (t.rate_critical * (n.attempted_24h)::numeric))) THEN jsonb_build_object('severity', 'critical', 'alert', 'success_rate', 'count', (n.attempted_24h - n.synced_24h), 'message', (((('success rate '::text || round(((100.0 * (n.synced_24h)::numeric) / (n.attempted_24h)::numeric), 2)) || ' % over 24 h (threshold '::text) || round(((100)::numeric * t.rate_critical))) || ' %)'::text))
+                    ELSE NULL::jsonb
+                END,
+                CASE
+                    WHEN ((n.failed > 0) AND (n.failed < t.failed_critical)) THEN jsonb_build_object('severity', 'warning', 'alert', 'failed_syncs', 'count', n.failed, 'message', (n.failed || ' failed syncs'::text))
+                    ELSE NULL::jsonb
+                END,
+                CASE
+                    WHEN (n.dead_events > 0) THEN jsonb_build_object('severity', 'warning', 'alert', 'dead_events', 'count', n.dead_events, 'message', (n.dead_events || ' outbox events given up on'::text))
+                    ELSE NULL::jsonb
+                END,
+                CASE
+                    WHEN (n.ancient_failures > 0) THEN jsonb_build_object('severity', 'warning', 'alert', 'ancient_failures', 'count', n.ancient_failures, 'message', (n.ancient_failures || ' failures older than 24 h'::text))
+                    ELSE NULL::jsonb
+                END,
+                CASE
+                    WHEN (n.stale_pending > 0) THEN jsonb_build_object('severity', 'warning', 'alert', 'stale_pending', 'count', n.stale_pending, 'message', (n.stale_pending || ' syncs pending for more than 1 h'::text))
+                    ELSE NULL::jsonb
+                END], NULL::jsonb) AS alerts
+           FROM n,
+            t
+        )
+ SELECT
+        CASE
+            WHEN (EXISTS ( SELECT 1
+               FROM unnest(a.alerts) x(x)
+              WHERE ((x.x ->> 'severity'::text) = 'critical'::text))) THEN 'CRITICAL'::text
+            WHEN (cardinality(a.alerts) > 0) THEN 'DEGRADED'::text
+            ELSE 'HEALTHY'::text
+        END AS health,
+    a.success_rate_24h,
+    a.attempted_24h,
+    a.pending,
+    a.failed,
+    a.manual_review,
+    a.dead_events,
+    a.ancient_failures,
+    a.stale_pending,
+    a.integrity_issues,
+    (( SELECT count(*) AS count
+           FROM unnest(a.alerts) x(x)
+          WHERE ((x.x ->> 'severity'::text) = 'critical'::text)))::integer AS critical_alerts,
+    to_jsonb(a.alerts) AS alerts
+   FROM a;
+
+COMMENT ON VIEW remediation.sync_health IS 'The sync dashboard in one row. CRITICAL: failed >= health_failed_critical (10) or 24 h success rate < health_success_rate_critical (80 %); DEGRADED: any failure, dead event, failure older than 24 h or pending older than 1 h; else HEALTHY.';
+
+COMMENT ON COLUMN remediation.sync_health.health IS 'HEALTHY, DEGRADED or CRITICAL (thresholds in the view comment and calsync.settings)';
+
+COMMENT ON COLUMN remediation.sync_health.success_rate_24h IS 'percent of appointments attempted in the last 24 h that are synced';
+
+COMMENT ON COLUMN remediation.sync_health.attempted_24h IS 'appointments with a sync attempt in the last 24 h';
+
+COMMENT ON COLUMN remediation.sync_health.pending IS 'live appointments waiting to sync';
+
+COMMENT ON COLUMN remediation.sync_health.failed IS 'appointments whose sync failed';
+
+COMMENT ON COLUMN remediation.sync_health.manual_review IS 'appointments flagged for a person';
+
+COMMENT ON COLUMN remediation.sync_health.dead_events IS 'outbox events given up on';
+
+COMMENT ON COLUMN remediation.sync_health.ancient_failures IS 'failed syncs whose last attempt is older than 24 h';
+
+COMMENT ON COLUMN remediation.sync_health.stale_pending IS 'syncs pending for more than 1 h';
+
+COMMENT ON COLUMN remediation.sync_health.integrity_issues IS 'open rows of calsync.integrity_issues';
+
+COMMENT ON COLUMN remediation.sync_health.critical_alerts IS 'how many alerts are critical';
+
+COMMENT ON COLUMN remediation.sync_health.alerts IS 'active alerts: [{severity, alert, count, message}]';
+
 ALTER TABLE ONLY public.appointment_phases ALTER COLUMN id SET DEFAULT nextval('public.appointment_phases_id_seq'::regclass);
 
 ALTER TABLE ONLY public.appointments ALTER COLUMN id SET DEFAULT nextval('public.appointments_id_seq'::regclass);
@@ -1423,6 +2509,15 @@ ALTER TABLE ONLY public.staff
 ALTER TABLE ONLY public.staff
     ADD CONSTRAINT staff_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY remediation.categories
+    ADD CONSTRAINT categories_pkey PRIMARY KEY (category);
+
+ALTER TABLE ONLY remediation.log
+    ADD CONSTRAINT log_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY remediation.runs
+    ADD CONSTRAINT runs_pkey PRIMARY KEY (run_id);
+
 CREATE INDEX host_busy_time_appointment_id_index ON calsync.host_busy_time USING btree (appointment_id);
 
 CREATE UNIQUE INDEX integrity_issues_one_open_per_rule_and_row ON calsync.integrity_issues USING btree (rule, table_name, row_id) WHERE (resolved_at IS NULL);
@@ -1495,9 +2590,42 @@ CREATE UNIQUE INDEX customers_email_unique ON public.customers USING btree (emai
 
 CREATE INDEX customers_phone_index ON public.customers USING btree (phone);
 
+CREATE INDEX remediation_appointments_calcom_uid_index ON public.appointments USING btree (calcom_v2_booking_uid) WHERE (calcom_v2_booking_uid IS NOT NULL);
+
+CREATE INDEX remediation_appointments_failing_index ON public.appointments USING btree (id) WHERE (((calcom_sync_status)::text = 'failed'::text) OR requires_manual_review);
+
+CREATE INDEX remediation_appointments_last_sync_attempt_index ON public.appointments USING btree (last_sync_attempt_at) WHERE (last_sync_attempt_at IS NOT NULL);
+
+CREATE INDEX remediation_appointments_slot_index ON public.appointments USING btree (customer_id, starts_at, service_id);
+
+CREATE INDEX remediation_appointments_unsynced_ends_at_index ON public.appointments USING btree (ends_at) WHERE ((calcom_sync_status)::text = ANY ((ARRAY['failed'::character varying, 'pending'::character varying])::text[]));
+
+CREATE INDEX remediation_customers_missing_contact_index ON public.customers USING btree (id) WHERE ((NOT calsync.is_usable_email((email)::text)) AND (NOT calsync.is_usable_phone((phone)::text)));
+
 CREATE INDEX services_company_id_index ON public.services USING btree (company_id);
 
 CREATE INDEX staff_calcom_user_id_index ON public.staff USING btree (calcom_user_id);
+
+CREATE INDEX remediation_log_run_id_index ON remediation.log USING btree (run_id);
+
+CREATE OR REPLACE VIEW remediation.duplicate_bookings AS
+ SELECT a.id AS appointment_id,
+    a.customer_id,
+    a.starts_at,
+    a.service_id,
+    a.calcom_booking_id,
+    a.calcom_v2_booking_uid,
+    a.status,
+    a.calcom_sync_status,
+    array_agg(b.id ORDER BY b.id) AS duplicates_of,
+        CASE
+            WHEN bool_or(((b.customer_id = a.customer_id) AND (b.starts_at = a.starts_at) AND (b.service_id = a.service_id))) THEN 'same customer, start and service'::text
+            ELSE 'same Cal.com booking'::text
+        END AS reason
+   FROM (public.appointments a
+     JOIN public.appointments b ON (((b.id <> a.id) AND ((b.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])) AND (((b.customer_id = a.customer_id) AND (b.starts_at = a.starts_at) AND (b.service_id = a.service_id)) OR ((a.calcom_booking_id IS NOT NULL) AND (b.calcom_booking_id = a.calcom_booking_id)) OR ((a.calcom_v2_booking_uid IS NOT NULL) AND ((b.calcom_v2_booking_uid)::text = (a.calcom_v2_booking_uid)::text))))))
+  WHERE (((a.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])) AND (a.starts_at >= (now() - '30 days'::interval)))
+  GROUP BY a.id;
 
 CREATE TRIGGER outbox_wake_worker AFTER INSERT ON calsync.outbox FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_outbox__wake_worker();
 

@@ -37,13 +37,19 @@ def _schedule(db: Db, salon: dict[str, Any]) -> list[int]:
     rng = random.Random(11)
     ids = []
     with db.connect() as conn:
+        customers = [
+            conn.execute(
+                "SELECT tests.make_customer(%s, %s, %s)", [salon["company"], f"Kunde {i}", f"kunde{i}@mail.example"]
+            ).fetchone()[0]  # type: ignore[index]
+            for i in range(max(1, N // 4))
+        ]
         for i in range(N):
             staff = "lena" if i % 2 == 0 else "mia"
             start = T0 + dt.timedelta(minutes=150 * (i // 2) + (75 if staff == "mia" else 0))
             service = "perm" if rng.random() < 0.2 else "cut"
             row = conn.execute(
                 "SELECT tests.make_appointment(%s, %s, %s, %s)",
-                [salon["customer"], salon[service], salon[staff], start],
+                [customers[i % len(customers)], salon[service], salon[staff], start],
             ).fetchone()
             assert row is not None
             ids.append(int(row[0]))  # type: ignore[call-overload]

@@ -237,13 +237,14 @@ class AppointmentSync:
             return True
         person = attendee(self.state) or {}
         email = person.get("email")
-        window = None
-        if not email:
-            times = [parse_time(self.state["starts_at"])] if self.state.get("starts_at") else []
-            times += [parse_time(b["start_at"]) for b in self.state.get("synced") or [] if b.get("start_at")]
-            if not times:
-                return True
-            window = (min(times) - dt.timedelta(days=1), max(times) + dt.timedelta(days=2))
+        # every time the appointment had that an earlier attempt may have booked: now, what we recorded, and
+        # the times in its undelivered events
+        times = [parse_time(self.state["starts_at"])] if self.state.get("starts_at") else []
+        times += [parse_time(b["start_at"]) for b in self.state.get("synced") or [] if b.get("start_at")]
+        times += [parse_time(t) for t in self.state.get("event_times") or [] if t]
+        if not times:
+            return True
+        window = (min(times) - dt.timedelta(days=1), max(times) + dt.timedelta(days=2))
         found: dict[int, dict[str, Any]] = {}
         skip = 0
         while True:

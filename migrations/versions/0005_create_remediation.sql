@@ -384,6 +384,7 @@ DECLARE
     v_dup bigint;
     v_change remediation.change;
     v_issue bigint;
+    v_seen bigint[] := '{}';  -- a row in two groups (same slot and same booking) is handled once
 BEGIN
     FOR g IN
         WITH live AS (SELECT * FROM appointments WHERE status NOT IN ('cancelled', 'no_show')),
@@ -400,6 +401,8 @@ BEGIN
         )
         SELECT * FROM groups ORDER BY ids[1] LIMIT p_limit
     LOOP
+        CONTINUE WHEN g.ids <@ v_seen;
+        v_seen := v_seen || g.ids;
         SELECT * INTO v_keep FROM appointments WHERE id = g.ids[1];
         IF v_keep.calcom_booking_id IS NOT NULL OR v_keep.calcom_v2_booking_uid IS NOT NULL THEN
             v_change := remediation.change_appointment(p_run_id, 'duplicates', p_reason, v_keep.id,
@@ -987,24 +990,22 @@ GRANT SELECT ON remediation.log, remediation.runs TO calsync_remediator;
 GRANT INSERT, UPDATE ON remediation.runs TO calsync_remediator;
 
 GRANT USAGE ON SCHEMA calsync TO calsync_worker;
+-- it reads what it syncs (sync_state) and the queue's depth (metrics); every change goes through the
+-- delivery functions, which are SECURITY DEFINER: it cannot change an appointment itself
 GRANT SELECT ON appointments, appointment_phases, customers, services, staff, calcom_event_map TO calsync_worker;
-GRANT UPDATE (calcom_booking_id, calcom_v2_booking_id, calcom_v2_booking_uid, calcom_sync_status, sync_error_message,
-              sync_error_code, sync_error_detail, sync_attempt_count, last_sync_attempt_at, requires_manual_review,
-              manual_review_flagged_at, version, updated_at)
-    ON appointments TO calsync_worker;
-GRANT UPDATE (calcom_booking_id, calcom_booking_uid, calcom_sync_status, sync_error_message, updated_at)
-    ON appointment_phases TO calsync_worker;
-GRANT SELECT, INSERT, DELETE ON calsync.outbox TO calsync_worker;
-GRANT SELECT, INSERT, UPDATE, DELETE ON calsync.outbox_delivery, calsync.synced_bookings, calsync.outbox_listeners
-    TO calsync_worker;
-GRANT SELECT, INSERT, DELETE ON calsync.sync_attempts TO calsync_worker;
-GRANT SELECT ON calsync.integrity_issues, calsync.settings TO calsync_worker;
-GRANT SELECT, UPDATE (calcom_cancelled_at) ON calsync.superseded_phases TO calsync_worker;
+GRANT SELECT ON calsync.outbox, calsync.outbox_delivery, calsync.synced_bookings, calsync.superseded_phases,
+                calsync.integrity_issues TO calsync_worker;
+GRANT SELECT, INSERT, UPDATE, DELETE ON calsync.outbox_listeners TO calsync_worker;
 GRANT EXECUTE ON FUNCTION calsync.claim_sync_events(text, integer, interval, timestamptz),
     calsync.finish_sync_events(text, jsonb, integer, timestamptz, interval, interval),
     calsync.reap_expired_leases(timestamptz, interval), calsync.release_sync_events(text, uuid[], timestamptz),
     calsync.renew_leases(text, uuid[], interval, timestamptz),
     calsync.prune_sync_history(interval, interval, integer, timestamptz) TO calsync_worker;
+REVOKE EXECUTE ON FUNCTION calsync.claim_sync_events(text, integer, interval, timestamptz),
+    calsync.finish_sync_events(text, jsonb, integer, timestamptz, interval, interval),
+    calsync.reap_expired_leases(timestamptz, interval), calsync.release_sync_events(text, uuid[], timestamptz),
+    calsync.renew_leases(text, uuid[], interval, timestamptz),
+    calsync.prune_sync_history(interval, interval, integer, timestamptz) FROM PUBLIC;
 
 -- name: drop
 DROP SCHEMA remediation CASCADE;

@@ -73,7 +73,6 @@ def upgrade() -> None:
         FROZEN["trigger_appointments_at_commit"],
         FROZEN["trigger_phases"],
         FROZEN["trigger_staff"],
-        FROZEN["grants"],
     )
     # 1,000 appointments a batch: a batch locks its rows FOR SHARE for ~0.2 s, so a writer waits at most that
     online.batches(

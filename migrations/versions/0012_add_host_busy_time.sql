@@ -289,11 +289,6 @@ CREATE OR REPLACE TRIGGER staff_rekey_host_busy_time
     FOR EACH ROW WHEN (NEW.calcom_user_id IS DISTINCT FROM OLD.calcom_user_id)
     EXECUTE FUNCTION calsync.tg_staff__rekey_host_busy_time();
 
--- name: grants
--- from: sql/grants/host_busy_time.sql
--- The worker's writes to appointment_phases fire the busy-time triggers, which run as the worker.
-GRANT SELECT, INSERT, UPDATE, DELETE ON calsync.host_busy_time TO calsync_worker;
-
 -- name: drop_triggers
 DROP TRIGGER appointments_reserve_host_time ON appointments;
 DROP TRIGGER appointments_reserve_host_time_on_change ON appointments;

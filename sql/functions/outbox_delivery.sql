@@ -1,4 +1,5 @@
 -- Delivery of the outbox: state lives in calsync.outbox_delivery (the outbox itself stays insert-only).
+-- SECURITY DEFINER: the worker's role runs these functions and reads what it syncs, nothing more.
 -- A delivery row is made by the claim, one per event being worked on; on success the event, every
 -- earlier event of the same appointment, and their delivery rows are deleted (the attempts archive in
 -- calsync.sync_attempts is the record). Each transition is one of these functions.
@@ -12,7 +13,7 @@
 CREATE OR REPLACE FUNCTION calsync.claim_sync_events(p_worker text, p_limit integer, p_lease interval,
                                                     p_now timestamptz DEFAULT now())
 RETURNS TABLE (outbox_id uuid, appointment_id bigint, event_type text, attempts integer, covers_seq bigint)
-LANGUAGE sql AS $$
+LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
     WITH heads AS (
         SELECT o.id, o.aggregateid, o.type
         FROM calsync.outbox o
@@ -66,7 +67,7 @@ CREATE OR REPLACE FUNCTION calsync.finish_sync_events(p_worker text, p_results j
                                                      p_retry_base interval DEFAULT '5 seconds',
                                                      p_retry_cap interval DEFAULT '1 hour')
 RETURNS TABLE (lost_outbox_id uuid)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     v_owned uuid[];
     v_writer text := current_setting('calsync.writer', true);
@@ -185,7 +186,7 @@ COMMENT ON FUNCTION calsync.finish_sync_events(text, jsonb, integer, timestamptz
 -- before creating, so nothing is booked twice.
 CREATE OR REPLACE FUNCTION calsync.reap_expired_leases(p_now timestamptz DEFAULT now(),
                                                       p_dead_after interval DEFAULT '60 seconds') RETURNS integer
-LANGUAGE sql AS $$
+LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
     WITH reaped AS (
         UPDATE calsync.outbox_delivery d
         SET status = 'retry', next_attempt_at = p_now, locked_by = NULL, locked_until = NULL,
@@ -205,7 +206,7 @@ COMMENT ON FUNCTION calsync.reap_expired_leases(timestamptz, interval) IS
 -- healthy worker lose them); a dead one stops renewing and its leases run out.
 CREATE OR REPLACE FUNCTION calsync.renew_leases(p_worker text, p_outbox_ids uuid[], p_lease interval,
                                                p_now timestamptz DEFAULT now()) RETURNS integer
-LANGUAGE sql AS $$
+LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
     WITH renewed AS (
         UPDATE calsync.outbox_delivery SET locked_until = p_now + p_lease
         WHERE status = 'running' AND locked_by = p_worker AND outbox_id = ANY (p_outbox_ids)
@@ -220,7 +221,7 @@ COMMENT ON FUNCTION calsync.renew_leases(text, uuid[], interval, timestamptz) IS
 -- The attempt still counts, so the next try looks the booking up before creating it.
 CREATE OR REPLACE FUNCTION calsync.release_sync_events(p_worker text, p_outbox_ids uuid[],
                                                       p_now timestamptz DEFAULT now()) RETURNS integer
-LANGUAGE sql AS $$
+LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
     WITH released AS (
         UPDATE calsync.outbox_delivery
         SET status = 'retry', next_attempt_at = p_now, locked_by = NULL, locked_until = NULL,
@@ -239,7 +240,7 @@ CREATE OR REPLACE FUNCTION calsync.prune_sync_history(p_keep interval DEFAULT '3
                                                      p_keep_attempts interval DEFAULT '90 days',
                                                      p_batch integer DEFAULT 5000,
                                                      p_now timestamptz DEFAULT now()) RETURNS integer
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     v_total integer := 0;
     v_n integer;

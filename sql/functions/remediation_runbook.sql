@@ -216,6 +216,7 @@ DECLARE
     v_dup bigint;
     v_change remediation.change;
     v_issue bigint;
+    v_seen bigint[] := '{}';  -- a row in two groups (same slot and same booking) is handled once
 BEGIN
     FOR g IN
         WITH live AS (SELECT * FROM appointments WHERE status NOT IN ('cancelled', 'no_show')),
@@ -232,6 +233,8 @@ BEGIN
         )
         SELECT * FROM groups ORDER BY ids[1] LIMIT p_limit
     LOOP
+        CONTINUE WHEN g.ids <@ v_seen;
+        v_seen := v_seen || g.ids;
         SELECT * INTO v_keep FROM appointments WHERE id = g.ids[1];
         IF v_keep.calcom_booking_id IS NOT NULL OR v_keep.calcom_v2_booking_uid IS NOT NULL THEN
             v_change := remediation.change_appointment(p_run_id, 'duplicates', p_reason, v_keep.id,

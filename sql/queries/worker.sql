@@ -48,6 +48,9 @@ ELSE jsonb_build_object(
     'id', a.id, 'status', a.status, 'starts_at', a.starts_at, 'ends_at', a.ends_at, 'is_composite', a.is_composite,
     'booking_timezone', a.booking_timezone, 'staff_id', a.staff_id, 'calcom_v2_booking_uid', a.calcom_v2_booking_uid,
     'calcom_sync_status', a.calcom_sync_status,
+    -- the times the appointment had in its undelivered events (where an earlier attempt may have booked it)
+    'event_times', (SELECT jsonb_agg(DISTINCT o.payload->>'starts_at') FROM calsync.outbox o
+                    WHERE o.aggregateid = a.id::text AND o.payload ? 'starts_at'),
     -- a host conflict listed as a known issue (grandfathered by the rules' pre-flight, or flagged by the
     -- runbook) that still exists: not synced until the business reschedules one of the bookings
     'host_conflict', CASE WHEN EXISTS (

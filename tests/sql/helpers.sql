@@ -64,9 +64,10 @@ $$;
 CREATE FUNCTION tests.make_appointment(p_customer bigint, p_service bigint, p_staff uuid, p_start timestamptz,
                                        p_status text DEFAULT 'confirmed', p_minutes int DEFAULT NULL) RETURNS bigint
 LANGUAGE sql AS $$
-    INSERT INTO appointments (company_id, customer_id, service_id, staff_id, starts_at, ends_at, status)
+    INSERT INTO appointments (company_id, customer_id, service_id, staff_id, starts_at, ends_at, status, is_composite)
     SELECT c.company_id, p_customer, p_service, p_staff, p_start,
-           p_start + make_interval(mins => coalesce(p_minutes, s.duration_minutes, 60)), p_status
+           p_start + make_interval(mins => coalesce(p_minutes, s.duration_minutes, 60)), p_status,
+           coalesce(s.composite, false)
     FROM customers c LEFT JOIN services s ON s.id = p_service
     WHERE c.id = p_customer
     RETURNING id
@@ -109,4 +110,18 @@ BEGIN
     RETURN jsonb_build_object('company', v_company, 'lena', v_lena, 'mia', v_mia, 'cut', v_cut, 'perm', v_perm,
                               'customer', v_customer);
 END
+$$;
+
+-- A fingerprint of everything the runbook may touch (to show that a dry run changes nothing and that
+-- undo restores exactly). The outbox is left out: undoing a change is itself a change to sync.
+CREATE FUNCTION tests.runbook_fingerprint() RETURNS text
+LANGUAGE sql AS $$
+    SELECT md5(concat_ws('|',
+        (SELECT string_agg(concat_ws(',', id, status, calcom_sync_status, requires_manual_review, manual_review_flagged_at,
+                                     sync_error_code, sync_error_message, calcom_booking_id, calcom_v2_booking_id,
+                                     calcom_v2_booking_uid), ';' ORDER BY id) FROM appointments),
+        (SELECT string_agg(concat_ws(',', id, email, email_is_placeholder), ';' ORDER BY id) FROM customers),
+        (SELECT string_agg(to_jsonb(p)::text, ';' ORDER BY id) FROM appointment_phases p),
+        (SELECT string_agg(concat_ws(',', id, resolved_at), ';' ORDER BY id) FROM calsync.integrity_issues),
+        (SELECT count(*) FROM calsync.superseded_phases)::text))
 $$;
