@@ -53,12 +53,12 @@ def load_incident(url: str, now: dt.datetime) -> None:
         print(report.table(["what", "count"], [[w, n] for w, n in datagen.summary(conn)]))
 
 
-def sync_with_simulator(url: str) -> dict[str, Any]:
-    with SimulatorProcess(SimulatorConfig(api_keys=(API_KEY,), seed=1)) as sim:
+def sync_with_simulator(url: str, rate_limit: int = 120) -> dict[str, Any]:
+    with SimulatorProcess(SimulatorConfig(api_keys=(API_KEY,), seed=1, rate_limit=rate_limit)) as sim:
         n = simsetup.register(url, sim.base_url)
         print(f"Cal.com simulator on {sim.base_url} (a real HTTP server) with {n} event types")
         settings = WorkerSettings(database_url=url, api_key=API_KEY, base_url=sim.base_url, once=True,
-                                  poll_interval_s=0.5)  # fmt: skip
+                                  poll_interval_s=0.5, rate_limit=rate_limit)  # fmt: skip
         started = time.monotonic()
         asyncio.run(Worker(settings).run())
         stats = sim.stats()
@@ -82,16 +82,22 @@ def sync_with_simulator(url: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    emb = EmbeddedPostgres()
-    url = fresh_database(emb)
+    replay(fresh_database(EmbeddedPostgres()))
+    print('\nConnect with: psql "$(calsync db url)"; the markdown report: calsync report --markdown report.md')
+    return 0
+
+
+def replay(url: str, *, rate_limit: int = 120) -> dict[str, Any]:
+    """The demo on an empty database at ``url``; returns the dashboards before and after and what is left.
+    ``rate_limit``: the simulator's (and the worker's) requests per minute, Cal.com's 120 by default."""
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     banner("1. The incident's initial state, as data, on revision 0001 (the app's database as it is)")
     load_incident(url, now)
 
     banner(f"2. calsync's schema, outbox and remediation views (revisions up to {BEFORE_RULES}; no rules yet)")
     migrate.upgrade(url, BEFORE_RULES)
-    r = report.report(url)
-    print(report.render_report(r))
+    start = report.report(url)
+    print(report.render_report(start))
 
     banner("3. Pre-flight of the integrity revisions (calsync migrate --preflight)")
     print(preflight.render(preflight.run(url)))
@@ -114,12 +120,12 @@ def run(args: argparse.Namespace) -> int:
     print(report.table(["rule", "row", "detail"], [[a, b, str(c)[:90]] for a, b, c in issues]))
 
     banner("6. The worker syncs the outbox to the Cal.com simulator")
-    sync_with_simulator(url)
+    sync_with_simulator(url, rate_limit)
 
     banner("7. Afterwards (calsync status; calsync report)")
     final = report.report(url)
     print(report.render_report(final))
-    before, after = result.before["health"], final["health"]
+    before, after = start["health"], final["health"]
     banner("Before and after")
     print(report.table(["", "incident start", "after calsync"], [
         ["Sync Health", before["health"], after["health"]],
@@ -129,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
         ["Ancient Failures (>24h)", before["ancient_failures"], after["ancient_failures"]],
     ]))  # fmt: skip
     left = {c: [f["appointment_id"] for f in rows] for c, rows in final["failures"].items()}
+    actions = {c: rows[0]["recommended_action"] for c, rows in final["failures"].items()}
     print(f"\nLeft for a person: {left or 'nothing'}")
-    print('\nConnect with: psql "$(calsync db url)"; the markdown report: calsync report --markdown report.md')
-    return 0
+    for c, action in actions.items():
+        print(f"  {c}: {action}")
+    return {"before": start, "after": final, "left": left, "run_id": result.run_id}
