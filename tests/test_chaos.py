@@ -140,11 +140,12 @@ def test_chaos_converges(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -
         proc = worker_process(db, sim, *args, **env)
     deadline = time.monotonic() + float(os.environ.get("CALSYNC_CHAOS_CONVERGE_S", "600"))
     try:
-        while _pending(db) and time.monotonic() < deadline:
+        while _pending(db) and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(1)
+        assert proc.poll() is None, f"the worker exited on its own:\n{proc.output()[-3000:]}"
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=60)
+        proc.wait(timeout=60)
     took = time.monotonic() - started
     stats = sim.stats()
     expected, actual = _expected(db), _actual(sim)

@@ -23,6 +23,7 @@ from tests.worker_support import (
     sim,
     simulator,
 )
+from worker.outbox import Worker
 from worker.simulator import SimulatorProcess
 
 __all__ = ["salon", "sim", "simulator"]  # fixtures
@@ -293,3 +294,28 @@ def test_worker_writes_do_not_enqueue(db: Db, sim: SimulatorProcess, salon: dict
         conn.execute("SET calsync.writer = ''")
         with pytest.raises(psycopg.errors.UniqueViolation):
             conn.execute("INSERT INTO calsync.outbox_listeners (worker_id) VALUES ('x'), ('x')")
+
+
+def test_a_claim_whose_reply_was_lost_is_given_back_at_once(
+    db: Db, sim: SimulatorProcess, salon: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim commits, then the connection dies before the rows arrive: the worker holds leases it does not
+    know of (300 s of them). Before it claims again it gives those back, so the appointment is synced in this
+    same run instead of after the lease runs out."""
+    ids = [book(db, salon, start=FUTURE + dt.timedelta(hours=h)) for h in range(3)]
+    real_fetch = Worker._fetch
+    lost = []
+
+    async def fetch(self: Worker, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        rows = await real_fetch(self, name, params)
+        if name == "claim" and not lost:
+            lost.extend(rows)
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return rows
+
+    monkeypatch.setattr(Worker, "_fetch", fetch)
+    drain(db, sim, lease_s=300)
+    assert len(lost) == 3, "the first claim took all three and its reply was lost"
+    assert [appointment(db, i)["calcom_sync_status"] for i in ids] == ["synced"] * 3
+    assert outbox_left(db) == 0
+    assert all(len(active(meta(sim, i))) == 1 for i in ids)

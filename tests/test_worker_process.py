@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Db, prepare_template, start_server
-from tests.worker_support import FUTURE, book, drain, salon, sim, simulator, worker_process
+from tests.worker_support import FUTURE, WorkerProcess, book, drain, salon, sim, simulator, worker_process
 from worker.paths import ROOT
 from worker.simulator import SimulatorProcess
 
@@ -58,11 +58,11 @@ def bookings_per_appointment(sim: SimulatorProcess) -> dict[str, int]:
     return counts
 
 
-def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 30) -> str:
+def stop(proc: WorkerProcess, sig: int = signal.SIGTERM, timeout: float = 30) -> str:
     if proc.poll() is None:
         proc.send_signal(sig)
-    out, _ = proc.communicate(timeout=timeout)
-    return out
+    proc.wait(timeout=timeout)
+    return proc.output()
 
 
 def test_sigkill_mid_batch_then_restart_loses_nothing_and_books_nothing_twice(

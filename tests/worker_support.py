@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -120,7 +121,18 @@ def outbox_left(db: Db) -> int:
     return int(row[0])  # type: ignore[index,call-overload]
 
 
-def worker_process(db: Db, sim: SimulatorProcess, *args: str, **env: str) -> subprocess.Popen[str]:
+class WorkerProcess(subprocess.Popen[str]):
+    """A worker process whose output goes to a file, not a pipe: a pipe nobody reads fills up (64 KiB) and the
+    worker would block on its next log line, which is how a long run once looked like a wedged worker."""
+
+    log_path: str
+
+    def output(self) -> str:
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+
+def worker_process(db: Db, sim: SimulatorProcess, *args: str, **env: str) -> WorkerProcess:
     """`calsync worker` as a real OS process (for crash and signal tests)."""
     environment = {
         **os.environ,
@@ -130,11 +142,15 @@ def worker_process(db: Db, sim: SimulatorProcess, *args: str, **env: str) -> sub
         "CALSYNC_POLL_INTERVAL_S": "0.2",
         **env,
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "worker", "worker", *args],
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    fd, log_path = tempfile.mkstemp(prefix="calsync-worker-", suffix=".log")
+    with os.fdopen(fd, "w") as log:
+        proc = WorkerProcess(
+            [sys.executable, "-m", "worker", "worker", *args],
+            cwd=ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    proc.log_path = log_path
+    return proc

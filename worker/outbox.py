@@ -54,6 +54,10 @@ class Worker:
         self.stopping = asyncio.Event()
         self.inflight: dict[str, asyncio.Task[None]] = {}
         self.pending_results: list[dict[str, Any]] = []
+        # leases this worker took and has not yet recorded an outcome for; when a claim's reply may have been
+        # lost, every other lease it holds is given back (release_unknown_leases) before it claims again
+        self.held: set[str] = set()
+        self.claim_uncertain = False
         self.flushed = asyncio.Event()
         self.flush_lock = asyncio.Lock()
         self.closing = False
@@ -175,10 +179,21 @@ class Worker:
         return False
 
     async def _claim(self, limit: int) -> int:
-        rows = await self._fetch("claim", {"worker": self.s.worker_id, "limit": limit, "lease_s": self.s.lease_s})
-        if not rows:
-            return 0
-        states = {int(r[0]): r[1] for r in await self._fetch("sync_state", {"ids": [int(r[1]) for r in rows]})}
+        if self.claim_uncertain:
+            held = {"worker": self.s.worker_id, "held": list(self.held)}
+            (released,), *_ = await self._fetch("release_unknown", held)
+            self.claim_uncertain = False
+            if released:
+                logs.log("leases_recovered", level="warning", count=released, worker_id=self.s.worker_id)
+        try:
+            rows = await self._fetch("claim", {"worker": self.s.worker_id, "limit": limit, "lease_s": self.s.lease_s})
+            if not rows:
+                return 0
+            states = {int(r[0]): r[1] for r in await self._fetch("sync_state", {"ids": [int(r[1]) for r in rows]})}
+        except BaseException:
+            self.claim_uncertain = True  # the claim may have committed without us learning what it took
+            raise
+        self.held.update(str(r[0]) for r in rows)
         for outbox_id, appointment_id, event_type, attempts, _covers in rows:
             state = parse_state(dict(states[int(appointment_id)]))
             task = asyncio.create_task(self._sync(str(outbox_id), state, int(attempts), str(event_type)))
@@ -240,6 +255,7 @@ class Worker:
                 except BaseException:
                     self.pending_results[:0] = batch
                     raise
+                self.held.difference_update(str(r["outbox_id"]) for r in batch)
                 for (outbox_id,) in lost:
                     self.metrics.lost_leases += 1
                     logs.log("lease_lost", level="warning", outbox_id=outbox_id, worker_id=self.s.worker_id)

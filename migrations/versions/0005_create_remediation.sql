@@ -999,11 +999,13 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON calsync.outbox_listeners TO calsync_work
 GRANT EXECUTE ON FUNCTION calsync.claim_sync_events(text, integer, interval, timestamptz),
     calsync.finish_sync_events(text, jsonb, integer, timestamptz, interval, interval),
     calsync.reap_expired_leases(timestamptz, interval), calsync.release_sync_events(text, uuid[], timestamptz),
+    calsync.release_unknown_leases(text, uuid[], timestamptz),
     calsync.renew_leases(text, uuid[], interval, timestamptz),
     calsync.prune_sync_history(interval, interval, integer, timestamptz) TO calsync_worker;
 REVOKE EXECUTE ON FUNCTION calsync.claim_sync_events(text, integer, interval, timestamptz),
     calsync.finish_sync_events(text, jsonb, integer, timestamptz, interval, interval),
     calsync.reap_expired_leases(timestamptz, interval), calsync.release_sync_events(text, uuid[], timestamptz),
+    calsync.release_unknown_leases(text, uuid[], timestamptz),
     calsync.renew_leases(text, uuid[], interval, timestamptz),
     calsync.prune_sync_history(interval, interval, integer, timestamptz) FROM PUBLIC;
 

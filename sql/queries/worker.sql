@@ -12,6 +12,9 @@ FROM calsync.finish_sync_events(%(worker)s, %(results)s::jsonb, %(max_attempts)s
 -- name: release
 SELECT calsync.release_sync_events(%(worker)s, %(ids)s::uuid[]);
 
+-- name: release_unknown
+SELECT calsync.release_unknown_leases(%(worker)s, %(held)s::uuid[]);
+
 -- name: renew
 SELECT calsync.renew_leases(%(worker)s, %(ids)s::uuid[], make_interval(secs => %(lease_s)s));
 

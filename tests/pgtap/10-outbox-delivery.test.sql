@@ -1,5 +1,5 @@
 -- Delivery: claim (one per appointment, leased), coalescing, ownership, retries, dead letters, reaper, release.
-SELECT plan(20);
+SELECT plan(23);
 
 SELECT tests.make_company() AS company \gset
 SELECT tests.make_staff(:company, 'Lena Wagner', 5001) AS lena \gset
@@ -66,5 +66,18 @@ SELECT is((SELECT count(*)::int FROM calsync.claim_sync_events('w2', 10, '5 minu
           'and another worker can claim it');
 UPDATE calsync.outbox_listeners SET heartbeat_at = now() - interval '10 minutes' WHERE worker_id = 'w2';
 SELECT is(calsync.reap_expired_leases(now(), '60 seconds'), 1, 'a worker that stopped heart-beating loses its leases');
+
+-- a claim whose reply was lost: the worker gives back what it holds but does not know of, and only that
+SELECT tests.make_appointment(:cust, :cut, :'lena', '2031-05-04 10:00+02') AS d \gset
+SELECT tests.make_appointment(:cust2, :cut, :'lena', '2031-05-05 10:00+02') AS e \gset
+SELECT is((SELECT count(*)::int FROM calsync.claim_sync_events('w1', 10, '5 minutes', now() + interval '5 seconds')), 3,
+          'w1 claims three events (one reply lost, say)');
+SELECT (SELECT o.id FROM calsync.outbox o WHERE o.aggregateid = :'d' ORDER BY seq LIMIT 1) AS ed \gset
+SELECT is(calsync.release_unknown_leases('w1', ARRAY[:'ed'::uuid]), 2, 'w1 holds one knowingly; the other two are given back');
+SELECT results_eq(
+    $$SELECT o.aggregateid::bigint, d.status, d.locked_by FROM calsync.outbox_delivery d JOIN calsync.outbox o ON o.id = d.outbox_id
+      WHERE d.status IN ('running', 'retry') AND o.aggregateid::bigint IN ($$ || :c || ',' || :d || ',' || :e || ') ORDER BY 1',
+    format($$VALUES (%s::bigint, 'retry', NULL::text), (%s::bigint, 'running', 'w1'), (%s::bigint, 'retry', NULL::text)$$, :c, :d, :e),
+    'the held lease stays; the unknown ones are due again for anyone');
 
 SELECT * FROM finish();
