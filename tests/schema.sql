@@ -523,6 +523,22 @@ $$;
 
 COMMENT ON FUNCTION calsync.release_sync_events(p_worker text, p_outbox_ids uuid[], p_now timestamp with time zone) IS 'Give back events a stopping worker holds; they are due again at once.';
 
+CREATE FUNCTION calsync.release_unknown_leases(p_worker text, p_held uuid[], p_now timestamp with time zone DEFAULT now()) RETURNS integer
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    WITH released AS (
+        UPDATE calsync.outbox_delivery
+        SET status = 'retry', next_attempt_at = p_now, locked_by = NULL, locked_until = NULL,
+            last_error = 'released: the worker lost the reply to its claim'
+        WHERE status = 'running' AND locked_by = p_worker AND NOT (outbox_id = ANY (p_held))
+        RETURNING 1
+    )
+    SELECT count(*)::int FROM released
+$$;
+
+COMMENT ON FUNCTION calsync.release_unknown_leases(p_worker text, p_held uuid[], p_now timestamp with time zone) IS 'Give back the leases a worker holds but does not know of (a claim whose reply was lost); due at once.';
+
 CREATE FUNCTION calsync.renew_leases(p_worker text, p_outbox_ids uuid[], p_lease interval, p_now timestamp with time zone DEFAULT now()) RETURNS integer
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
@@ -996,26 +1012,10 @@ CREATE FUNCTION remediation.blocking_cause(p_appointment_id bigint) RETURNS text
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
     AS $$
-    SELECT CASE
-        WHEN a.is_composite AND (a.staff_id IS NULL
-                                 OR NOT EXISTS (SELECT 1 FROM appointment_phases p WHERE p.appointment_id = a.id))
-            THEN 'COMPOSITE_FAILURE'
-        WHEN EXISTS (SELECT 1 FROM appointment_phases p
-                     WHERE p.appointment_id = a.id
-                       AND (p.sequence_order IS NULL OR p.segment_key IS NULL OR p.duration_minutes <= 0
-                            OR p.start_time <> a.starts_at + make_interval(mins => p.start_offset_minutes)
-                            OR EXISTS (SELECT 1 FROM appointment_phases q
-                                       WHERE q.appointment_id = p.appointment_id AND q.sequence_order = p.sequence_order
-                                         AND q.id <> p.id)))
-            THEN 'PHASE_ERROR'
-        WHEN remediation.is_double_booked(a.id) THEN 'DOUBLE_BOOKING'
-        WHEN NOT calsync.is_usable_email(c.email) AND NOT calsync.is_usable_phone(c.phone) THEN 'MISSING_CONTACT'
-    END
-    FROM appointments a LEFT JOIN customers c ON c.id = a.customer_id
-    WHERE a.id = p_appointment_id
+    SELECT d.blocking_cause FROM remediation.sync_diagnosis d WHERE d.appointment_id = p_appointment_id
 $$;
 
-COMMENT ON FUNCTION remediation.blocking_cause(p_appointment_id bigint) IS 'What in the data keeps the appointment from syncing: COMPOSITE_FAILURE, PHASE_ERROR, DOUBLE_BOOKING, MISSING_CONTACT, or NULL.';
+COMMENT ON FUNCTION remediation.blocking_cause(p_appointment_id bigint) IS 'What in the data keeps the appointment from syncing: COMPOSITE_FAILURE, PHASE_ERROR, DOUBLE_BOOKING, MISSING_CONTACT, or NULL (remediation.sync_diagnosis).';
 
 CREATE FUNCTION remediation.cancel_invalid_appointments(p_dry_run boolean DEFAULT true, p_reason text DEFAULT NULL::text, p_run_id uuid DEFAULT gen_random_uuid(), p_limit integer DEFAULT NULL::integer) RETURNS SETOF remediation.change
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1116,18 +1116,10 @@ CREATE FUNCTION remediation.failure_category(p_appointment_id bigint) RETURNS te
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
     AS $$
-    SELECT coalesce(
-        (SELECT k.category FROM remediation.categories k WHERE k.category = a.sync_error_code AND k.origin = 'worker'),
-        remediation.blocking_cause(a.id),
-        CASE WHEN a.sync_error_message ILIKE '%in the past%' THEN 'PAST_APPOINTMENT'
-             WHEN a.sync_error_message ILIKE '%already has booking%' OR a.sync_error_message ILIKE '%not available%'
-                 THEN 'HOST_UNAVAILABLE' END,
-        'OTHER')
-    FROM appointments a
-    WHERE a.id = p_appointment_id
+    SELECT d.category FROM remediation.sync_diagnosis d WHERE d.appointment_id = p_appointment_id
 $$;
 
-COMMENT ON FUNCTION remediation.failure_category(p_appointment_id bigint) IS 'The category of a failing appointment''s sync: the worker''s verdict, else what blocks it in the data, else Cal.com''s message, else OTHER.';
+COMMENT ON FUNCTION remediation.failure_category(p_appointment_id bigint) IS 'The category of a failing appointment''s sync: the worker''s verdict, else what blocks it in the data, else Cal.com''s message, else OTHER (remediation.sync_diagnosis).';
 
 CREATE FUNCTION remediation.flag_host_conflicts(p_dry_run boolean DEFAULT true, p_reason text DEFAULT NULL::text, p_run_id uuid DEFAULT gen_random_uuid(), p_limit integer DEFAULT NULL::integer) RETURNS SETOF remediation.change
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1173,35 +1165,13 @@ CREATE FUNCTION remediation.host_conflicts_of(p_appointment_id bigint) RETURNS T
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
     AS $$
-    SELECT DISTINCT ON (o.appointment_id) o.appointment_id, i.host_key, i.busy, o.busy
-    FROM calsync.appointment_busy_intervals i
-    JOIN appointments a ON a.id = i.appointment_id
-    JOIN staff s ON s.id = a.staff_id
-    JOIN staff s2 ON s2.id = s.id OR (s.calcom_user_id IS NOT NULL AND s2.calcom_user_id = s.calcom_user_id)
-    JOIN appointments b ON b.staff_id = s2.id AND b.id <> a.id
-                       AND b.starts_at > a.starts_at - interval '1 day' AND b.starts_at < a.ends_at
-    JOIN calsync.appointment_busy_intervals o ON o.appointment_id = b.id AND o.host_key = i.host_key AND o.busy && i.busy
-    WHERE i.appointment_id = p_appointment_id
-    ORDER BY o.appointment_id
+    SELECT DISTINCT ON (h.other_id) h.other_id, h.host_key, h.busy, h.other_busy
+    FROM remediation.host_overlaps h
+    WHERE h.appointment_id = p_appointment_id
+    ORDER BY h.other_id, lower(h.busy)
 $$;
 
-COMMENT ON FUNCTION remediation.host_conflicts_of(p_appointment_id bigint) IS 'Live appointments of the same host whose staff-required time overlaps this appointment''s.';
-
-CREATE FUNCTION remediation.is_double_booked(p_appointment_id bigint) RETURNS boolean
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
-    AS $$
-    SELECT EXISTS (
-        SELECT 1 FROM appointments a JOIN appointments b ON b.id <> a.id
-        WHERE a.id = p_appointment_id AND a.status NOT IN ('cancelled', 'no_show')
-          AND b.status NOT IN ('cancelled', 'no_show')
-          AND ((b.customer_id = a.customer_id AND b.starts_at = a.starts_at AND b.service_id = a.service_id)
-               OR (a.calcom_booking_id IS NOT NULL AND b.calcom_booking_id = a.calcom_booking_id)
-               OR (a.calcom_v2_booking_uid IS NOT NULL AND b.calcom_v2_booking_uid = a.calcom_v2_booking_uid)))
-        OR EXISTS (SELECT 1 FROM remediation.host_conflicts_of(p_appointment_id))
-$$;
-
-COMMENT ON FUNCTION remediation.is_double_booked(p_appointment_id bigint) IS 'true when another live appointment has the same slot or Cal.com booking, or its host is booked twice at once.';
+COMMENT ON FUNCTION remediation.host_conflicts_of(p_appointment_id bigint) IS 'Live appointments of the same host whose staff-required time overlaps this appointment''s (remediation.host_overlaps).';
 
 CREATE FUNCTION remediation.operator() RETURNS text
     LANGUAGE sql STABLE
@@ -1231,7 +1201,8 @@ DECLARE
     v_superseded bigint;
 BEGIN
     FOR v_id IN SELECT a.id FROM appointments a
-                WHERE a.status NOT IN ('cancelled', 'no_show') AND remediation.blocking_cause(a.id) = 'PHASE_ERROR'
+                WHERE a.id IN (SELECT b.appointment_id FROM remediation.broken_phases b)
+                  AND a.status NOT IN ('cancelled', 'no_show') AND remediation.blocking_cause(a.id) = 'PHASE_ERROR'
                 ORDER BY a.id LIMIT p_limit
     LOOP
         PERFORM 1 FROM appointments WHERE id = v_id FOR UPDATE;
@@ -1543,29 +1514,31 @@ CREATE TABLE public.staff (
 
 CREATE VIEW calsync.appointment_busy_intervals AS
  SELECT a.id AS appointment_id,
-    p.id AS phase_id,
+    x.phase_id,
     a.staff_id,
     calsync.host_key(s.calcom_user_id, a.staff_id) AS host_key,
-    tstzrange(p.start_time, p.end_time, '[)'::text) AS busy
+    x.busy
    FROM ((public.appointments a
      JOIN public.staff s ON ((s.id = a.staff_id)))
-     JOIN public.appointment_phases p ON (((p.appointment_id = a.id) AND p.staff_required)))
-  WHERE (((a.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])) AND (p.end_time > p.start_time))
-UNION ALL
- SELECT a.id AS appointment_id,
-    NULL::bigint AS phase_id,
-    a.staff_id,
-    calsync.host_key(s.calcom_user_id, a.staff_id) AS host_key,
-    tstzrange(a.starts_at, a.ends_at, '[)'::text) AS busy
-   FROM (public.appointments a
-     JOIN public.staff s ON ((s.id = a.staff_id)))
-  WHERE (((a.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])) AND (a.ends_at > a.starts_at) AND (NOT (EXISTS ( SELECT 1
+     CROSS JOIN LATERAL ( SELECT p.id AS phase_id,
+            tstzrange(p.start_time, p.end_time, '[)'::text) AS busy
            FROM public.appointment_phases p
-          WHERE (p.appointment_id = a.id)))));
+          WHERE ((p.appointment_id = a.id) AND p.staff_required AND (p.end_time > p.start_time))
+        UNION ALL
+         SELECT NULL::bigint AS int8,
+            tstzrange(a.starts_at, a.ends_at, '[)'::text) AS tstzrange
+          WHERE ((a.ends_at > a.starts_at) AND (NOT (EXISTS ( SELECT 1
+                   FROM public.appointment_phases p
+                  WHERE (p.appointment_id = a.id)))))) x)
+  WHERE ((a.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[]));
 
 COMMENT ON VIEW calsync.appointment_busy_intervals IS 'Staff-required time of live appointments: phases with staff_required, else the whole appointment.';
 
+COMMENT ON COLUMN calsync.appointment_busy_intervals.appointment_id IS 'the live appointment';
+
 COMMENT ON COLUMN calsync.appointment_busy_intervals.phase_id IS 'the phase, or NULL for a whole appointment without phases';
+
+COMMENT ON COLUMN calsync.appointment_busy_intervals.staff_id IS 'its staff row';
 
 COMMENT ON COLUMN calsync.appointment_busy_intervals.host_key IS 'calsync.host_key(): the Cal.com user, else the staff row';
 
@@ -1896,6 +1869,33 @@ COMMENT ON COLUMN remediation.appointments_without_service.status IS 'its status
 
 COMMENT ON COLUMN remediation.appointments_without_service.calcom_sync_status IS 'its sync status';
 
+CREATE VIEW remediation.broken_phases AS
+ SELECT p.appointment_id,
+    p.id AS phase_id,
+    p.sequence_order,
+        CASE
+            WHEN (p.sequence_order IS NULL) THEN 'no sequence_order'::text
+            WHEN (p.segment_key IS NULL) THEN 'no segment_key'::text
+            WHEN (p.duration_minutes <= 0) THEN 'duration is not positive'::text
+            WHEN (p.start_time <> (a.starts_at + make_interval(mins => p.start_offset_minutes))) THEN 'start_time does not follow the appointment''s start and the phase offset'::text
+            ELSE 'another phase has the same sequence_order'::text
+        END AS problem
+   FROM (public.appointment_phases p
+     JOIN public.appointments a ON ((a.id = p.appointment_id)))
+  WHERE ((p.sequence_order IS NULL) OR (p.segment_key IS NULL) OR (p.duration_minutes <= 0) OR (p.start_time <> (a.starts_at + make_interval(mins => p.start_offset_minutes))) OR (EXISTS ( SELECT 1
+           FROM public.appointment_phases q
+          WHERE ((q.appointment_id = p.appointment_id) AND (q.sequence_order = p.sequence_order) AND (q.id <> p.id)))));
+
+COMMENT ON VIEW remediation.broken_phases IS 'Phases the sync cannot use (fields missing, time not following the appointment, sequence taken twice); the runbook step broken_phases derives them again.';
+
+COMMENT ON COLUMN remediation.broken_phases.appointment_id IS 'the appointment';
+
+COMMENT ON COLUMN remediation.broken_phases.phase_id IS 'the phase';
+
+COMMENT ON COLUMN remediation.broken_phases.sequence_order IS 'its place in the sequence';
+
+COMMENT ON COLUMN remediation.broken_phases.problem IS 'what is wrong with it, in words';
+
 CREATE TABLE remediation.categories (
     category text NOT NULL,
     origin text NOT NULL,
@@ -2036,6 +2036,88 @@ COMMENT ON COLUMN remediation.duplicate_bookings.duplicates_of IS 'the other liv
 
 COMMENT ON COLUMN remediation.duplicate_bookings.reason IS 'what they share';
 
+CREATE VIEW remediation.host_overlaps AS
+ SELECT a.id AS appointment_id,
+    b.id AS other_id,
+    i.host_key,
+    i.busy,
+    o.busy AS other_busy,
+    a.staff_id,
+    b.staff_id AS other_staff_id,
+    a.starts_at,
+    a.ends_at,
+    a.calcom_sync_status
+   FROM (((((public.appointments a
+     JOIN public.staff s ON ((s.id = a.staff_id)))
+     JOIN public.staff s2 ON (((s2.id = s.id) OR ((s.calcom_user_id IS NOT NULL) AND (s2.calcom_user_id = s.calcom_user_id)))))
+     JOIN public.appointments b ON (((b.staff_id = s2.id) AND (b.id <> a.id) AND ((b.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])) AND (b.starts_at > (a.starts_at - '1 day'::interval)) AND (b.starts_at < a.ends_at) AND (b.ends_at > a.starts_at))))
+     JOIN calsync.appointment_busy_intervals i ON ((i.appointment_id = a.id)))
+     JOIN calsync.appointment_busy_intervals o ON (((o.appointment_id = b.id) AND (o.busy && i.busy))))
+  WHERE ((a.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[]));
+
+COMMENT ON VIEW remediation.host_overlaps IS 'Every pair of live appointments whose host is booked twice at once (both directions; a row per overlapping phase). Filter by appointment_id; remediation.host_conflicts lists the ones that block a sync.';
+
+COMMENT ON COLUMN remediation.host_overlaps.appointment_id IS 'the appointment';
+
+COMMENT ON COLUMN remediation.host_overlaps.other_id IS 'the live appointment of the same host at an overlapping time';
+
+COMMENT ON COLUMN remediation.host_overlaps.host_key IS 'the host: calcom_user:<id>, else staff:<uuid>';
+
+COMMENT ON COLUMN remediation.host_overlaps.busy IS 'this appointment''s staff-required time that overlaps';
+
+COMMENT ON COLUMN remediation.host_overlaps.other_busy IS 'the other appointment''s overlapping time';
+
+COMMENT ON COLUMN remediation.host_overlaps.staff_id IS 'this appointment''s staff row';
+
+COMMENT ON COLUMN remediation.host_overlaps.other_staff_id IS 'the other appointment''s staff row';
+
+COMMENT ON COLUMN remediation.host_overlaps.starts_at IS 'this appointment''s start';
+
+COMMENT ON COLUMN remediation.host_overlaps.ends_at IS 'this appointment''s end';
+
+COMMENT ON COLUMN remediation.host_overlaps.calcom_sync_status IS 'this appointment''s sync status';
+
+CREATE VIEW remediation.sync_diagnosis AS
+ SELECT a.id AS appointment_id,
+    x.blocking_cause,
+    COALESCE(w.category, x.blocking_cause,
+        CASE
+            WHEN (a.sync_error_message ~~* '%in the past%'::text) THEN 'PAST_APPOINTMENT'::text
+            WHEN ((a.sync_error_message ~~* '%already has booking%'::text) OR (a.sync_error_message ~~* '%not available%'::text)) THEN 'HOST_UNAVAILABLE'::text
+            ELSE NULL::text
+        END, 'OTHER'::text) AS category
+   FROM (((public.appointments a
+     LEFT JOIN public.customers c ON ((c.id = a.customer_id)))
+     LEFT JOIN remediation.categories w ON (((w.category = (a.sync_error_code)::text) AND (w.origin = 'worker'::text))))
+     CROSS JOIN LATERAL ( SELECT
+                CASE
+                    WHEN (a.is_composite AND ((a.staff_id IS NULL) OR (NOT (EXISTS ( SELECT 1
+                       FROM public.appointment_phases p
+                      WHERE (p.appointment_id = a.id)))))) THEN 'COMPOSITE_FAILURE'::text
+                    WHEN (EXISTS ( SELECT 1
+                       FROM remediation.broken_phases b
+                      WHERE (b.appointment_id = a.id))) THEN 'PHASE_ERROR'::text
+                    WHEN (((a.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])) AND ((EXISTS ( SELECT 1
+                       FROM public.appointments d
+                      WHERE ((d.customer_id = a.customer_id) AND (d.starts_at = a.starts_at) AND (d.service_id = a.service_id) AND (d.id <> a.id) AND ((d.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[]))))) OR (EXISTS ( SELECT 1
+                       FROM public.appointments d
+                      WHERE ((d.calcom_booking_id = a.calcom_booking_id) AND (d.id <> a.id) AND ((d.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[]))))) OR (EXISTS ( SELECT 1
+                       FROM public.appointments d
+                      WHERE (((d.calcom_v2_booking_uid)::text = (a.calcom_v2_booking_uid)::text) AND (d.id <> a.id) AND ((d.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[]))))) OR (EXISTS ( SELECT 1
+                       FROM remediation.host_overlaps h
+                      WHERE (h.appointment_id = a.id))))) THEN 'DOUBLE_BOOKING'::text
+                    WHEN ((NOT calsync.is_usable_email((c.email)::text)) AND (NOT calsync.is_usable_phone((c.phone)::text))) THEN 'MISSING_CONTACT'::text
+                    ELSE NULL::text
+                END AS blocking_cause) x);
+
+COMMENT ON VIEW remediation.sync_diagnosis IS 'Why each appointment does (or would) fail to sync. Filter by appointment_id; remediation.failed_syncs lists the failing ones.';
+
+COMMENT ON COLUMN remediation.sync_diagnosis.appointment_id IS 'the appointment';
+
+COMMENT ON COLUMN remediation.sync_diagnosis.blocking_cause IS 'what in the data keeps it from syncing: COMPOSITE_FAILURE, PHASE_ERROR, DOUBLE_BOOKING, MISSING_CONTACT, or NULL';
+
+COMMENT ON COLUMN remediation.sync_diagnosis.category IS 'its failure category (remediation.categories): the worker''s verdict, else the blocking cause, else Cal.com''s message, else OTHER';
+
 CREATE VIEW remediation.failed_syncs AS
  SELECT a.id AS appointment_id,
     a.customer_id,
@@ -2056,7 +2138,7 @@ CREATE VIEW remediation.failed_syncs AS
     k.runbook_step
    FROM (((((public.appointments a
      LEFT JOIN public.customers c ON ((c.id = a.customer_id)))
-     CROSS JOIN LATERAL ( SELECT remediation.failure_category(a.id) AS category) f)
+     JOIN remediation.sync_diagnosis f ON ((f.appointment_id = a.id)))
      LEFT JOIN remediation.categories k ON ((k.category = f.category)))
      LEFT JOIN LATERAL ( SELECT d_1.status,
             d_1.attempts,
@@ -2131,20 +2213,20 @@ COMMENT ON COLUMN remediation.error_distribution.share_percent IS 'share of all 
 COMMENT ON COLUMN remediation.error_distribution.recommended_action IS 'what to do about this category';
 
 CREATE VIEW remediation.host_conflicts AS
- SELECT a.id AS appointment_id,
-    x.other_id AS conflicts_with,
-    x.host_key,
-    x.busy,
-    x.other_busy,
-    a.starts_at,
-    a.staff_id,
-    b.staff_id AS other_staff_id
-   FROM ((public.appointments a
-     CROSS JOIN LATERAL remediation.host_conflicts_of(a.id) x(other_id, host_key, busy, other_busy))
-     JOIN public.appointments b ON ((b.id = x.other_id)))
-  WHERE (((a.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])) AND (a.staff_id IS NOT NULL) AND (a.starts_at >= (now() - '1 day'::interval)) AND (a.starts_at < (now() + '400 days'::interval)));
+ SELECT DISTINCT ON (h.appointment_id, h.other_id) h.appointment_id,
+    h.other_id AS conflicts_with,
+    h.host_key,
+    h.busy,
+    h.other_busy,
+    h.starts_at,
+    h.staff_id,
+    h.other_staff_id,
+    h.calcom_sync_status
+   FROM remediation.host_overlaps h
+  WHERE (((h.calcom_sync_status)::text = ANY ((ARRAY['failed'::character varying, 'pending'::character varying])::text[])) AND (h.ends_at >= now()))
+  ORDER BY h.appointment_id, h.other_id, (lower(h.busy));
 
-COMMENT ON VIEW remediation.host_conflicts IS 'Upcoming live appointments whose host (Cal.com user, else staff row) is booked twice at once: reschedule one of them.';
+COMMENT ON VIEW remediation.host_conflicts IS 'Live appointments not yet at Cal.com (sync pending or failed) and not over, whose host (Cal.com user, else staff row) is booked twice at once: Cal.com will refuse them; reschedule one of the two. Pairs already both at Cal.com are not listed (remediation.host_overlaps has every pair).';
 
 COMMENT ON COLUMN remediation.host_conflicts.appointment_id IS 'the appointment';
 
@@ -2161,6 +2243,8 @@ COMMENT ON COLUMN remediation.host_conflicts.starts_at IS 'this appointment''s s
 COMMENT ON COLUMN remediation.host_conflicts.staff_id IS 'this appointment''s staff row';
 
 COMMENT ON COLUMN remediation.host_conflicts.other_staff_id IS 'the other appointment''s staff row (another row of one person counts)';
+
+COMMENT ON COLUMN remediation.host_conflicts.calcom_sync_status IS 'this appointment''s sync status: pending or failed';
 
 CREATE VIEW remediation.integrity_issues AS
  SELECT i.id,

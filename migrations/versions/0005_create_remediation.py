@@ -58,6 +58,7 @@ INDEXES = {
 def upgrade() -> None:
     online.begin_revision()
     op.execute(FROZEN["schema"])
+    op.execute(FROZEN["diagnosis"])
     op.execute(FROZEN["functions"])
     op.execute(FROZEN["views"])
     op.execute(FROZEN["roles"])

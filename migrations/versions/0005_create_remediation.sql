@@ -84,87 +84,139 @@ INSERT INTO calsync.settings (key, value, description) VALUES
  ('health_failed_critical', '10', 'remediation.sync_health is CRITICAL from this many failed syncs'),
  ('health_success_rate_critical', '0.8', 'remediation.sync_health is CRITICAL below this 24 h success rate (with >= 10 attempts)');
 
--- name: functions
--- from: sql/functions/remediation_classify.sql
--- from: sql/functions/remediation_runbook.sql
--- The live appointments whose staff-required time overlaps this one's, for the same host. Candidates come
--- from the appointments index on (staff_id, starts_at), within a day of this appointment.
-CREATE OR REPLACE FUNCTION remediation.host_conflicts_of(p_appointment_id bigint)
-RETURNS TABLE (other_id bigint, host_key text, busy tstzrange, other_busy tstzrange)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-    SELECT DISTINCT ON (o.appointment_id) o.appointment_id, i.host_key, i.busy, o.busy
-    FROM calsync.appointment_busy_intervals i
-    JOIN appointments a ON a.id = i.appointment_id
-    JOIN staff s ON s.id = a.staff_id
-    JOIN staff s2 ON s2.id = s.id OR (s.calcom_user_id IS NOT NULL AND s2.calcom_user_id = s.calcom_user_id)
-    JOIN appointments b ON b.staff_id = s2.id AND b.id <> a.id
-                       AND b.starts_at > a.starts_at - interval '1 day' AND b.starts_at < a.ends_at
-    JOIN calsync.appointment_busy_intervals o ON o.appointment_id = b.id AND o.host_key = i.host_key AND o.busy && i.busy
-    WHERE i.appointment_id = p_appointment_id
-    ORDER BY o.appointment_id
-$$;
-COMMENT ON FUNCTION remediation.host_conflicts_of(bigint) IS
-    'Live appointments of the same host whose staff-required time overlaps this appointment''s.';
+-- name: diagnosis
+-- from: sql/views/remediation_diagnosis.sql
+-- Building blocks of the findings, one row per appointment (or pair) and written so that a filter on
+-- appointment_id reaches the indexes: the per-appointment functions (remediation_classify.sql) read them
+-- with such a filter, the findings views drive them from the partial indexes over the problem rows.
 
--- A second live appointment holds the slot or the Cal.com booking, or the host's staff-required time
--- overlaps another live appointment's (the same person on two staff rows counts as one host).
-CREATE OR REPLACE FUNCTION remediation.is_double_booked(p_appointment_id bigint) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-    SELECT EXISTS (
-        SELECT 1 FROM appointments a JOIN appointments b ON b.id <> a.id
-        WHERE a.id = p_appointment_id AND a.status NOT IN ('cancelled', 'no_show')
-          AND b.status NOT IN ('cancelled', 'no_show')
-          AND ((b.customer_id = a.customer_id AND b.starts_at = a.starts_at AND b.service_id = a.service_id)
-               OR (a.calcom_booking_id IS NOT NULL AND b.calcom_booking_id = a.calcom_booking_id)
-               OR (a.calcom_v2_booking_uid IS NOT NULL AND b.calcom_v2_booking_uid = a.calcom_v2_booking_uid)))
-        OR EXISTS (SELECT 1 FROM remediation.host_conflicts_of(p_appointment_id))
-$$;
-COMMENT ON FUNCTION remediation.is_double_booked(bigint) IS
-    'true when another live appointment has the same slot or Cal.com booking, or its host is booked twice at once.';
+-- Invalid phases: the fields the sync needs are missing, the time does not follow the appointment, or two
+-- phases share a place in the sequence.
+CREATE OR REPLACE VIEW remediation.broken_phases AS
+SELECT p.appointment_id, p.id AS phase_id, p.sequence_order,
+       CASE WHEN p.sequence_order IS NULL THEN 'no sequence_order'
+            WHEN p.segment_key IS NULL THEN 'no segment_key'
+            WHEN p.duration_minutes <= 0 THEN 'duration is not positive'
+            WHEN p.start_time <> a.starts_at + make_interval(mins => p.start_offset_minutes)
+                THEN 'start_time does not follow the appointment''s start and the phase offset'
+            ELSE 'another phase has the same sequence_order' END AS problem
+FROM appointment_phases p
+JOIN appointments a ON a.id = p.appointment_id
+WHERE p.sequence_order IS NULL OR p.segment_key IS NULL OR p.duration_minutes <= 0
+   OR p.start_time <> a.starts_at + make_interval(mins => p.start_offset_minutes)
+   OR EXISTS (SELECT 1 FROM appointment_phases q
+              WHERE q.appointment_id = p.appointment_id AND q.sequence_order = p.sequence_order AND q.id <> p.id);
+COMMENT ON VIEW remediation.broken_phases IS
+    'Phases the sync cannot use (fields missing, time not following the appointment, sequence taken twice); the runbook step broken_phases derives them again.';
+COMMENT ON COLUMN remediation.broken_phases.appointment_id IS 'the appointment';
+COMMENT ON COLUMN remediation.broken_phases.phase_id IS 'the phase';
+COMMENT ON COLUMN remediation.broken_phases.sequence_order IS 'its place in the sequence';
+COMMENT ON COLUMN remediation.broken_phases.problem IS 'what is wrong with it, in words';
 
--- What in the data keeps an appointment from syncing (NULL: nothing found): a composite without phases or
--- without staff, invalid phases, a double booking, or a customer without any usable contact.
-CREATE OR REPLACE FUNCTION remediation.blocking_cause(p_appointment_id bigint) RETURNS text
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+-- Pairs of live appointments of one host (the Cal.com user, else the staff row: one person on two staff
+-- rows is one host) whose staff-required time overlaps. Candidates come from the index on
+-- (staff_id, starts_at): an appointment is assumed to last less than a day.
+CREATE OR REPLACE VIEW remediation.host_overlaps AS
+SELECT a.id AS appointment_id, b.id AS other_id, i.host_key, i.busy, o.busy AS other_busy,
+       a.staff_id, b.staff_id AS other_staff_id, a.starts_at, a.ends_at, a.calcom_sync_status
+FROM appointments a
+JOIN staff s ON s.id = a.staff_id
+JOIN staff s2 ON s2.id = s.id OR (s.calcom_user_id IS NOT NULL AND s2.calcom_user_id = s.calcom_user_id)
+JOIN appointments b ON b.staff_id = s2.id AND b.id <> a.id AND b.status NOT IN ('cancelled', 'no_show')
+                   AND b.starts_at > a.starts_at - interval '1 day' AND b.starts_at < a.ends_at
+                   AND b.ends_at > a.starts_at
+JOIN calsync.appointment_busy_intervals i ON i.appointment_id = a.id
+JOIN calsync.appointment_busy_intervals o ON o.appointment_id = b.id AND o.busy && i.busy
+WHERE a.status NOT IN ('cancelled', 'no_show');
+COMMENT ON VIEW remediation.host_overlaps IS
+    'Every pair of live appointments whose host is booked twice at once (both directions; a row per overlapping phase). Filter by appointment_id; remediation.host_conflicts lists the ones that block a sync.';
+COMMENT ON COLUMN remediation.host_overlaps.appointment_id IS 'the appointment';
+COMMENT ON COLUMN remediation.host_overlaps.other_id IS 'the live appointment of the same host at an overlapping time';
+COMMENT ON COLUMN remediation.host_overlaps.host_key IS 'the host: calcom_user:<id>, else staff:<uuid>';
+COMMENT ON COLUMN remediation.host_overlaps.busy IS 'this appointment''s staff-required time that overlaps';
+COMMENT ON COLUMN remediation.host_overlaps.other_busy IS 'the other appointment''s overlapping time';
+COMMENT ON COLUMN remediation.host_overlaps.staff_id IS 'this appointment''s staff row';
+COMMENT ON COLUMN remediation.host_overlaps.other_staff_id IS 'the other appointment''s staff row';
+COMMENT ON COLUMN remediation.host_overlaps.starts_at IS 'this appointment''s start';
+COMMENT ON COLUMN remediation.host_overlaps.ends_at IS 'this appointment''s end';
+COMMENT ON COLUMN remediation.host_overlaps.calcom_sync_status IS 'this appointment''s sync status';
+
+-- Why an appointment does not sync. blocking_cause: what in the data keeps it from syncing (checked in this
+-- order): a composite without phases or staff, invalid phases, a double booking (same slot, same Cal.com
+-- booking, or its host booked twice at once), a customer without any usable contact. category: the
+-- worker's verdict (sync_error_code) wins; for failures from before the worker (the app's HTTP_400 rows with
+-- cut messages) the data decides, then what is left of Cal.com's message; else OTHER.
+CREATE OR REPLACE VIEW remediation.sync_diagnosis AS
+SELECT a.id AS appointment_id,
+       x.blocking_cause,
+       coalesce(w.category, x.blocking_cause,
+                CASE WHEN a.sync_error_message ILIKE '%in the past%' THEN 'PAST_APPOINTMENT'
+                     WHEN a.sync_error_message ILIKE '%already has booking%'
+                          OR a.sync_error_message ILIKE '%not available%' THEN 'HOST_UNAVAILABLE' END,
+                'OTHER') AS category
+FROM appointments a
+LEFT JOIN customers c ON c.id = a.customer_id
+LEFT JOIN remediation.categories w ON w.category = a.sync_error_code AND w.origin = 'worker'
+CROSS JOIN LATERAL (
     SELECT CASE
         WHEN a.is_composite AND (a.staff_id IS NULL
                                  OR NOT EXISTS (SELECT 1 FROM appointment_phases p WHERE p.appointment_id = a.id))
             THEN 'COMPOSITE_FAILURE'
-        WHEN EXISTS (SELECT 1 FROM appointment_phases p
-                     WHERE p.appointment_id = a.id
-                       AND (p.sequence_order IS NULL OR p.segment_key IS NULL OR p.duration_minutes <= 0
-                            OR p.start_time <> a.starts_at + make_interval(mins => p.start_offset_minutes)
-                            OR EXISTS (SELECT 1 FROM appointment_phases q
-                                       WHERE q.appointment_id = p.appointment_id AND q.sequence_order = p.sequence_order
-                                         AND q.id <> p.id)))
+        WHEN EXISTS (SELECT 1 FROM remediation.broken_phases b WHERE b.appointment_id = a.id)
             THEN 'PHASE_ERROR'
-        WHEN remediation.is_double_booked(a.id) THEN 'DOUBLE_BOOKING'
+        WHEN a.status NOT IN ('cancelled', 'no_show')
+             AND (EXISTS (SELECT 1 FROM appointments d
+                          WHERE d.customer_id = a.customer_id AND d.starts_at = a.starts_at
+                            AND d.service_id = a.service_id AND d.id <> a.id AND d.status NOT IN ('cancelled', 'no_show'))
+                  OR EXISTS (SELECT 1 FROM appointments d
+                             WHERE d.calcom_booking_id = a.calcom_booking_id AND d.id <> a.id
+                               AND d.status NOT IN ('cancelled', 'no_show'))
+                  OR EXISTS (SELECT 1 FROM appointments d
+                             WHERE d.calcom_v2_booking_uid = a.calcom_v2_booking_uid AND d.id <> a.id
+                               AND d.status NOT IN ('cancelled', 'no_show'))
+                  OR EXISTS (SELECT 1 FROM remediation.host_overlaps h WHERE h.appointment_id = a.id))
+            THEN 'DOUBLE_BOOKING'
         WHEN NOT calsync.is_usable_email(c.email) AND NOT calsync.is_usable_phone(c.phone) THEN 'MISSING_CONTACT'
-    END
-    FROM appointments a LEFT JOIN customers c ON c.id = a.customer_id
-    WHERE a.id = p_appointment_id
+    END AS blocking_cause
+) AS x;
+COMMENT ON VIEW remediation.sync_diagnosis IS
+    'Why each appointment does (or would) fail to sync. Filter by appointment_id; remediation.failed_syncs lists the failing ones.';
+COMMENT ON COLUMN remediation.sync_diagnosis.appointment_id IS 'the appointment';
+COMMENT ON COLUMN remediation.sync_diagnosis.blocking_cause IS
+    'what in the data keeps it from syncing: COMPOSITE_FAILURE, PHASE_ERROR, DOUBLE_BOOKING, MISSING_CONTACT, or NULL';
+COMMENT ON COLUMN remediation.sync_diagnosis.category IS
+    'its failure category (remediation.categories): the worker''s verdict, else the blocking cause, else Cal.com''s message, else OTHER';
+
+-- name: functions
+-- from: sql/functions/remediation_classify.sql
+-- from: sql/functions/remediation_runbook.sql
+-- Per-appointment answers for the worker and the runbook. Each reads one building block of
+-- sql/views/remediation_diagnosis.sql filtered by the appointment, so the rule has one definition.
+
+CREATE OR REPLACE FUNCTION remediation.host_conflicts_of(p_appointment_id bigint)
+RETURNS TABLE (other_id bigint, host_key text, busy tstzrange, other_busy tstzrange)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT DISTINCT ON (h.other_id) h.other_id, h.host_key, h.busy, h.other_busy
+    FROM remediation.host_overlaps h
+    WHERE h.appointment_id = p_appointment_id
+    ORDER BY h.other_id, lower(h.busy)
+$$;
+COMMENT ON FUNCTION remediation.host_conflicts_of(bigint) IS
+    'Live appointments of the same host whose staff-required time overlaps this appointment''s (remediation.host_overlaps).';
+
+CREATE OR REPLACE FUNCTION remediation.blocking_cause(p_appointment_id bigint) RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT d.blocking_cause FROM remediation.sync_diagnosis d WHERE d.appointment_id = p_appointment_id
 $$;
 COMMENT ON FUNCTION remediation.blocking_cause(bigint) IS
-    'What in the data keeps the appointment from syncing: COMPOSITE_FAILURE, PHASE_ERROR, DOUBLE_BOOKING, MISSING_CONTACT, or NULL.';
+    'What in the data keeps the appointment from syncing: COMPOSITE_FAILURE, PHASE_ERROR, DOUBLE_BOOKING, MISSING_CONTACT, or NULL (remediation.sync_diagnosis).';
 
--- Why an appointment's sync is failing, as one category (remediation.categories). The worker's own verdict
--- (sync_error_code) wins; for failures from before the worker (the app's HTTP_400 rows with cut messages)
--- the data decides (remediation.blocking_cause), then what is left of Cal.com's message; else OTHER.
--- Works on a database without the rules.
 CREATE OR REPLACE FUNCTION remediation.failure_category(p_appointment_id bigint) RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-    SELECT coalesce(
-        (SELECT k.category FROM remediation.categories k WHERE k.category = a.sync_error_code AND k.origin = 'worker'),
-        remediation.blocking_cause(a.id),
-        CASE WHEN a.sync_error_message ILIKE '%in the past%' THEN 'PAST_APPOINTMENT'
-             WHEN a.sync_error_message ILIKE '%already has booking%' OR a.sync_error_message ILIKE '%not available%'
-                 THEN 'HOST_UNAVAILABLE' END,
-        'OTHER')
-    FROM appointments a
-    WHERE a.id = p_appointment_id
+    SELECT d.category FROM remediation.sync_diagnosis d WHERE d.appointment_id = p_appointment_id
 $$;
 COMMENT ON FUNCTION remediation.failure_category(bigint) IS
-    'The category of a failing appointment''s sync: the worker''s verdict, else what blocks it in the data, else Cal.com''s message, else OTHER.';
+    'The category of a failing appointment''s sync: the worker''s verdict, else what blocks it in the data, else Cal.com''s message, else OTHER (remediation.sync_diagnosis).';
 
 -- The runbook: every fix the incident applied by hand, as an audited SQL function. Each step
 --  - finds only rows that still need it, so a second run changes nothing (idempotent);
@@ -336,7 +388,8 @@ DECLARE
     v_superseded bigint;
 BEGIN
     FOR v_id IN SELECT a.id FROM appointments a
-                WHERE a.status NOT IN ('cancelled', 'no_show') AND remediation.blocking_cause(a.id) = 'PHASE_ERROR'
+                WHERE a.id IN (SELECT b.appointment_id FROM remediation.broken_phases b)
+                  AND a.status NOT IN ('cancelled', 'no_show') AND remediation.blocking_cause(a.id) = 'PHASE_ERROR'
                 ORDER BY a.id LIMIT p_limit
     LOOP
         PERFORM 1 FROM appointments WHERE id = v_id FOR UPDATE;
@@ -676,7 +729,7 @@ SELECT a.id AS appointment_id,
        k.runbook_step
 FROM appointments a
 LEFT JOIN customers c ON c.id = a.customer_id
-CROSS JOIN LATERAL (SELECT remediation.failure_category(a.id) AS category) AS f
+JOIN remediation.sync_diagnosis f ON f.appointment_id = a.id
 LEFT JOIN remediation.categories k ON k.category = f.category
 LEFT JOIN LATERAL (
     SELECT d.status, d.attempts, d.last_error FROM calsync.outbox_delivery d
@@ -765,15 +818,14 @@ COMMENT ON COLUMN remediation.past_unsynced.calcom_sync_status IS 'failed or pen
 COMMENT ON COLUMN remediation.past_unsynced.last_error IS 'the last sync error';
 
 CREATE OR REPLACE VIEW remediation.host_conflicts AS
-SELECT a.id AS appointment_id, x.other_id AS conflicts_with, x.host_key, x.busy, x.other_busy, a.starts_at,
-       a.staff_id, b.staff_id AS other_staff_id
-FROM appointments a
-CROSS JOIN LATERAL remediation.host_conflicts_of(a.id) AS x
-JOIN appointments b ON b.id = x.other_id
-WHERE a.status NOT IN ('cancelled', 'no_show') AND a.staff_id IS NOT NULL AND a.starts_at >= now() - interval '1 day'
-  AND a.starts_at < now() + interval '400 days';
+SELECT DISTINCT ON (h.appointment_id, h.other_id)
+       h.appointment_id, h.other_id AS conflicts_with, h.host_key, h.busy, h.other_busy, h.starts_at,
+       h.staff_id, h.other_staff_id, h.calcom_sync_status
+FROM remediation.host_overlaps h
+WHERE h.calcom_sync_status IN ('failed', 'pending') AND h.ends_at >= now()
+ORDER BY h.appointment_id, h.other_id, lower(h.busy);
 COMMENT ON VIEW remediation.host_conflicts IS
-    'Upcoming live appointments whose host (Cal.com user, else staff row) is booked twice at once: reschedule one of them.';
+    'Live appointments not yet at Cal.com (sync pending or failed) and not over, whose host (Cal.com user, else staff row) is booked twice at once: Cal.com will refuse them; reschedule one of the two. Pairs already both at Cal.com are not listed (remediation.host_overlaps has every pair).';
 COMMENT ON COLUMN remediation.host_conflicts.appointment_id IS 'the appointment';
 COMMENT ON COLUMN remediation.host_conflicts.conflicts_with IS 'the live appointment of the same host at an overlapping time';
 COMMENT ON COLUMN remediation.host_conflicts.host_key IS 'the host: calcom_user:<id>, else staff:<uuid>';
@@ -782,6 +834,7 @@ COMMENT ON COLUMN remediation.host_conflicts.other_busy IS 'the other appointmen
 COMMENT ON COLUMN remediation.host_conflicts.starts_at IS 'this appointment''s start';
 COMMENT ON COLUMN remediation.host_conflicts.staff_id IS 'this appointment''s staff row';
 COMMENT ON COLUMN remediation.host_conflicts.other_staff_id IS 'the other appointment''s staff row (another row of one person counts)';
+COMMENT ON COLUMN remediation.host_conflicts.calcom_sync_status IS 'this appointment''s sync status: pending or failed';
 
 CREATE OR REPLACE VIEW remediation.composites_without_phases AS
 SELECT a.id AS appointment_id, a.service_id, s.name AS service_name, a.starts_at, a.status, a.staff_id,
@@ -982,7 +1035,7 @@ GRANT SELECT ON remediation.categories TO calsync_readonly;
 GRANT calsync_readonly TO calsync_remediator;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA remediation FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION remediation.failure_category(bigint), remediation.blocking_cause(bigint),
-    remediation.is_double_booked(bigint), remediation.host_conflicts_of(bigint) TO calsync_readonly;
+    remediation.host_conflicts_of(bigint) TO calsync_readonly;
 GRANT USAGE ON SCHEMA remediation TO calsync_worker;
 GRANT EXECUTE ON FUNCTION remediation.host_conflicts_of(bigint) TO calsync_worker;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA remediation TO calsync_remediator;

@@ -168,7 +168,8 @@ DECLARE
     v_superseded bigint;
 BEGIN
     FOR v_id IN SELECT a.id FROM appointments a
-                WHERE a.status NOT IN ('cancelled', 'no_show') AND remediation.blocking_cause(a.id) = 'PHASE_ERROR'
+                WHERE a.id IN (SELECT b.appointment_id FROM remediation.broken_phases b)
+                  AND a.status NOT IN ('cancelled', 'no_show') AND remediation.blocking_cause(a.id) = 'PHASE_ERROR'
                 ORDER BY a.id LIMIT p_limit
     LOOP
         PERFORM 1 FROM appointments WHERE id = v_id FOR UPDATE;

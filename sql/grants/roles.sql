@@ -25,7 +25,7 @@ GRANT SELECT ON remediation.categories TO calsync_readonly;
 GRANT calsync_readonly TO calsync_remediator;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA remediation FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION remediation.failure_category(bigint), remediation.blocking_cause(bigint),
-    remediation.is_double_booked(bigint), remediation.host_conflicts_of(bigint) TO calsync_readonly;
+    remediation.host_conflicts_of(bigint) TO calsync_readonly;
 GRANT USAGE ON SCHEMA remediation TO calsync_worker;
 GRANT EXECUTE ON FUNCTION remediation.host_conflicts_of(bigint) TO calsync_worker;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA remediation TO calsync_remediator;

@@ -21,7 +21,7 @@ SELECT a.id AS appointment_id,
        k.runbook_step
 FROM appointments a
 LEFT JOIN customers c ON c.id = a.customer_id
-CROSS JOIN LATERAL (SELECT remediation.failure_category(a.id) AS category) AS f
+JOIN remediation.sync_diagnosis f ON f.appointment_id = a.id
 LEFT JOIN remediation.categories k ON k.category = f.category
 LEFT JOIN LATERAL (
     SELECT d.status, d.attempts, d.last_error FROM calsync.outbox_delivery d
@@ -110,15 +110,14 @@ COMMENT ON COLUMN remediation.past_unsynced.calcom_sync_status IS 'failed or pen
 COMMENT ON COLUMN remediation.past_unsynced.last_error IS 'the last sync error';
 
 CREATE OR REPLACE VIEW remediation.host_conflicts AS
-SELECT a.id AS appointment_id, x.other_id AS conflicts_with, x.host_key, x.busy, x.other_busy, a.starts_at,
-       a.staff_id, b.staff_id AS other_staff_id
-FROM appointments a
-CROSS JOIN LATERAL remediation.host_conflicts_of(a.id) AS x
-JOIN appointments b ON b.id = x.other_id
-WHERE a.status NOT IN ('cancelled', 'no_show') AND a.staff_id IS NOT NULL AND a.starts_at >= now() - interval '1 day'
-  AND a.starts_at < now() + interval '400 days';
+SELECT DISTINCT ON (h.appointment_id, h.other_id)
+       h.appointment_id, h.other_id AS conflicts_with, h.host_key, h.busy, h.other_busy, h.starts_at,
+       h.staff_id, h.other_staff_id, h.calcom_sync_status
+FROM remediation.host_overlaps h
+WHERE h.calcom_sync_status IN ('failed', 'pending') AND h.ends_at >= now()
+ORDER BY h.appointment_id, h.other_id, lower(h.busy);
 COMMENT ON VIEW remediation.host_conflicts IS
-    'Upcoming live appointments whose host (Cal.com user, else staff row) is booked twice at once: reschedule one of them.';
+    'Live appointments not yet at Cal.com (sync pending or failed) and not over, whose host (Cal.com user, else staff row) is booked twice at once: Cal.com will refuse them; reschedule one of the two. Pairs already both at Cal.com are not listed (remediation.host_overlaps has every pair).';
 COMMENT ON COLUMN remediation.host_conflicts.appointment_id IS 'the appointment';
 COMMENT ON COLUMN remediation.host_conflicts.conflicts_with IS 'the live appointment of the same host at an overlapping time';
 COMMENT ON COLUMN remediation.host_conflicts.host_key IS 'the host: calcom_user:<id>, else staff:<uuid>';
@@ -127,6 +126,7 @@ COMMENT ON COLUMN remediation.host_conflicts.other_busy IS 'the other appointmen
 COMMENT ON COLUMN remediation.host_conflicts.starts_at IS 'this appointment''s start';
 COMMENT ON COLUMN remediation.host_conflicts.staff_id IS 'this appointment''s staff row';
 COMMENT ON COLUMN remediation.host_conflicts.other_staff_id IS 'the other appointment''s staff row (another row of one person counts)';
+COMMENT ON COLUMN remediation.host_conflicts.calcom_sync_status IS 'this appointment''s sync status: pending or failed';
 
 CREATE OR REPLACE VIEW remediation.composites_without_phases AS
 SELECT a.id AS appointment_id, a.service_id, s.name AS service_name, a.starts_at, a.status, a.staff_id,

@@ -1,5 +1,5 @@
 -- The remediation views on a database that has not taken the rules (revision 0005), with one case each.
-SELECT plan(24);
+SELECT plan(27);
 
 SELECT is_empty($$SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                   WHERE n.nspname = 'remediation' AND c.relkind = 'v' AND obj_description(c.oid, 'pg_class') IS NULL$$,
@@ -11,8 +11,9 @@ SELECT is_empty($$SELECT c.relname || '.' || a.attname FROM pg_class c JOIN pg_n
 SELECT set_eq($$SELECT viewname::text FROM pg_views WHERE schemaname = 'remediation'$$,
               ARRAY['sync_health', 'error_distribution', 'failed_syncs', 'duplicate_bookings', 'past_unsynced',
                     'host_conflicts', 'composites_without_phases', 'customers_missing_contact',
-                    'appointments_without_service', 'stuck_outbox', 'dead_letters', 'integrity_issues'],
-              'the views the DBAs were promised');
+                    'appointments_without_service', 'stuck_outbox', 'dead_letters', 'integrity_issues',
+                    'broken_phases', 'host_overlaps', 'sync_diagnosis'],
+              'the views the DBAs were promised, and the three building blocks they are made of');
 
 SELECT tests.make_salon() AS s \gset
 SELECT (:'s'::jsonb->>'company')::bigint AS company, (:'s'::jsonb->>'customer')::bigint AS hans,
@@ -45,6 +46,14 @@ SELECT tests.make_appointment(tests.make_customer(:company, 'B'), :cut, :'fabian
 SELECT set_eq('SELECT appointment_id, conflicts_with FROM remediation.host_conflicts',
               format('VALUES (%s::bigint, %s::bigint), (%s, %s)', :h1, :h2, :h2, :h1),
               'host_conflicts pairs the two bookings of one Cal.com user');
+SELECT is((SELECT count(*)::int FROM remediation.host_conflicts), 2,
+          'while both are pending; once one is at Cal.com only the other is listed');
+UPDATE appointments SET calcom_sync_status = 'synced' WHERE id = :h1;
+SELECT results_eq('SELECT appointment_id, conflicts_with FROM remediation.host_conflicts',
+                  format('VALUES (%s::bigint, %s::bigint)', :h2, :h1), 'the one still to sync is listed, naming the other');
+SELECT results_eq(format('SELECT blocking_cause, category FROM remediation.sync_diagnosis WHERE appointment_id = %s', :h2),
+                  $$VALUES ('DOUBLE_BOOKING', 'DOUBLE_BOOKING')$$, 'sync_diagnosis answers for one appointment');
+UPDATE appointments SET calcom_sync_status = 'pending' WHERE id = :h1;
 
 -- a composite appointment saved without phases
 SELECT tests.make_appointment(:hans, :perm, :'lena', now() + interval '14 days') AS comp \gset
