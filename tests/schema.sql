@@ -619,12 +619,12 @@ BEGIN
         PERFORM calsync.enqueue_sync(a.id, 'reschedule', jsonb_build_object('appointment_id', a.id, 'phases', 'changed'))
         FROM appointments a
         WHERE a.id IN (SELECT appointment_id FROM old_phases) AND calsync.is_bookable_status(a.status)
-          AND a.xmin <> pg_current_xact_id()::xid AND NOT calsync.is_sync_loop(a.sync_origin);
+          AND a.ends_at > now() AND a.xmin <> pg_current_xact_id()::xid AND NOT calsync.is_sync_loop(a.sync_origin);
     ELSIF TG_OP = 'INSERT' THEN
         PERFORM calsync.enqueue_sync(a.id, 'reschedule', jsonb_build_object('appointment_id', a.id, 'phases', 'changed'))
         FROM appointments a
         WHERE a.id IN (SELECT appointment_id FROM new_phases) AND calsync.is_bookable_status(a.status)
-          AND a.xmin <> pg_current_xact_id()::xid AND NOT calsync.is_sync_loop(a.sync_origin);
+          AND a.ends_at > now() AND a.xmin <> pg_current_xact_id()::xid AND NOT calsync.is_sync_loop(a.sync_origin);
     ELSE
         -- only phases whose time or staff need changed (the app rewrites unchanged ones)
         PERFORM calsync.enqueue_sync(a.id, 'reschedule', jsonb_build_object('appointment_id', a.id, 'phases', 'changed'))
@@ -632,7 +632,7 @@ BEGIN
         WHERE a.id IN (SELECT n.appointment_id FROM new_phases n JOIN old_phases o ON o.id = n.id
                        WHERE (n.start_time, n.end_time, n.staff_required) IS DISTINCT FROM (o.start_time, o.end_time, o.staff_required))
           AND calsync.is_bookable_status(a.status)
-          AND a.xmin <> pg_current_xact_id()::xid AND NOT calsync.is_sync_loop(a.sync_origin);
+          AND a.ends_at > now() AND a.xmin <> pg_current_xact_id()::xid AND NOT calsync.is_sync_loop(a.sync_origin);
     END IF;
     RETURN NULL;
 END
@@ -977,6 +977,27 @@ $$;
 
 COMMENT ON FUNCTION remediation.appointment_image(p_id bigint) IS 'The appointment columns the runbook changes, as JSON (for remediation.log).';
 
+CREATE FUNCTION remediation.backfill_failure_diagnoses(p_after_id bigint, p_batch integer) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_ids bigint[];
+BEGIN
+    SELECT array_agg(id ORDER BY id) INTO v_ids
+    FROM (SELECT a.id FROM appointments a
+          WHERE (a.calcom_sync_status = 'failed' OR a.requires_manual_review) AND a.id > p_after_id
+          ORDER BY a.id LIMIT p_batch) AS batch;
+    IF v_ids IS NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM remediation.diagnose_failures(v_ids);
+    RETURN v_ids[cardinality(v_ids)];
+END
+$$;
+
+COMMENT ON FUNCTION remediation.backfill_failure_diagnoses(p_after_id bigint, p_batch integer) IS 'Diagnose existing failures in batches (revision 0005); returns the last id done, NULL when there is none left.';
+
 CREATE FUNCTION remediation.backfill_placeholder_emails(p_dry_run boolean DEFAULT true, p_reason text DEFAULT NULL::text, p_run_id uuid DEFAULT gen_random_uuid(), p_limit integer DEFAULT NULL::integer) RETURNS SETOF remediation.change
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
@@ -1070,6 +1091,156 @@ $_$;
 
 COMMENT ON FUNCTION remediation.change_appointment(p_run_id uuid, p_step text, p_reason text, p_id bigint, p_changes jsonb, p_dry_run boolean, p_still text) IS 'Lock an appointment, re-check the step''s condition, apply the change and log before/after (or only report it in a dry run).';
 
+CREATE TABLE calsync.integrity_issues (
+    id bigint NOT NULL,
+    rule text NOT NULL,
+    table_name text NOT NULL,
+    row_id bigint NOT NULL,
+    detail text NOT NULL,
+    found_by text NOT NULL,
+    found_at timestamp with time zone DEFAULT now() NOT NULL,
+    resolved_at timestamp with time zone,
+    resolved_by text,
+    resolution text,
+    CONSTRAINT integrity_issues_resolution_needs_time CHECK (((resolved_at IS NULL) = (resolution IS NULL)))
+);
+
+COMMENT ON TABLE calsync.integrity_issues IS 'Rows known to break a rule: listed by a pre-flight (new-rows-only mode), by a rule that could not repair a row, or by remediation. Resolved, never deleted.';
+
+COMMENT ON COLUMN calsync.integrity_issues.rule IS 'name of the rule (constraint, index or trigger) the row breaks';
+
+COMMENT ON COLUMN calsync.integrity_issues.row_id IS 'id of the offending row in table_name';
+
+COMMENT ON COLUMN calsync.integrity_issues.detail IS 'what is wrong with the row, in words';
+
+COMMENT ON COLUMN calsync.integrity_issues.found_by IS 'what found it (a revision''s pre-flight, a trigger, a runbook step)';
+
+COMMENT ON COLUMN calsync.integrity_issues.resolved_at IS 'when it was resolved; NULL while open';
+
+CREATE TABLE public.appointment_phases (
+    id bigint NOT NULL,
+    appointment_id bigint NOT NULL,
+    phase_type character varying(20) NOT NULL,
+    segment_name character varying(255),
+    segment_key character varying(50),
+    sequence_order integer,
+    start_offset_minutes integer DEFAULT 0 NOT NULL,
+    duration_minutes integer NOT NULL,
+    staff_required boolean DEFAULT true NOT NULL,
+    start_time timestamp with time zone NOT NULL,
+    end_time timestamp with time zone NOT NULL,
+    calcom_booking_id bigint,
+    calcom_booking_uid character varying(255),
+    calcom_sync_status character varying(20) DEFAULT 'pending'::character varying NOT NULL,
+    sync_error_message text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT appointment_phases_phase_type_check CHECK (((phase_type)::text = ANY ((ARRAY['initial'::character varying, 'processing'::character varying, 'final'::character varying])::text[]))),
+    CONSTRAINT appointment_phases_sequence_required CHECK ((sequence_order IS NOT NULL))
+);
+
+CREATE TABLE public.appointments (
+    id bigint NOT NULL,
+    company_id bigint NOT NULL,
+    branch_id uuid,
+    customer_id bigint NOT NULL,
+    service_id bigint,
+    staff_id uuid,
+    starts_at timestamp with time zone NOT NULL,
+    ends_at timestamp with time zone,
+    status character varying(255) DEFAULT 'pending'::character varying NOT NULL,
+    booking_timezone character varying(64) DEFAULT 'Europe/Berlin'::character varying NOT NULL,
+    source character varying(255),
+    sync_origin character varying(20),
+    calcom_booking_id bigint,
+    calcom_v2_booking_id character varying(255),
+    calcom_v2_booking_uid character varying(50),
+    calcom_sync_status character varying(32) DEFAULT 'pending'::character varying NOT NULL,
+    sync_error_message text,
+    sync_error_code character varying(50),
+    sync_attempt_count smallint DEFAULT 0 NOT NULL,
+    last_sync_attempt_at timestamp with time zone,
+    requires_manual_review boolean DEFAULT false NOT NULL,
+    manual_review_flagged_at timestamp with time zone,
+    idempotency_key character varying(36),
+    version integer DEFAULT 1 NOT NULL,
+    is_composite boolean DEFAULT false NOT NULL,
+    metadata jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    sync_error_detail jsonb,
+    CONSTRAINT appointments_calcom_sync_status_known CHECK (((calcom_sync_status)::text = ANY ((ARRAY['synced'::character varying, 'pending'::character varying, 'failed'::character varying, 'orphaned_local'::character varying, 'orphaned_calcom'::character varying, 'verification_pending'::character varying])::text[]))),
+    CONSTRAINT appointments_ends_after_start CHECK ((((ends_at IS NOT NULL) AND (ends_at > starts_at)) OR (NOT ((status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[]))))),
+    CONSTRAINT appointments_service_required CHECK (((service_id IS NOT NULL) OR (NOT ((status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[]))))),
+    CONSTRAINT appointments_status_known CHECK (((status)::text = ANY ((ARRAY['pending'::character varying, 'confirmed'::character varying, 'scheduled'::character varying, 'booked'::character varying, 'in_progress'::character varying, 'completed'::character varying, 'cancelled'::character varying, 'no_show'::character varying])::text[])))
+);
+
+COMMENT ON COLUMN public.appointments.sync_error_message IS 'The last sync error in full (no length limit since calsync 0003).';
+
+COMMENT ON COLUMN public.appointments.sync_error_detail IS 'The last sync error as structure: status, code, message, category, request id.';
+
+COMMENT ON CONSTRAINT appointments_calcom_sync_status_known ON public.appointments IS 'calcom_sync_status must be one of synced, pending, failed, orphaned_local, orphaned_calcom, verification_pending.';
+
+COMMENT ON CONSTRAINT appointments_ends_after_start ON public.appointments IS 'A live appointment needs ends_at after starts_at: set ends_at = starts_at + the service duration.';
+
+COMMENT ON CONSTRAINT appointments_service_required ON public.appointments IS 'A live appointment (not cancelled/no_show) needs a service: give it one, or cancel it.';
+
+COMMENT ON CONSTRAINT appointments_status_known ON public.appointments IS 'status must be one of pending, confirmed, scheduled, booked, in_progress, completed, cancelled, no_show.';
+
+CREATE TABLE public.services (
+    id bigint NOT NULL,
+    company_id bigint NOT NULL,
+    name character varying(255) NOT NULL,
+    duration_minutes integer DEFAULT 60 NOT NULL,
+    composite boolean DEFAULT false NOT NULL,
+    segments jsonb,
+    calcom_event_type_id bigint
+);
+
+CREATE VIEW remediation.unsettled_appointments AS
+ SELECT a.id AS appointment_id
+   FROM public.appointments a
+  WHERE ((a.calcom_sync_status)::text = ANY ((ARRAY['failed'::character varying, 'pending'::character varying])::text[]))
+UNION
+ SELECT a.id AS appointment_id
+   FROM public.appointments a
+  WHERE a.requires_manual_review
+UNION
+ SELECT i.row_id AS appointment_id
+   FROM calsync.integrity_issues i
+  WHERE ((i.table_name = 'appointments'::text) AND (i.resolved_at IS NULL));
+
+COMMENT ON VIEW remediation.unsettled_appointments IS 'Appointments not settled: sync pending or failed, flagged for manual review, or in an open integrity issue. The findings views start from these.';
+
+COMMENT ON COLUMN remediation.unsettled_appointments.appointment_id IS 'the appointment';
+
+CREATE VIEW calsync.remediation_composites_without_phases AS
+ SELECT a.id AS appointment_id,
+    a.service_id,
+    s.name AS service_name,
+    a.starts_at,
+    a.status,
+    a.staff_id,
+    calsync.segments_problem(s.segments) AS segments_problem
+   FROM ((remediation.unsettled_appointments u
+     JOIN public.appointments a ON ((a.id = u.appointment_id)))
+     JOIN public.services s ON ((s.id = a.service_id)))
+  WHERE (a.is_composite AND ((a.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])) AND (a.starts_at >= (now() - '30 days'::interval)) AND (NOT (EXISTS ( SELECT 1
+           FROM public.appointment_phases p
+          WHERE (p.appointment_id = a.id)))));
+
+COMMENT ON VIEW calsync.remediation_composites_without_phases IS 'The query of remediation.composites_without_phases, read through remediation.composites_without_phases_without_jit().';
+
+CREATE FUNCTION remediation.composites_without_phases_without_jit() RETURNS SETOF calsync.remediation_composites_without_phases
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    SET jit TO 'off'
+    AS $$
+    SELECT * FROM calsync.remediation_composites_without_phases
+$$;
+
+COMMENT ON FUNCTION remediation.composites_without_phases_without_jit() IS 'The rows of remediation.composites_without_phases, planned without JIT (see the head of this file).';
+
 CREATE FUNCTION remediation.create_missing_phases(p_dry_run boolean DEFAULT true, p_reason text DEFAULT NULL::text, p_run_id uuid DEFAULT gen_random_uuid(), p_limit integer DEFAULT NULL::integer) RETURNS SETOF remediation.change
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
@@ -1112,6 +1283,53 @@ $$;
 
 COMMENT ON FUNCTION remediation.create_missing_phases(p_dry_run boolean, p_reason text, p_run_id uuid, p_limit integer) IS 'Runbook step missing_phases (incident fix 2): derive the phases of live composite appointments that have none.';
 
+CREATE FUNCTION remediation.diagnose_failures(p_appointment_ids bigint[]) RETURNS integer
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    SET jit TO 'off'
+    AS $$
+    WITH diagnosed AS (
+        INSERT INTO remediation.failure_diagnoses AS f (appointment_id, category, blocking_cause, error_code, diagnosed_at)
+        SELECT d.appointment_id, d.category, d.blocking_cause, a.sync_error_code, now()
+        FROM appointments a
+        JOIN remediation.sync_diagnosis d ON d.appointment_id = a.id
+        WHERE a.id = ANY (p_appointment_ids) AND (a.calcom_sync_status = 'failed' OR a.requires_manual_review)
+          AND NOT EXISTS (SELECT 1 FROM remediation.categories k WHERE k.category = a.sync_error_code AND k.origin = 'worker')
+        ON CONFLICT (appointment_id) DO UPDATE
+            SET category = EXCLUDED.category, blocking_cause = EXCLUDED.blocking_cause, error_code = EXCLUDED.error_code,
+                diagnosed_at = EXCLUDED.diagnosed_at
+        RETURNING 1
+    )
+    SELECT count(*)::int FROM diagnosed
+$$;
+
+COMMENT ON FUNCTION remediation.diagnose_failures(p_appointment_ids bigint[]) IS 'Record in remediation.failure_diagnoses why the app''s failures of these appointments happened (the worker''s failures are skipped); returns how many.';
+
+CREATE VIEW calsync.remediation_duplicate_bookings AS
+SELECT
+    NULL::bigint AS appointment_id,
+    NULL::bigint AS customer_id,
+    NULL::timestamp with time zone AS starts_at,
+    NULL::bigint AS service_id,
+    NULL::bigint AS calcom_booking_id,
+    NULL::character varying(50) AS calcom_v2_booking_uid,
+    NULL::character varying(255) AS status,
+    NULL::character varying(32) AS calcom_sync_status,
+    NULL::bigint[] AS duplicates_of,
+    NULL::text AS reason;
+
+COMMENT ON VIEW calsync.remediation_duplicate_bookings IS 'The query of remediation.duplicate_bookings, read through remediation.duplicate_bookings_without_jit().';
+
+CREATE FUNCTION remediation.duplicate_bookings_without_jit() RETURNS SETOF calsync.remediation_duplicate_bookings
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    SET jit TO 'off'
+    AS $$
+    SELECT * FROM calsync.remediation_duplicate_bookings
+$$;
+
+COMMENT ON FUNCTION remediation.duplicate_bookings_without_jit() IS 'The rows of remediation.duplicate_bookings, planned without JIT (see the head of this file).';
+
 CREATE FUNCTION remediation.failure_category(p_appointment_id bigint) RETURNS text
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
@@ -1120,6 +1338,160 @@ CREATE FUNCTION remediation.failure_category(p_appointment_id bigint) RETURNS te
 $$;
 
 COMMENT ON FUNCTION remediation.failure_category(p_appointment_id bigint) IS 'The category of a failing appointment''s sync: the worker''s verdict, else what blocks it in the data, else Cal.com''s message, else OTHER (remediation.sync_diagnosis).';
+
+CREATE TABLE calsync.outbox_delivery (
+    outbox_id uuid NOT NULL,
+    aggregateid text NOT NULL,
+    status text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    locked_by text,
+    locked_until timestamp with time zone,
+    last_error text,
+    last_category text,
+    covers_seq bigint NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    processed_at timestamp with time zone,
+    CONSTRAINT outbox_delivery_running_has_lease CHECK (((status <> 'running'::text) OR ((locked_by IS NOT NULL) AND (locked_until IS NOT NULL)))),
+    CONSTRAINT outbox_delivery_status_known CHECK ((status = ANY (ARRAY['running'::text, 'retry'::text, 'dead'::text])))
+)
+WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.01', autovacuum_vacuum_cost_delay='0');
+
+COMMENT ON TABLE calsync.outbox_delivery IS 'Delivery state of outbox events being worked on (made by the claim; deleted on delivery).';
+
+COMMENT ON COLUMN calsync.outbox_delivery.status IS 'running (leased to locked_by until locked_until), retry (due at next_attempt_at) or dead';
+
+COMMENT ON COLUMN calsync.outbox_delivery.covers_seq IS 'the appointment''s newest event when claimed: delivery coalesces every event up to it';
+
+CREATE TABLE calsync.sync_attempts (
+    id bigint NOT NULL,
+    outbox_id uuid,
+    appointment_id bigint NOT NULL,
+    phase_id bigint,
+    worker_id text NOT NULL,
+    action text NOT NULL,
+    attempt integer,
+    request_method text NOT NULL,
+    request_path text NOT NULL,
+    request_body jsonb,
+    response_status integer,
+    response_headers jsonb,
+    response_body text,
+    duration_ms double precision NOT NULL,
+    category text NOT NULL,
+    retryable boolean,
+    error text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+)
+WITH (toast_tuple_target='128');
+
+COMMENT ON TABLE calsync.sync_attempts IS 'Every HTTP attempt to Cal.com in full: request (never the API key), response status, headers and body, duration, category.';
+
+COMMENT ON COLUMN calsync.sync_attempts.response_status IS 'HTTP status; NULL when there was no response (timeout, connection reset)';
+
+COMMENT ON COLUMN calsync.sync_attempts.category IS 'OK, or the failure category (PAST_APPOINTMENT, HOST_UNAVAILABLE, VALIDATION, …)';
+
+CREATE TABLE public.customers (
+    id bigint NOT NULL,
+    company_id bigint NOT NULL,
+    name character varying(255) NOT NULL,
+    email character varying(255),
+    phone character varying(255),
+    source character varying(255),
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    deleted_at timestamp with time zone,
+    email_is_placeholder boolean DEFAULT false NOT NULL
+);
+
+COMMENT ON COLUMN public.customers.email_is_placeholder IS 'true while email is calsync''s customer_<id>@<domain> placeholder, not a real address';
+
+CREATE TABLE remediation.categories (
+    category text NOT NULL,
+    origin text NOT NULL,
+    retryable boolean NOT NULL,
+    requeue_when_fixed boolean NOT NULL,
+    description text NOT NULL,
+    recommended_action text NOT NULL,
+    runbook_step text,
+    sort_order integer NOT NULL,
+    CONSTRAINT categories_origin_check CHECK ((origin = ANY (ARRAY['worker'::text, 'incident'::text])))
+);
+
+COMMENT ON TABLE remediation.categories IS 'Why a sync fails, and what to do about it.';
+
+COMMENT ON COLUMN remediation.categories.requeue_when_fixed IS 'the runbook''s requeue step retries such a failure once nothing in the data blocks it any more (remediation.blocking_cause() is NULL); false: a person decides';
+
+CREATE TABLE remediation.failure_diagnoses (
+    appointment_id bigint NOT NULL,
+    category text NOT NULL,
+    blocking_cause text,
+    error_code text,
+    diagnosed_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+COMMENT ON TABLE remediation.failure_diagnoses IS 'Why each failure the app recorded happened, diagnosed from the data when it was recorded (the worker''s failures carry their category themselves).';
+
+COMMENT ON COLUMN remediation.failure_diagnoses.appointment_id IS 'the failing appointment';
+
+COMMENT ON COLUMN remediation.failure_diagnoses.category IS 'the category found (remediation.sync_diagnosis at that moment)';
+
+COMMENT ON COLUMN remediation.failure_diagnoses.blocking_cause IS 'what in the data blocked it then, or NULL';
+
+COMMENT ON COLUMN remediation.failure_diagnoses.error_code IS 'the app''s sync_error_code of the failure';
+
+COMMENT ON COLUMN remediation.failure_diagnoses.diagnosed_at IS 'when it was diagnosed';
+
+CREATE VIEW calsync.remediation_failed_syncs AS
+ SELECT a.id AS appointment_id,
+    a.customer_id,
+    ( SELECT c.name
+           FROM public.customers c
+          WHERE (c.id = a.customer_id)) AS customer_name,
+    a.starts_at,
+    a.status,
+    f.category,
+    k.retryable,
+    COALESCE(d.last_error, a.sync_error_message) AS last_error,
+    a.sync_error_code AS error_code,
+    a.sync_error_detail AS error_detail,
+    GREATEST((a.sync_attempt_count)::integer, COALESCE(d.attempts, 0)) AS attempts,
+    COALESCE(att.first_failure_at, a.manual_review_flagged_at, a.last_sync_attempt_at) AS first_failure_at,
+    COALESCE(att.last_failure_at, a.last_sync_attempt_at, a.manual_review_flagged_at) AS last_failure_at,
+    a.requires_manual_review,
+    d.status AS outbox_status,
+    k.recommended_action,
+    k.runbook_step
+   FROM ((((((public.appointments a
+     LEFT JOIN remediation.categories w ON (((w.category = (a.sync_error_code)::text) AND (w.origin = 'worker'::text))))
+     LEFT JOIN remediation.failure_diagnoses fd ON ((fd.appointment_id = a.id)))
+     CROSS JOIN LATERAL ( SELECT COALESCE(w.category, fd.category, remediation.failure_category(a.id)) AS category
+         OFFSET 0) f)
+     LEFT JOIN remediation.categories k ON ((k.category = f.category)))
+     LEFT JOIN LATERAL ( SELECT d_1.status,
+            d_1.attempts,
+            d_1.last_error
+           FROM calsync.outbox_delivery d_1
+          WHERE (d_1.aggregateid = (a.id)::text)
+          ORDER BY d_1.created_at DESC
+         LIMIT 1) d ON (true))
+     LEFT JOIN LATERAL ( SELECT min(t.created_at) AS first_failure_at,
+            max(t.created_at) AS last_failure_at
+           FROM calsync.sync_attempts t
+          WHERE ((t.appointment_id = a.id) AND (t.category <> 'OK'::text))) att ON (true))
+  WHERE (((a.calcom_sync_status)::text = 'failed'::text) OR a.requires_manual_review);
+
+COMMENT ON VIEW calsync.remediation_failed_syncs IS 'The query of remediation.failed_syncs, read through remediation.failed_syncs_without_jit().';
+
+CREATE FUNCTION remediation.failed_syncs_without_jit() RETURNS SETOF calsync.remediation_failed_syncs
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    SET jit TO 'off'
+    AS $$
+    SELECT * FROM calsync.remediation_failed_syncs
+$$;
+
+COMMENT ON FUNCTION remediation.failed_syncs_without_jit() IS 'The rows of remediation.failed_syncs, planned without JIT (see the head of this file).';
 
 CREATE FUNCTION remediation.flag_host_conflicts(p_dry_run boolean DEFAULT true, p_reason text DEFAULT NULL::text, p_run_id uuid DEFAULT gen_random_uuid(), p_limit integer DEFAULT NULL::integer) RETURNS SETOF remediation.change
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1172,6 +1544,139 @@ CREATE FUNCTION remediation.host_conflicts_of(p_appointment_id bigint) RETURNS T
 $$;
 
 COMMENT ON FUNCTION remediation.host_conflicts_of(p_appointment_id bigint) IS 'Live appointments of the same host whose staff-required time overlaps this appointment''s (remediation.host_overlaps).';
+
+CREATE TABLE public.staff (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    company_id bigint NOT NULL,
+    branch_id uuid,
+    name character varying(255) NOT NULL,
+    email character varying(255),
+    calcom_user_id bigint,
+    is_active boolean DEFAULT true NOT NULL
+);
+
+CREATE VIEW calsync.appointment_busy_intervals AS
+ SELECT a.id AS appointment_id,
+    x.phase_id,
+    a.staff_id,
+    calsync.host_key(s.calcom_user_id, a.staff_id) AS host_key,
+    x.busy
+   FROM ((public.appointments a
+     JOIN public.staff s ON ((s.id = a.staff_id)))
+     CROSS JOIN LATERAL ( SELECT p.id AS phase_id,
+            tstzrange(p.start_time, p.end_time, '[)'::text) AS busy
+           FROM public.appointment_phases p
+          WHERE ((p.appointment_id = a.id) AND p.staff_required AND (p.end_time > p.start_time))
+        UNION ALL
+         SELECT NULL::bigint AS int8,
+            tstzrange(a.starts_at, a.ends_at, '[)'::text) AS tstzrange
+          WHERE ((a.ends_at > a.starts_at) AND (NOT (EXISTS ( SELECT 1
+                   FROM public.appointment_phases p
+                  WHERE (p.appointment_id = a.id)))))) x)
+  WHERE ((a.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[]));
+
+COMMENT ON VIEW calsync.appointment_busy_intervals IS 'Staff-required time of live appointments: phases with staff_required, else the whole appointment.';
+
+COMMENT ON COLUMN calsync.appointment_busy_intervals.appointment_id IS 'the live appointment';
+
+COMMENT ON COLUMN calsync.appointment_busy_intervals.phase_id IS 'the phase, or NULL for a whole appointment without phases';
+
+COMMENT ON COLUMN calsync.appointment_busy_intervals.staff_id IS 'its staff row';
+
+COMMENT ON COLUMN calsync.appointment_busy_intervals.host_key IS 'calsync.host_key(): the Cal.com user, else the staff row';
+
+COMMENT ON COLUMN calsync.appointment_busy_intervals.busy IS 'the busy time, [start, end)';
+
+CREATE VIEW remediation.host_overlaps AS
+ SELECT a.id AS appointment_id,
+    b.id AS other_id,
+    i.host_key,
+    i.busy,
+    o.busy AS other_busy,
+    a.staff_id,
+    b.staff_id AS other_staff_id,
+    a.starts_at,
+    a.ends_at,
+    a.calcom_sync_status
+   FROM ((((public.appointments a
+     JOIN public.staff s ON ((s.id = a.staff_id)))
+     CROSS JOIN LATERAL ( SELECT b_1.id,
+            b_1.staff_id
+           FROM (public.staff s2
+             JOIN public.appointments b_1 ON ((b_1.staff_id = s2.id)))
+          WHERE ((calsync.host_key(s2.calcom_user_id, s2.id) = calsync.host_key(s.calcom_user_id, s.id)) AND (b_1.starts_at > (a.starts_at - '1 day'::interval)) AND (b_1.starts_at < a.ends_at) AND (b_1.ends_at > a.starts_at) AND (b_1.id <> a.id) AND ((b_1.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])))
+         OFFSET 0) b)
+     CROSS JOIN LATERAL ( SELECT x.host_key,
+            x.busy
+           FROM calsync.appointment_busy_intervals x
+          WHERE (x.appointment_id = a.id)
+         OFFSET 0) i)
+     CROSS JOIN LATERAL ( SELECT x.busy
+           FROM calsync.appointment_busy_intervals x
+          WHERE ((x.appointment_id = b.id) AND (x.busy && i.busy))
+         OFFSET 0) o)
+  WHERE ((a.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[]));
+
+COMMENT ON VIEW remediation.host_overlaps IS 'Every pair of live appointments whose host is booked twice at once (both directions; a row per overlapping phase). Filter by appointment_id; remediation.host_conflicts lists the ones that block a sync.';
+
+COMMENT ON COLUMN remediation.host_overlaps.appointment_id IS 'the appointment';
+
+COMMENT ON COLUMN remediation.host_overlaps.other_id IS 'the live appointment of the same host at an overlapping time';
+
+COMMENT ON COLUMN remediation.host_overlaps.host_key IS 'the host: calcom_user:<id>, else staff:<uuid>';
+
+COMMENT ON COLUMN remediation.host_overlaps.busy IS 'this appointment''s staff-required time that overlaps';
+
+COMMENT ON COLUMN remediation.host_overlaps.other_busy IS 'the other appointment''s overlapping time';
+
+COMMENT ON COLUMN remediation.host_overlaps.staff_id IS 'this appointment''s staff row';
+
+COMMENT ON COLUMN remediation.host_overlaps.other_staff_id IS 'the other appointment''s staff row';
+
+COMMENT ON COLUMN remediation.host_overlaps.starts_at IS 'this appointment''s start';
+
+COMMENT ON COLUMN remediation.host_overlaps.ends_at IS 'this appointment''s end';
+
+COMMENT ON COLUMN remediation.host_overlaps.calcom_sync_status IS 'this appointment''s sync status';
+
+CREATE VIEW calsync.remediation_host_conflicts AS
+ SELECT DISTINCT ON (a.id, h.other_id) a.id AS appointment_id,
+    h.other_id AS conflicts_with,
+    h.host_key,
+    h.busy,
+    h.other_busy,
+    a.starts_at,
+    a.staff_id,
+    h.other_staff_id,
+    a.calcom_sync_status
+   FROM (public.appointments a
+     CROSS JOIN LATERAL ( SELECT h_1.appointment_id,
+            h_1.other_id,
+            h_1.host_key,
+            h_1.busy,
+            h_1.other_busy,
+            h_1.staff_id,
+            h_1.other_staff_id,
+            h_1.starts_at,
+            h_1.ends_at,
+            h_1.calcom_sync_status
+           FROM remediation.host_overlaps h_1
+          WHERE (h_1.appointment_id = a.id)
+         OFFSET 0) h)
+  WHERE (((a.calcom_sync_status)::text = ANY ((ARRAY['failed'::character varying, 'pending'::character varying])::text[])) AND (a.ends_at >= now()) AND ((a.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])))
+  ORDER BY a.id, h.other_id, (lower(h.busy));
+
+COMMENT ON VIEW calsync.remediation_host_conflicts IS 'The query of remediation.host_conflicts, read through remediation.host_conflicts_without_jit().';
+
+CREATE FUNCTION remediation.host_conflicts_without_jit() RETURNS SETOF calsync.remediation_host_conflicts
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    SET jit TO 'off'
+    AS $$
+    SELECT * FROM calsync.remediation_host_conflicts
+$$;
+
+COMMENT ON FUNCTION remediation.host_conflicts_without_jit() IS 'The rows of remediation.host_conflicts, planned without JIT (see the head of this file).';
 
 CREATE FUNCTION remediation.operator() RETURNS text
     LANGUAGE sql STABLE
@@ -1374,6 +1879,18 @@ $$;
 
 COMMENT ON FUNCTION remediation.resolve_past_unsynced(p_dry_run boolean, p_reason text, p_run_id uuid, p_limit integer, p_mode text, p_now timestamp with time zone) IS 'Runbook step past (remaining category 1): past appointments that never synced are kept as history (orphaned_local) or cancelled.';
 
+CREATE FUNCTION remediation.tg_appointments__diagnose_failure() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM remediation.diagnose_failures(ARRAY[NEW.id]);
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION remediation.tg_appointments__diagnose_failure() IS 'Trigger appointments_diagnose_failure: diagnose a failure when it is recorded.';
+
 CREATE FUNCTION remediation.undo(p_run_id uuid, p_reason text DEFAULT NULL::text) RETURNS SETOF remediation.change
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
@@ -1432,118 +1949,6 @@ $$;
 
 COMMENT ON FUNCTION remediation.undo(p_run_id uuid, p_reason text) IS 'Revert a runbook run from its log (newest change first); the undo is itself logged as a run.';
 
-CREATE TABLE public.appointment_phases (
-    id bigint NOT NULL,
-    appointment_id bigint NOT NULL,
-    phase_type character varying(20) NOT NULL,
-    segment_name character varying(255),
-    segment_key character varying(50),
-    sequence_order integer,
-    start_offset_minutes integer DEFAULT 0 NOT NULL,
-    duration_minutes integer NOT NULL,
-    staff_required boolean DEFAULT true NOT NULL,
-    start_time timestamp with time zone NOT NULL,
-    end_time timestamp with time zone NOT NULL,
-    calcom_booking_id bigint,
-    calcom_booking_uid character varying(255),
-    calcom_sync_status character varying(20) DEFAULT 'pending'::character varying NOT NULL,
-    sync_error_message text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT appointment_phases_phase_type_check CHECK (((phase_type)::text = ANY ((ARRAY['initial'::character varying, 'processing'::character varying, 'final'::character varying])::text[]))),
-    CONSTRAINT appointment_phases_sequence_required CHECK ((sequence_order IS NOT NULL))
-);
-
-CREATE TABLE public.appointments (
-    id bigint NOT NULL,
-    company_id bigint NOT NULL,
-    branch_id uuid,
-    customer_id bigint NOT NULL,
-    service_id bigint,
-    staff_id uuid,
-    starts_at timestamp with time zone NOT NULL,
-    ends_at timestamp with time zone,
-    status character varying(255) DEFAULT 'pending'::character varying NOT NULL,
-    booking_timezone character varying(64) DEFAULT 'Europe/Berlin'::character varying NOT NULL,
-    source character varying(255),
-    sync_origin character varying(20),
-    calcom_booking_id bigint,
-    calcom_v2_booking_id character varying(255),
-    calcom_v2_booking_uid character varying(50),
-    calcom_sync_status character varying(32) DEFAULT 'pending'::character varying NOT NULL,
-    sync_error_message text,
-    sync_error_code character varying(50),
-    sync_attempt_count smallint DEFAULT 0 NOT NULL,
-    last_sync_attempt_at timestamp with time zone,
-    requires_manual_review boolean DEFAULT false NOT NULL,
-    manual_review_flagged_at timestamp with time zone,
-    idempotency_key character varying(36),
-    version integer DEFAULT 1 NOT NULL,
-    is_composite boolean DEFAULT false NOT NULL,
-    metadata jsonb,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    sync_error_detail jsonb,
-    CONSTRAINT appointments_calcom_sync_status_known CHECK (((calcom_sync_status)::text = ANY ((ARRAY['synced'::character varying, 'pending'::character varying, 'failed'::character varying, 'orphaned_local'::character varying, 'orphaned_calcom'::character varying, 'verification_pending'::character varying])::text[]))),
-    CONSTRAINT appointments_ends_after_start CHECK ((((ends_at IS NOT NULL) AND (ends_at > starts_at)) OR (NOT ((status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[]))))),
-    CONSTRAINT appointments_service_required CHECK (((service_id IS NOT NULL) OR (NOT ((status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[]))))),
-    CONSTRAINT appointments_status_known CHECK (((status)::text = ANY ((ARRAY['pending'::character varying, 'confirmed'::character varying, 'scheduled'::character varying, 'booked'::character varying, 'in_progress'::character varying, 'completed'::character varying, 'cancelled'::character varying, 'no_show'::character varying])::text[])))
-);
-
-COMMENT ON COLUMN public.appointments.sync_error_message IS 'The last sync error in full (no length limit since calsync 0003).';
-
-COMMENT ON COLUMN public.appointments.sync_error_detail IS 'The last sync error as structure: status, code, message, category, request id.';
-
-COMMENT ON CONSTRAINT appointments_calcom_sync_status_known ON public.appointments IS 'calcom_sync_status must be one of synced, pending, failed, orphaned_local, orphaned_calcom, verification_pending.';
-
-COMMENT ON CONSTRAINT appointments_ends_after_start ON public.appointments IS 'A live appointment needs ends_at after starts_at: set ends_at = starts_at + the service duration.';
-
-COMMENT ON CONSTRAINT appointments_service_required ON public.appointments IS 'A live appointment (not cancelled/no_show) needs a service: give it one, or cancel it.';
-
-COMMENT ON CONSTRAINT appointments_status_known ON public.appointments IS 'status must be one of pending, confirmed, scheduled, booked, in_progress, completed, cancelled, no_show.';
-
-CREATE TABLE public.staff (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    company_id bigint NOT NULL,
-    branch_id uuid,
-    name character varying(255) NOT NULL,
-    email character varying(255),
-    calcom_user_id bigint,
-    is_active boolean DEFAULT true NOT NULL
-);
-
-CREATE VIEW calsync.appointment_busy_intervals AS
- SELECT a.id AS appointment_id,
-    x.phase_id,
-    a.staff_id,
-    calsync.host_key(s.calcom_user_id, a.staff_id) AS host_key,
-    x.busy
-   FROM ((public.appointments a
-     JOIN public.staff s ON ((s.id = a.staff_id)))
-     CROSS JOIN LATERAL ( SELECT p.id AS phase_id,
-            tstzrange(p.start_time, p.end_time, '[)'::text) AS busy
-           FROM public.appointment_phases p
-          WHERE ((p.appointment_id = a.id) AND p.staff_required AND (p.end_time > p.start_time))
-        UNION ALL
-         SELECT NULL::bigint AS int8,
-            tstzrange(a.starts_at, a.ends_at, '[)'::text) AS tstzrange
-          WHERE ((a.ends_at > a.starts_at) AND (NOT (EXISTS ( SELECT 1
-                   FROM public.appointment_phases p
-                  WHERE (p.appointment_id = a.id)))))) x)
-  WHERE ((a.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[]));
-
-COMMENT ON VIEW calsync.appointment_busy_intervals IS 'Staff-required time of live appointments: phases with staff_required, else the whole appointment.';
-
-COMMENT ON COLUMN calsync.appointment_busy_intervals.appointment_id IS 'the live appointment';
-
-COMMENT ON COLUMN calsync.appointment_busy_intervals.phase_id IS 'the phase, or NULL for a whole appointment without phases';
-
-COMMENT ON COLUMN calsync.appointment_busy_intervals.staff_id IS 'its staff row';
-
-COMMENT ON COLUMN calsync.appointment_busy_intervals.host_key IS 'calsync.host_key(): the Cal.com user, else the staff row';
-
-COMMENT ON COLUMN calsync.appointment_busy_intervals.busy IS 'the busy time, [start, end)';
-
 CREATE TABLE calsync.host_busy_time (
     appointment_id bigint NOT NULL,
     phase_id bigint,
@@ -1557,32 +1962,6 @@ COMMENT ON TABLE calsync.host_busy_time IS 'Staff-required time of every live ap
 COMMENT ON COLUMN calsync.host_busy_time.phase_id IS 'the phase, or NULL for a whole appointment without phases';
 
 COMMENT ON COLUMN calsync.host_busy_time.host_key IS 'calsync.host_key(): calcom_user:<id>, else staff:<uuid>';
-
-CREATE TABLE calsync.integrity_issues (
-    id bigint NOT NULL,
-    rule text NOT NULL,
-    table_name text NOT NULL,
-    row_id bigint NOT NULL,
-    detail text NOT NULL,
-    found_by text NOT NULL,
-    found_at timestamp with time zone DEFAULT now() NOT NULL,
-    resolved_at timestamp with time zone,
-    resolved_by text,
-    resolution text,
-    CONSTRAINT integrity_issues_resolution_needs_time CHECK (((resolved_at IS NULL) = (resolution IS NULL)))
-);
-
-COMMENT ON TABLE calsync.integrity_issues IS 'Rows known to break a rule: listed by a pre-flight (new-rows-only mode), by a rule that could not repair a row, or by remediation. Resolved, never deleted.';
-
-COMMENT ON COLUMN calsync.integrity_issues.rule IS 'name of the rule (constraint, index or trigger) the row breaks';
-
-COMMENT ON COLUMN calsync.integrity_issues.row_id IS 'id of the offending row in table_name';
-
-COMMENT ON COLUMN calsync.integrity_issues.detail IS 'what is wrong with the row, in words';
-
-COMMENT ON COLUMN calsync.integrity_issues.found_by IS 'what found it (a revision''s pre-flight, a trigger, a runbook step)';
-
-COMMENT ON COLUMN calsync.integrity_issues.resolved_at IS 'when it was resolved; NULL while open';
 
 ALTER TABLE calsync.integrity_issues ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME calsync.integrity_issues_id_seq
@@ -1612,30 +1991,6 @@ COMMENT ON COLUMN calsync.outbox.aggregateid IS 'the appointment id';
 COMMENT ON COLUMN calsync.outbox.type IS 'create, cancel or reschedule';
 
 COMMENT ON COLUMN calsync.outbox.seq IS 'enqueue order; events of one appointment are delivered in this order';
-
-CREATE TABLE calsync.outbox_delivery (
-    outbox_id uuid NOT NULL,
-    aggregateid text NOT NULL,
-    status text NOT NULL,
-    attempts integer DEFAULT 0 NOT NULL,
-    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
-    locked_by text,
-    locked_until timestamp with time zone,
-    last_error text,
-    last_category text,
-    covers_seq bigint NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    processed_at timestamp with time zone,
-    CONSTRAINT outbox_delivery_running_has_lease CHECK (((status <> 'running'::text) OR ((locked_by IS NOT NULL) AND (locked_until IS NOT NULL)))),
-    CONSTRAINT outbox_delivery_status_known CHECK ((status = ANY (ARRAY['running'::text, 'retry'::text, 'dead'::text])))
-)
-WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.01', autovacuum_vacuum_cost_delay='0');
-
-COMMENT ON TABLE calsync.outbox_delivery IS 'Delivery state of outbox events being worked on (made by the claim; deleted on delivery).';
-
-COMMENT ON COLUMN calsync.outbox_delivery.status IS 'running (leased to locked_by until locked_until), retry (due at next_attempt_at) or dead';
-
-COMMENT ON COLUMN calsync.outbox_delivery.covers_seq IS 'the appointment''s newest event when claimed: delivery coalesces every event up to it';
 
 CREATE TABLE calsync.outbox_listeners (
     worker_id text NOT NULL,
@@ -1694,34 +2049,6 @@ ALTER TABLE calsync.superseded_phases ALTER COLUMN id ADD GENERATED ALWAYS AS ID
     NO MAXVALUE
     CACHE 1
 );
-
-CREATE TABLE calsync.sync_attempts (
-    id bigint NOT NULL,
-    outbox_id uuid,
-    appointment_id bigint NOT NULL,
-    phase_id bigint,
-    worker_id text NOT NULL,
-    action text NOT NULL,
-    attempt integer,
-    request_method text NOT NULL,
-    request_path text NOT NULL,
-    request_body jsonb,
-    response_status integer,
-    response_headers jsonb,
-    response_body text,
-    duration_ms double precision NOT NULL,
-    category text NOT NULL,
-    retryable boolean,
-    error text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL
-)
-WITH (toast_tuple_target='128');
-
-COMMENT ON TABLE calsync.sync_attempts IS 'Every HTTP attempt to Cal.com in full: request (never the API key), response status, headers and body, duration, category.';
-
-COMMENT ON COLUMN calsync.sync_attempts.response_status IS 'HTTP status; NULL when there was no response (timeout, connection reset)';
-
-COMMENT ON COLUMN calsync.sync_attempts.category IS 'OK, or the failure category (PAST_APPOINTMENT, HOST_UNAVAILABLE, VALIDATION, …)';
 
 ALTER TABLE calsync.sync_attempts ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME calsync.sync_attempts_id_seq
@@ -1805,21 +2132,6 @@ CREATE SEQUENCE public.companies_id_seq
 
 ALTER SEQUENCE public.companies_id_seq OWNED BY public.companies.id;
 
-CREATE TABLE public.customers (
-    id bigint NOT NULL,
-    company_id bigint NOT NULL,
-    name character varying(255) NOT NULL,
-    email character varying(255),
-    phone character varying(255),
-    source character varying(255),
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    deleted_at timestamp with time zone,
-    email_is_placeholder boolean DEFAULT false NOT NULL
-);
-
-COMMENT ON COLUMN public.customers.email_is_placeholder IS 'true while email is calsync''s customer_<id>@<domain> placeholder, not a real address';
-
 CREATE SEQUENCE public.customers_id_seq
     START WITH 1
     INCREMENT BY 1
@@ -1828,16 +2140,6 @@ CREATE SEQUENCE public.customers_id_seq
     CACHE 1;
 
 ALTER SEQUENCE public.customers_id_seq OWNED BY public.customers.id;
-
-CREATE TABLE public.services (
-    id bigint NOT NULL,
-    company_id bigint NOT NULL,
-    name character varying(255) NOT NULL,
-    duration_minutes integer DEFAULT 60 NOT NULL,
-    composite boolean DEFAULT false NOT NULL,
-    segments jsonb,
-    calcom_event_type_id bigint
-);
 
 CREATE SEQUENCE public.services_id_seq
     START WITH 1
@@ -1896,35 +2198,17 @@ COMMENT ON COLUMN remediation.broken_phases.sequence_order IS 'its place in the 
 
 COMMENT ON COLUMN remediation.broken_phases.problem IS 'what is wrong with it, in words';
 
-CREATE TABLE remediation.categories (
-    category text NOT NULL,
-    origin text NOT NULL,
-    retryable boolean NOT NULL,
-    requeue_when_fixed boolean NOT NULL,
-    description text NOT NULL,
-    recommended_action text NOT NULL,
-    runbook_step text,
-    sort_order integer NOT NULL,
-    CONSTRAINT categories_origin_check CHECK ((origin = ANY (ARRAY['worker'::text, 'incident'::text])))
-);
-
-COMMENT ON TABLE remediation.categories IS 'Why a sync fails, and what to do about it.';
-
 CREATE VIEW remediation.composites_without_phases AS
- SELECT a.id AS appointment_id,
-    a.service_id,
-    s.name AS service_name,
-    a.starts_at,
-    a.status,
-    a.staff_id,
-    calsync.segments_problem(s.segments) AS segments_problem
-   FROM (public.appointments a
-     JOIN public.services s ON ((s.id = a.service_id)))
-  WHERE (a.is_composite AND ((a.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])) AND (a.starts_at >= (now() - '30 days'::interval)) AND (NOT (EXISTS ( SELECT 1
-           FROM public.appointment_phases p
-          WHERE (p.appointment_id = a.id)))));
+ SELECT composites_without_phases_without_jit.appointment_id,
+    composites_without_phases_without_jit.service_id,
+    composites_without_phases_without_jit.service_name,
+    composites_without_phases_without_jit.starts_at,
+    composites_without_phases_without_jit.status,
+    composites_without_phases_without_jit.staff_id,
+    composites_without_phases_without_jit.segments_problem
+   FROM remediation.composites_without_phases_without_jit() composites_without_phases_without_jit(appointment_id, service_id, service_name, starts_at, status, staff_id, segments_problem);
 
-COMMENT ON VIEW remediation.composites_without_phases IS 'Live composite appointments (from 30 days ago on) that have no phases, so they cannot be synced.';
+COMMENT ON VIEW remediation.composites_without_phases IS 'Unsettled live composite appointments (remediation.unsettled_appointments, from 30 days ago on) that have no phases, so they cannot be synced. Since revision 0011 a composite gets its phases when it is saved.';
 
 COMMENT ON COLUMN remediation.composites_without_phases.appointment_id IS 'the appointment';
 
@@ -2002,19 +2286,19 @@ COMMENT ON COLUMN remediation.dead_letters.died_at IS 'when it was given up on';
 COMMENT ON COLUMN remediation.dead_letters.recommended_action IS 'what to do, in words';
 
 CREATE VIEW remediation.duplicate_bookings AS
-SELECT
-    NULL::bigint AS appointment_id,
-    NULL::bigint AS customer_id,
-    NULL::timestamp with time zone AS starts_at,
-    NULL::bigint AS service_id,
-    NULL::bigint AS calcom_booking_id,
-    NULL::character varying(50) AS calcom_v2_booking_uid,
-    NULL::character varying(255) AS status,
-    NULL::character varying(32) AS calcom_sync_status,
-    NULL::bigint[] AS duplicates_of,
-    NULL::text AS reason;
+ SELECT duplicate_bookings_without_jit.appointment_id,
+    duplicate_bookings_without_jit.customer_id,
+    duplicate_bookings_without_jit.starts_at,
+    duplicate_bookings_without_jit.service_id,
+    duplicate_bookings_without_jit.calcom_booking_id,
+    duplicate_bookings_without_jit.calcom_v2_booking_uid,
+    duplicate_bookings_without_jit.status,
+    duplicate_bookings_without_jit.calcom_sync_status,
+    duplicate_bookings_without_jit.duplicates_of,
+    duplicate_bookings_without_jit.reason
+   FROM remediation.duplicate_bookings_without_jit() duplicate_bookings_without_jit(appointment_id, customer_id, starts_at, service_id, calcom_booking_id, calcom_v2_booking_uid, status, calcom_sync_status, duplicates_of, reason);
 
-COMMENT ON VIEW remediation.duplicate_bookings IS 'Live appointments (from 30 days ago on) that share their slot or their Cal.com booking with another live one.';
+COMMENT ON VIEW remediation.duplicate_bookings IS 'Live appointments that are one booking twice (same customer, start and service, or same Cal.com booking), found from the unsettled ones (remediation.unsettled_appointments, from 30 days ago on) and listed with every appointment they share it with.';
 
 COMMENT ON COLUMN remediation.duplicate_bookings.appointment_id IS 'the appointment';
 
@@ -2034,124 +2318,27 @@ COMMENT ON COLUMN remediation.duplicate_bookings.calcom_sync_status IS 'its sync
 
 COMMENT ON COLUMN remediation.duplicate_bookings.duplicates_of IS 'the other live appointments it duplicates';
 
-COMMENT ON COLUMN remediation.duplicate_bookings.reason IS 'what they share';
-
-CREATE VIEW remediation.host_overlaps AS
- SELECT a.id AS appointment_id,
-    b.id AS other_id,
-    i.host_key,
-    i.busy,
-    o.busy AS other_busy,
-    a.staff_id,
-    b.staff_id AS other_staff_id,
-    a.starts_at,
-    a.ends_at,
-    a.calcom_sync_status
-   FROM (((((public.appointments a
-     JOIN public.staff s ON ((s.id = a.staff_id)))
-     JOIN public.staff s2 ON (((s2.id = s.id) OR ((s.calcom_user_id IS NOT NULL) AND (s2.calcom_user_id = s.calcom_user_id)))))
-     JOIN public.appointments b ON (((b.staff_id = s2.id) AND (b.id <> a.id) AND ((b.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])) AND (b.starts_at > (a.starts_at - '1 day'::interval)) AND (b.starts_at < a.ends_at) AND (b.ends_at > a.starts_at))))
-     JOIN calsync.appointment_busy_intervals i ON ((i.appointment_id = a.id)))
-     JOIN calsync.appointment_busy_intervals o ON (((o.appointment_id = b.id) AND (o.busy && i.busy))))
-  WHERE ((a.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[]));
-
-COMMENT ON VIEW remediation.host_overlaps IS 'Every pair of live appointments whose host is booked twice at once (both directions; a row per overlapping phase). Filter by appointment_id; remediation.host_conflicts lists the ones that block a sync.';
-
-COMMENT ON COLUMN remediation.host_overlaps.appointment_id IS 'the appointment';
-
-COMMENT ON COLUMN remediation.host_overlaps.other_id IS 'the live appointment of the same host at an overlapping time';
-
-COMMENT ON COLUMN remediation.host_overlaps.host_key IS 'the host: calcom_user:<id>, else staff:<uuid>';
-
-COMMENT ON COLUMN remediation.host_overlaps.busy IS 'this appointment''s staff-required time that overlaps';
-
-COMMENT ON COLUMN remediation.host_overlaps.other_busy IS 'the other appointment''s overlapping time';
-
-COMMENT ON COLUMN remediation.host_overlaps.staff_id IS 'this appointment''s staff row';
-
-COMMENT ON COLUMN remediation.host_overlaps.other_staff_id IS 'the other appointment''s staff row';
-
-COMMENT ON COLUMN remediation.host_overlaps.starts_at IS 'this appointment''s start';
-
-COMMENT ON COLUMN remediation.host_overlaps.ends_at IS 'this appointment''s end';
-
-COMMENT ON COLUMN remediation.host_overlaps.calcom_sync_status IS 'this appointment''s sync status';
-
-CREATE VIEW remediation.sync_diagnosis AS
- SELECT a.id AS appointment_id,
-    x.blocking_cause,
-    COALESCE(w.category, x.blocking_cause,
-        CASE
-            WHEN (a.sync_error_message ~~* '%in the past%'::text) THEN 'PAST_APPOINTMENT'::text
-            WHEN ((a.sync_error_message ~~* '%already has booking%'::text) OR (a.sync_error_message ~~* '%not available%'::text)) THEN 'HOST_UNAVAILABLE'::text
-            ELSE NULL::text
-        END, 'OTHER'::text) AS category
-   FROM (((public.appointments a
-     LEFT JOIN public.customers c ON ((c.id = a.customer_id)))
-     LEFT JOIN remediation.categories w ON (((w.category = (a.sync_error_code)::text) AND (w.origin = 'worker'::text))))
-     CROSS JOIN LATERAL ( SELECT
-                CASE
-                    WHEN (a.is_composite AND ((a.staff_id IS NULL) OR (NOT (EXISTS ( SELECT 1
-                       FROM public.appointment_phases p
-                      WHERE (p.appointment_id = a.id)))))) THEN 'COMPOSITE_FAILURE'::text
-                    WHEN (EXISTS ( SELECT 1
-                       FROM remediation.broken_phases b
-                      WHERE (b.appointment_id = a.id))) THEN 'PHASE_ERROR'::text
-                    WHEN (((a.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])) AND ((EXISTS ( SELECT 1
-                       FROM public.appointments d
-                      WHERE ((d.customer_id = a.customer_id) AND (d.starts_at = a.starts_at) AND (d.service_id = a.service_id) AND (d.id <> a.id) AND ((d.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[]))))) OR (EXISTS ( SELECT 1
-                       FROM public.appointments d
-                      WHERE ((d.calcom_booking_id = a.calcom_booking_id) AND (d.id <> a.id) AND ((d.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[]))))) OR (EXISTS ( SELECT 1
-                       FROM public.appointments d
-                      WHERE (((d.calcom_v2_booking_uid)::text = (a.calcom_v2_booking_uid)::text) AND (d.id <> a.id) AND ((d.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[]))))) OR (EXISTS ( SELECT 1
-                       FROM remediation.host_overlaps h
-                      WHERE (h.appointment_id = a.id))))) THEN 'DOUBLE_BOOKING'::text
-                    WHEN ((NOT calsync.is_usable_email((c.email)::text)) AND (NOT calsync.is_usable_phone((c.phone)::text))) THEN 'MISSING_CONTACT'::text
-                    ELSE NULL::text
-                END AS blocking_cause) x);
-
-COMMENT ON VIEW remediation.sync_diagnosis IS 'Why each appointment does (or would) fail to sync. Filter by appointment_id; remediation.failed_syncs lists the failing ones.';
-
-COMMENT ON COLUMN remediation.sync_diagnosis.appointment_id IS 'the appointment';
-
-COMMENT ON COLUMN remediation.sync_diagnosis.blocking_cause IS 'what in the data keeps it from syncing: COMPOSITE_FAILURE, PHASE_ERROR, DOUBLE_BOOKING, MISSING_CONTACT, or NULL';
-
-COMMENT ON COLUMN remediation.sync_diagnosis.category IS 'its failure category (remediation.categories): the worker''s verdict, else the blocking cause, else Cal.com''s message, else OTHER';
+COMMENT ON COLUMN remediation.duplicate_bookings.reason IS 'what they share (several reasons separated by ; )';
 
 CREATE VIEW remediation.failed_syncs AS
- SELECT a.id AS appointment_id,
-    a.customer_id,
-    c.name AS customer_name,
-    a.starts_at,
-    a.status,
-    f.category,
-    k.retryable,
-    COALESCE(d.last_error, a.sync_error_message) AS last_error,
-    a.sync_error_code AS error_code,
-    a.sync_error_detail AS error_detail,
-    GREATEST((a.sync_attempt_count)::integer, COALESCE(d.attempts, 0)) AS attempts,
-    COALESCE(att.first_failure_at, a.manual_review_flagged_at, a.last_sync_attempt_at) AS first_failure_at,
-    COALESCE(att.last_failure_at, a.last_sync_attempt_at, a.manual_review_flagged_at) AS last_failure_at,
-    a.requires_manual_review,
-    d.status AS outbox_status,
-    k.recommended_action,
-    k.runbook_step
-   FROM (((((public.appointments a
-     LEFT JOIN public.customers c ON ((c.id = a.customer_id)))
-     JOIN remediation.sync_diagnosis f ON ((f.appointment_id = a.id)))
-     LEFT JOIN remediation.categories k ON ((k.category = f.category)))
-     LEFT JOIN LATERAL ( SELECT d_1.status,
-            d_1.attempts,
-            d_1.last_error
-           FROM calsync.outbox_delivery d_1
-          WHERE (d_1.aggregateid = (a.id)::text)
-          ORDER BY d_1.created_at DESC
-         LIMIT 1) d ON (true))
-     LEFT JOIN LATERAL ( SELECT min(t.created_at) AS first_failure_at,
-            max(t.created_at) AS last_failure_at
-           FROM calsync.sync_attempts t
-          WHERE ((t.appointment_id = a.id) AND (t.category <> 'OK'::text))) att ON (true))
-  WHERE (((a.calcom_sync_status)::text = 'failed'::text) OR a.requires_manual_review);
+ SELECT failed_syncs_without_jit.appointment_id,
+    failed_syncs_without_jit.customer_id,
+    failed_syncs_without_jit.customer_name,
+    failed_syncs_without_jit.starts_at,
+    failed_syncs_without_jit.status,
+    failed_syncs_without_jit.category,
+    failed_syncs_without_jit.retryable,
+    failed_syncs_without_jit.last_error,
+    failed_syncs_without_jit.error_code,
+    failed_syncs_without_jit.error_detail,
+    failed_syncs_without_jit.attempts,
+    failed_syncs_without_jit.first_failure_at,
+    failed_syncs_without_jit.last_failure_at,
+    failed_syncs_without_jit.requires_manual_review,
+    failed_syncs_without_jit.outbox_status,
+    failed_syncs_without_jit.recommended_action,
+    failed_syncs_without_jit.runbook_step
+   FROM remediation.failed_syncs_without_jit() failed_syncs_without_jit(appointment_id, customer_id, customer_name, starts_at, status, category, retryable, last_error, error_code, error_detail, attempts, first_failure_at, last_failure_at, requires_manual_review, outbox_status, recommended_action, runbook_step);
 
 COMMENT ON VIEW remediation.failed_syncs IS 'One row per appointment whose sync is failing (calcom_sync_status failed, or flagged for manual review), with why and what to do.';
 
@@ -2165,7 +2352,7 @@ COMMENT ON COLUMN remediation.failed_syncs.starts_at IS 'when the appointment st
 
 COMMENT ON COLUMN remediation.failed_syncs.status IS 'the appointment''s status';
 
-COMMENT ON COLUMN remediation.failed_syncs.category IS 'why it fails (remediation.categories): the worker''s verdict, else what the data shows';
+COMMENT ON COLUMN remediation.failed_syncs.category IS 'why it fails (remediation.categories): the worker''s verdict, else the diagnosis made when the failure was recorded (remediation.failure_diagnoses), else what the data shows now';
 
 COMMENT ON COLUMN remediation.failed_syncs.retryable IS 'true when retrying can succeed without a change (a transient cause)';
 
@@ -2213,18 +2400,16 @@ COMMENT ON COLUMN remediation.error_distribution.share_percent IS 'share of all 
 COMMENT ON COLUMN remediation.error_distribution.recommended_action IS 'what to do about this category';
 
 CREATE VIEW remediation.host_conflicts AS
- SELECT DISTINCT ON (h.appointment_id, h.other_id) h.appointment_id,
-    h.other_id AS conflicts_with,
-    h.host_key,
-    h.busy,
-    h.other_busy,
-    h.starts_at,
-    h.staff_id,
-    h.other_staff_id,
-    h.calcom_sync_status
-   FROM remediation.host_overlaps h
-  WHERE (((h.calcom_sync_status)::text = ANY ((ARRAY['failed'::character varying, 'pending'::character varying])::text[])) AND (h.ends_at >= now()))
-  ORDER BY h.appointment_id, h.other_id, (lower(h.busy));
+ SELECT host_conflicts_without_jit.appointment_id,
+    host_conflicts_without_jit.conflicts_with,
+    host_conflicts_without_jit.host_key,
+    host_conflicts_without_jit.busy,
+    host_conflicts_without_jit.other_busy,
+    host_conflicts_without_jit.starts_at,
+    host_conflicts_without_jit.staff_id,
+    host_conflicts_without_jit.other_staff_id,
+    host_conflicts_without_jit.calcom_sync_status
+   FROM remediation.host_conflicts_without_jit() host_conflicts_without_jit(appointment_id, conflicts_with, host_key, busy, other_busy, starts_at, staff_id, other_staff_id, calcom_sync_status);
 
 COMMENT ON VIEW remediation.host_conflicts IS 'Live appointments not yet at Cal.com (sync pending or failed) and not over, whose host (Cal.com user, else staff row) is booked twice at once: Cal.com will refuse them; reschedule one of the two. Pairs already both at Cal.com are not listed (remediation.host_overlaps has every pair).';
 
@@ -2341,6 +2526,36 @@ CREATE TABLE remediation.runs (
 
 COMMENT ON TABLE remediation.runs IS 'Runs of `calsync remediate`, with the dashboard and error distribution before and after.';
 
+CREATE VIEW remediation.shared_bookings AS
+ SELECT a.id AS appointment_id,
+    x.other_id,
+    x.reason
+   FROM (public.appointments a
+     CROSS JOIN LATERAL ( SELECT d.id AS other_id,
+            'same customer, start and service'::text AS reason
+           FROM public.appointments d
+          WHERE ((d.customer_id = a.customer_id) AND (d.starts_at = a.starts_at) AND (d.service_id = a.service_id) AND (d.id <> a.id) AND ((d.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])))
+        UNION ALL
+         SELECT d.id,
+            ('same Cal.com booking '::text || d.calcom_booking_id)
+           FROM public.appointments d
+          WHERE ((d.calcom_booking_id = a.calcom_booking_id) AND (d.id <> a.id) AND ((d.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])))
+        UNION ALL
+         SELECT d.id,
+            ('same Cal.com booking '::text || (d.calcom_v2_booking_uid)::text)
+           FROM public.appointments d
+          WHERE (((d.calcom_v2_booking_uid)::text = (a.calcom_v2_booking_uid)::text) AND (d.id <> a.id) AND ((d.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])))
+ OFFSET 0) x)
+  WHERE ((a.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[]));
+
+COMMENT ON VIEW remediation.shared_bookings IS 'Pairs of live appointments that are one booking twice (same customer, start and service, or same Cal.com booking). Filter by appointment_id; remediation.duplicate_bookings lists the ones to resolve.';
+
+COMMENT ON COLUMN remediation.shared_bookings.appointment_id IS 'the appointment';
+
+COMMENT ON COLUMN remediation.shared_bookings.other_id IS 'another live appointment that is the same booking';
+
+COMMENT ON COLUMN remediation.shared_bookings.reason IS 'what they share';
+
 CREATE VIEW remediation.stuck_outbox AS
  SELECT o.id AS outbox_id,
     (o.aggregateid)::bigint AS appointment_id,
@@ -2384,6 +2599,46 @@ COMMENT ON COLUMN remediation.stuck_outbox.last_category IS 'the last failure''s
 
 COMMENT ON COLUMN remediation.stuck_outbox.last_error IS 'the last failure in full';
 
+CREATE VIEW remediation.sync_diagnosis AS
+ SELECT a.id AS appointment_id,
+    x.blocking_cause,
+    COALESCE(w.category, x.blocking_cause,
+        CASE
+            WHEN (a.sync_error_message ~~* '%in the past%'::text) THEN 'PAST_APPOINTMENT'::text
+            WHEN ((a.sync_error_message ~~* '%already has booking%'::text) OR (a.sync_error_message ~~* '%not available%'::text)) THEN 'HOST_UNAVAILABLE'::text
+            ELSE NULL::text
+        END, 'OTHER'::text) AS category
+   FROM (((public.appointments a
+     LEFT JOIN public.customers c ON ((c.id = a.customer_id)))
+     LEFT JOIN remediation.categories w ON (((w.category = (a.sync_error_code)::text) AND (w.origin = 'worker'::text))))
+     CROSS JOIN LATERAL ( SELECT
+                CASE
+                    WHEN (a.is_composite AND ((a.staff_id IS NULL) OR (NOT (EXISTS ( SELECT 1
+                       FROM public.appointment_phases p
+                      WHERE (p.appointment_id = a.id)))))) THEN 'COMPOSITE_FAILURE'::text
+                    WHEN (EXISTS ( SELECT 1
+                       FROM remediation.broken_phases b
+                      WHERE (b.appointment_id = a.id)
+                     OFFSET 0)) THEN 'PHASE_ERROR'::text
+                    WHEN ((EXISTS ( SELECT 1
+                       FROM remediation.shared_bookings d
+                      WHERE (d.appointment_id = a.id)
+                     OFFSET 0)) OR (EXISTS ( SELECT 1
+                       FROM remediation.host_overlaps h
+                      WHERE (h.appointment_id = a.id)
+                     OFFSET 0))) THEN 'DOUBLE_BOOKING'::text
+                    WHEN ((NOT calsync.is_usable_email((c.email)::text)) AND (NOT calsync.is_usable_phone((c.phone)::text))) THEN 'MISSING_CONTACT'::text
+                    ELSE NULL::text
+                END AS blocking_cause) x);
+
+COMMENT ON VIEW remediation.sync_diagnosis IS 'Why each appointment does (or would) fail to sync. Filter by appointment_id; remediation.failed_syncs lists the failing ones.';
+
+COMMENT ON COLUMN remediation.sync_diagnosis.appointment_id IS 'the appointment';
+
+COMMENT ON COLUMN remediation.sync_diagnosis.blocking_cause IS 'what in the data keeps it from syncing: COMPOSITE_FAILURE, PHASE_ERROR, DOUBLE_BOOKING, MISSING_CONTACT, or NULL';
+
+COMMENT ON COLUMN remediation.sync_diagnosis.category IS 'its failure category (remediation.categories): the worker''s verdict, else the blocking cause, else Cal.com''s message, else OTHER';
+
 CREATE VIEW remediation.sync_health AS
  WITH t AS (
          SELECT ( SELECT (settings.value)::integer AS value
@@ -2392,7 +2647,7 @@ CREATE VIEW remediation.sync_health AS
             ( SELECT (settings.value)::numeric AS value
                    FROM calsync.settings
                   WHERE (settings.key = 'health_success_rate_critical'::text)) AS rate_critical
-        ), n AS (
+        ), n AS MATERIALIZED (
          SELECT (( SELECT count(*) AS count
                    FROM public.appointments
                   WHERE (((appointments.calcom_sync_status)::text = 'pending'::text) AND ((appointments.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])))))::integer AS pending,
@@ -2596,6 +2851,9 @@ ALTER TABLE ONLY public.staff
 ALTER TABLE ONLY remediation.categories
     ADD CONSTRAINT categories_pkey PRIMARY KEY (category);
 
+ALTER TABLE ONLY remediation.failure_diagnoses
+    ADD CONSTRAINT failure_diagnoses_pkey PRIMARY KEY (appointment_id);
+
 ALTER TABLE ONLY remediation.log
     ADD CONSTRAINT log_pkey PRIMARY KEY (id);
 
@@ -2686,13 +2944,31 @@ CREATE INDEX remediation_appointments_unsynced_ends_at_index ON public.appointme
 
 CREATE INDEX remediation_customers_missing_contact_index ON public.customers USING btree (id) WHERE ((NOT calsync.is_usable_email((email)::text)) AND (NOT calsync.is_usable_phone((phone)::text)));
 
+CREATE INDEX remediation_staff_host_key_index ON public.staff USING btree (calsync.host_key(calcom_user_id, id));
+
 CREATE INDEX services_company_id_index ON public.services USING btree (company_id);
 
 CREATE INDEX staff_calcom_user_id_index ON public.staff USING btree (calcom_user_id);
 
 CREATE INDEX remediation_log_run_id_index ON remediation.log USING btree (run_id);
 
-CREATE OR REPLACE VIEW remediation.duplicate_bookings AS
+CREATE OR REPLACE VIEW calsync.remediation_duplicate_bookings AS
+ WITH seeds AS (
+         SELECT a_1.id
+           FROM (remediation.unsettled_appointments u
+             JOIN public.appointments a_1 ON ((a_1.id = u.appointment_id)))
+          WHERE (((a_1.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])) AND (a_1.starts_at >= (now() - '30 days'::interval)) AND (EXISTS ( SELECT 1
+                   FROM remediation.shared_bookings b_1
+                  WHERE (b_1.appointment_id = a_1.id)
+                 OFFSET 0)))
+        ), members AS (
+         SELECT seeds.id
+           FROM seeds
+        UNION
+         SELECT b_1.other_id
+           FROM (seeds
+             JOIN remediation.shared_bookings b_1 ON ((b_1.appointment_id = seeds.id)))
+        )
  SELECT a.id AS appointment_id,
     a.customer_id,
     a.starts_at,
@@ -2701,14 +2977,11 @@ CREATE OR REPLACE VIEW remediation.duplicate_bookings AS
     a.calcom_v2_booking_uid,
     a.status,
     a.calcom_sync_status,
-    array_agg(b.id ORDER BY b.id) AS duplicates_of,
-        CASE
-            WHEN bool_or(((b.customer_id = a.customer_id) AND (b.starts_at = a.starts_at) AND (b.service_id = a.service_id))) THEN 'same customer, start and service'::text
-            ELSE 'same Cal.com booking'::text
-        END AS reason
-   FROM (public.appointments a
-     JOIN public.appointments b ON (((b.id <> a.id) AND ((b.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])) AND (((b.customer_id = a.customer_id) AND (b.starts_at = a.starts_at) AND (b.service_id = a.service_id)) OR ((a.calcom_booking_id IS NOT NULL) AND (b.calcom_booking_id = a.calcom_booking_id)) OR ((a.calcom_v2_booking_uid IS NOT NULL) AND ((b.calcom_v2_booking_uid)::text = (a.calcom_v2_booking_uid)::text))))))
-  WHERE (((a.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])) AND (a.starts_at >= (now() - '30 days'::interval)))
+    array_agg(DISTINCT b.other_id ORDER BY b.other_id) AS duplicates_of,
+    string_agg(DISTINCT b.reason, '; '::text ORDER BY b.reason) AS reason
+   FROM ((members m
+     JOIN public.appointments a ON ((a.id = m.id)))
+     JOIN remediation.shared_bookings b ON ((b.appointment_id = a.id)))
   GROUP BY a.id;
 
 CREATE TRIGGER outbox_wake_worker AFTER INSERT ON calsync.outbox FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_outbox__wake_worker();
@@ -2728,6 +3001,8 @@ CREATE TRIGGER appointment_phases_reserve_host_time_update AFTER UPDATE ON publi
 CREATE CONSTRAINT TRIGGER appointments_composite_has_phases AFTER INSERT OR UPDATE OF service_id, starts_at, is_composite, status ON public.appointments DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (new.is_composite) EXECUTE FUNCTION calsync.tg_appointments__derive_phases_at_commit();
 
 CREATE TRIGGER appointments_composite_matches_service BEFORE INSERT OR UPDATE OF service_id, is_composite ON public.appointments FOR EACH ROW EXECUTE FUNCTION calsync.tg_appointments__match_composite();
+
+CREATE TRIGGER appointments_diagnose_failure AFTER INSERT OR UPDATE OF calcom_sync_status, requires_manual_review, sync_error_code, sync_error_message ON public.appointments FOR EACH ROW WHEN ((((new.calcom_sync_status)::text = 'failed'::text) OR new.requires_manual_review)) EXECUTE FUNCTION remediation.tg_appointments__diagnose_failure();
 
 CREATE TRIGGER appointments_enqueue_sync AFTER INSERT ON public.appointments FOR EACH ROW EXECUTE FUNCTION calsync.tg_appointments__enqueue_sync();
 
@@ -2789,3 +3064,6 @@ ALTER TABLE ONLY public.staff
 
 ALTER TABLE ONLY public.staff
     ADD CONSTRAINT staff_company_id_fkey FOREIGN KEY (company_id) REFERENCES public.companies(id);
+
+ALTER TABLE ONLY remediation.failure_diagnoses
+    ADD CONSTRAINT failure_diagnoses_category_fkey FOREIGN KEY (category) REFERENCES remediation.categories(category);

@@ -98,9 +98,22 @@ def test_whole_chain_up_down_up_with_data(fresh_db: Db) -> None:
         anonymous = conn.execute(
             "SELECT count(*) FROM customers WHERE email IS NULL AND NOT calsync.is_usable_phone(phone)"
         ).fetchone()
+        rebooked = conn.execute(
+            "SELECT count(*) FILTER (WHERE a.ends_at <= now()), count(*) FILTER (WHERE a.ends_at > now()) "
+            "FROM calsync.outbox o JOIN appointments a ON a.id = o.aggregateid::bigint "
+            "WHERE o.payload->>'phases' = 'changed'"
+        ).fetchone()
+        diagnosed = conn.execute(
+            "SELECT (SELECT count(*) FROM remediation.failure_diagnoses), "
+            "(SELECT count(*) FROM appointments WHERE calcom_sync_status = 'failed' OR requires_manual_review)"
+        ).fetchone()
     assert busy and live and int(busy[0]) >= int(live[0]) > 0  # type: ignore[call-overload]
     assert phaseless == (0,), "the backfill derived the legacy-shape composites' phases"
     assert anonymous == (0,), "the backfill gave every uncontactable customer a placeholder"
+    assert rebooked is not None and rebooked[0] == 0 and rebooked[1] > 0, (
+        f"derived phases rebook upcoming composites only, never history: {rebooked}"
+    )
+    assert diagnosed is not None and diagnosed[0] == diagnosed[1] > 0, f"every failure was diagnosed: {diagnosed}"
 
     migrate.downgrade(fresh_db.url, "0001")
     with fresh_db.connect() as conn:

@@ -16,6 +16,9 @@ needs the calsync schema and the outbox).
 - Runbook functions (SECURITY DEFINER, dry run by default, logged in ``remediation.log`` with before and
   after images, idempotent, never deleting; ``remediation.undo(run_id)`` reverts a run), and
   ``remediation.runs`` for the CLI's before/after snapshots.
+- ``remediation.failure_diagnoses``: why each failure the app recorded happened, diagnosed from the data
+  when it is recorded (trigger ``appointments_diagnose_failure``) and, for the failures already there, by
+  a batched backfill after the indexes: the findings read it instead of diagnosing every failure again.
 - Partial indexes (built CONCURRENTLY) over the problem rows the views read, so they stay fast on big
   tables.
 - Roles: calsync_readonly (SELECT on the views only), calsync_worker (what the worker needs, column by
@@ -49,6 +52,8 @@ INDEXES = {
     "WHERE calcom_v2_booking_uid IS NOT NULL",
     "remediation_appointments_slot_index": "CREATE INDEX CONCURRENTLY IF NOT EXISTS remediation_appointments_slot_index "
     "ON appointments (customer_id, starts_at, service_id)",
+    "remediation_staff_host_key_index": "CREATE INDEX CONCURRENTLY IF NOT EXISTS remediation_staff_host_key_index "
+    "ON staff (calsync.host_key(calcom_user_id, id))",
     "remediation_customers_missing_contact_index": "CREATE INDEX CONCURRENTLY IF NOT EXISTS "
     "remediation_customers_missing_contact_index ON customers (id) "
     "WHERE NOT calsync.is_usable_email(email) AND NOT calsync.is_usable_phone(phone)",
@@ -62,12 +67,15 @@ def upgrade() -> None:
     op.execute(FROZEN["functions"])
     op.execute(FROZEN["views"])
     op.execute(FROZEN["roles"])
+    online.ddl(FROZEN["trigger_diagnose"])
     for name, sql in INDEXES.items():
         online.concurrent_index(name, sql)
+    online.batches("remediation.backfill_failure_diagnoses", what="failure diagnoses")
 
 
 def downgrade() -> None:
     online.begin_revision()
+    online.ddl("DROP TRIGGER IF EXISTS appointments_diagnose_failure ON appointments")
     for name in INDEXES:
         online.drop_index_concurrently(name)
     op.execute(FROZEN["drop"])

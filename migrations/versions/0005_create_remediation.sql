@@ -15,16 +15,18 @@ CREATE TABLE remediation.categories (
     sort_order          integer NOT NULL
 );
 COMMENT ON TABLE remediation.categories IS 'Why a sync fails, and what to do about it.';
+COMMENT ON COLUMN remediation.categories.requeue_when_fixed IS
+    'the runbook''s requeue step retries such a failure once nothing in the data blocks it any more (remediation.blocking_cause() is NULL); false: a person decides';
 INSERT INTO remediation.categories VALUES
  ('OTHER', 'incident', false, true, 'An error no rule recognises (the app''s cut HTTP 400s)',
   'Read the full error; requeue once the cause is fixed', 'requeue', 10),
- ('DOUBLE_BOOKING', 'incident', false, false, 'Another live appointment holds the slot or the Cal.com booking, or the host is booked twice',
+ ('DOUBLE_BOOKING', 'incident', false, true, 'Another live appointment holds the slot or the Cal.com booking, or the host is booked twice',
   'Keep one appointment and cancel the duplicates; for a double-booked host, reschedule one', 'duplicates', 20),
- ('COMPOSITE_FAILURE', 'worker', false, false, 'A composite appointment without phases (or without staff for them)',
+ ('COMPOSITE_FAILURE', 'worker', false, true, 'A composite appointment without phases (or without staff for them)',
   'Derive the phases from the service''s segments (fix the segments if they are unusable); cancel it if nobody can do it', 'missing_phases', 30),
- ('PHASE_ERROR', 'incident', false, false, 'Invalid phases: doubled, without sequence, or out of step with the appointment',
-  'Supersede the broken phases and derive them again', NULL, 40),
- ('MISSING_CONTACT', 'worker', false, false, 'The customer has no usable e-mail or phone (anonymous_… callers)',
+ ('PHASE_ERROR', 'incident', false, true, 'Invalid phases: doubled, without sequence, or out of step with the appointment',
+  'Supersede the broken phases and derive them again', 'broken_phases', 40),
+ ('MISSING_CONTACT', 'worker', false, true, 'The customer has no usable e-mail or phone (anonymous_… callers)',
   'Give the customer a placeholder e-mail (or a real contact), then requeue', 'placeholder_emails', 50),
  ('PAST_APPOINTMENT', 'worker', false, false, 'The appointment is in the past; Cal.com refuses it',
   'Keep it as history or cancel it', 'past', 60),
@@ -80,6 +82,24 @@ CREATE TABLE remediation.runs (
 );
 COMMENT ON TABLE remediation.runs IS 'Runs of `calsync remediate`, with the dashboard and error distribution before and after.';
 
+-- Why a failure the app recorded (an HTTP code, a cut message) happened, diagnosed from the data when it
+-- was recorded (trigger appointments_diagnose_failure; existing ones by this revision's backfill). The
+-- worker's failures carry their category in sync_error_code and are not listed here.
+CREATE TABLE remediation.failure_diagnoses (
+    appointment_id bigint PRIMARY KEY,
+    category       text NOT NULL REFERENCES remediation.categories (category),
+    blocking_cause text,
+    error_code     text,
+    diagnosed_at   timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE remediation.failure_diagnoses IS
+    'Why each failure the app recorded happened, diagnosed from the data when it was recorded (the worker''s failures carry their category themselves).';
+COMMENT ON COLUMN remediation.failure_diagnoses.appointment_id IS 'the failing appointment';
+COMMENT ON COLUMN remediation.failure_diagnoses.category IS 'the category found (remediation.sync_diagnosis at that moment)';
+COMMENT ON COLUMN remediation.failure_diagnoses.blocking_cause IS 'what in the data blocked it then, or NULL';
+COMMENT ON COLUMN remediation.failure_diagnoses.error_code IS 'the app''s sync_error_code of the failure';
+COMMENT ON COLUMN remediation.failure_diagnoses.diagnosed_at IS 'when it was diagnosed';
+
 INSERT INTO calsync.settings (key, value, description) VALUES
  ('health_failed_critical', '10', 'remediation.sync_health is CRITICAL from this many failed syncs'),
  ('health_success_rate_critical', '0.8', 'remediation.sync_health is CRITICAL below this 24 h success rate (with >= 10 attempts)');
@@ -115,18 +135,29 @@ COMMENT ON COLUMN remediation.broken_phases.problem IS 'what is wrong with it, i
 
 -- Pairs of live appointments of one host (the Cal.com user, else the staff row: one person on two staff
 -- rows is one host) whose staff-required time overlaps. Candidates come from the index on
--- (staff_id, starts_at): an appointment is assumed to last less than a day.
+-- (staff_id, starts_at) (an appointment is assumed to last less than a day) and must overlap as a whole
+-- before their phases are compared. The OFFSET 0 subqueries stay per appointment: the planner cannot trade
+-- them for a hash of the whole table.
 CREATE OR REPLACE VIEW remediation.host_overlaps AS
 SELECT a.id AS appointment_id, b.id AS other_id, i.host_key, i.busy, o.busy AS other_busy,
        a.staff_id, b.staff_id AS other_staff_id, a.starts_at, a.ends_at, a.calcom_sync_status
 FROM appointments a
 JOIN staff s ON s.id = a.staff_id
-JOIN staff s2 ON s2.id = s.id OR (s.calcom_user_id IS NOT NULL AND s2.calcom_user_id = s.calcom_user_id)
-JOIN appointments b ON b.staff_id = s2.id AND b.id <> a.id AND b.status NOT IN ('cancelled', 'no_show')
-                   AND b.starts_at > a.starts_at - interval '1 day' AND b.starts_at < a.ends_at
-                   AND b.ends_at > a.starts_at
-JOIN calsync.appointment_busy_intervals i ON i.appointment_id = a.id
-JOIN calsync.appointment_busy_intervals o ON o.appointment_id = b.id AND o.busy && i.busy
+CROSS JOIN LATERAL (
+    SELECT b.id, b.staff_id
+    FROM staff s2
+    JOIN appointments b ON b.staff_id = s2.id
+    WHERE calsync.host_key(s2.calcom_user_id, s2.id) = calsync.host_key(s.calcom_user_id, s.id)
+      AND b.starts_at > a.starts_at - interval '1 day' AND b.starts_at < a.ends_at AND b.ends_at > a.starts_at
+      AND b.id <> a.id AND b.status NOT IN ('cancelled', 'no_show')
+    OFFSET 0
+) AS b
+CROSS JOIN LATERAL (
+    SELECT x.host_key, x.busy FROM calsync.appointment_busy_intervals x WHERE x.appointment_id = a.id OFFSET 0
+) AS i
+CROSS JOIN LATERAL (
+    SELECT x.busy FROM calsync.appointment_busy_intervals x WHERE x.appointment_id = b.id AND x.busy && i.busy OFFSET 0
+) AS o
 WHERE a.status NOT IN ('cancelled', 'no_show');
 COMMENT ON VIEW remediation.host_overlaps IS
     'Every pair of live appointments whose host is booked twice at once (both directions; a row per overlapping phase). Filter by appointment_id; remediation.host_conflicts lists the ones that block a sync.';
@@ -140,6 +171,43 @@ COMMENT ON COLUMN remediation.host_overlaps.other_staff_id IS 'the other appoint
 COMMENT ON COLUMN remediation.host_overlaps.starts_at IS 'this appointment''s start';
 COMMENT ON COLUMN remediation.host_overlaps.ends_at IS 'this appointment''s end';
 COMMENT ON COLUMN remediation.host_overlaps.calcom_sync_status IS 'this appointment''s sync status';
+
+-- Pairs of live appointments that are one booking twice: the same customer, start and service, or the same
+-- Cal.com booking (id or uid). Each of the three is one index lookup per appointment.
+CREATE OR REPLACE VIEW remediation.shared_bookings AS
+SELECT a.id AS appointment_id, x.other_id, x.reason
+FROM appointments a
+CROSS JOIN LATERAL (
+    SELECT d.id AS other_id, 'same customer, start and service' AS reason FROM appointments d
+    WHERE d.customer_id = a.customer_id AND d.starts_at = a.starts_at AND d.service_id = a.service_id
+      AND d.id <> a.id AND d.status NOT IN ('cancelled', 'no_show')
+    UNION ALL
+    SELECT d.id, 'same Cal.com booking ' || d.calcom_booking_id FROM appointments d
+    WHERE d.calcom_booking_id = a.calcom_booking_id AND d.id <> a.id AND d.status NOT IN ('cancelled', 'no_show')
+    UNION ALL
+    SELECT d.id, 'same Cal.com booking ' || d.calcom_v2_booking_uid FROM appointments d
+    WHERE d.calcom_v2_booking_uid = a.calcom_v2_booking_uid AND d.id <> a.id AND d.status NOT IN ('cancelled', 'no_show')
+    OFFSET 0
+) AS x
+WHERE a.status NOT IN ('cancelled', 'no_show');
+COMMENT ON VIEW remediation.shared_bookings IS
+    'Pairs of live appointments that are one booking twice (same customer, start and service, or same Cal.com booking). Filter by appointment_id; remediation.duplicate_bookings lists the ones to resolve.';
+COMMENT ON COLUMN remediation.shared_bookings.appointment_id IS 'the appointment';
+COMMENT ON COLUMN remediation.shared_bookings.other_id IS 'another live appointment that is the same booking';
+COMMENT ON COLUMN remediation.shared_bookings.reason IS 'what they share';
+
+-- The appointments the findings start from: not settled at Cal.com (sync pending or failed), flagged for
+-- a person, or listed in an open integrity issue. Each part is read from its own index, so the findings
+-- stay fast however large the table is; an appointment that is synced and breaks no listed rule is settled.
+CREATE OR REPLACE VIEW remediation.unsettled_appointments AS
+SELECT a.id AS appointment_id FROM appointments a WHERE a.calcom_sync_status IN ('failed', 'pending')
+UNION
+SELECT a.id FROM appointments a WHERE a.requires_manual_review
+UNION
+SELECT i.row_id FROM calsync.integrity_issues i WHERE i.table_name = 'appointments' AND i.resolved_at IS NULL;
+COMMENT ON VIEW remediation.unsettled_appointments IS
+    'Appointments not settled: sync pending or failed, flagged for manual review, or in an open integrity issue. The findings views start from these.';
+COMMENT ON COLUMN remediation.unsettled_appointments.appointment_id IS 'the appointment';
 
 -- Why an appointment does not sync. blocking_cause: what in the data keeps it from syncing (checked in this
 -- order): a composite without phases or staff, invalid phases, a double booking (same slot, same Cal.com
@@ -158,23 +226,15 @@ FROM appointments a
 LEFT JOIN customers c ON c.id = a.customer_id
 LEFT JOIN remediation.categories w ON w.category = a.sync_error_code AND w.origin = 'worker'
 CROSS JOIN LATERAL (
+    -- OFFSET 0 in the EXISTS keeps each a lookup for this appointment (never a hash of the whole table)
     SELECT CASE
         WHEN a.is_composite AND (a.staff_id IS NULL
                                  OR NOT EXISTS (SELECT 1 FROM appointment_phases p WHERE p.appointment_id = a.id))
             THEN 'COMPOSITE_FAILURE'
-        WHEN EXISTS (SELECT 1 FROM remediation.broken_phases b WHERE b.appointment_id = a.id)
+        WHEN EXISTS (SELECT 1 FROM remediation.broken_phases b WHERE b.appointment_id = a.id OFFSET 0)
             THEN 'PHASE_ERROR'
-        WHEN a.status NOT IN ('cancelled', 'no_show')
-             AND (EXISTS (SELECT 1 FROM appointments d
-                          WHERE d.customer_id = a.customer_id AND d.starts_at = a.starts_at
-                            AND d.service_id = a.service_id AND d.id <> a.id AND d.status NOT IN ('cancelled', 'no_show'))
-                  OR EXISTS (SELECT 1 FROM appointments d
-                             WHERE d.calcom_booking_id = a.calcom_booking_id AND d.id <> a.id
-                               AND d.status NOT IN ('cancelled', 'no_show'))
-                  OR EXISTS (SELECT 1 FROM appointments d
-                             WHERE d.calcom_v2_booking_uid = a.calcom_v2_booking_uid AND d.id <> a.id
-                               AND d.status NOT IN ('cancelled', 'no_show'))
-                  OR EXISTS (SELECT 1 FROM remediation.host_overlaps h WHERE h.appointment_id = a.id))
+        WHEN EXISTS (SELECT 1 FROM remediation.shared_bookings d WHERE d.appointment_id = a.id OFFSET 0)
+             OR EXISTS (SELECT 1 FROM remediation.host_overlaps h WHERE h.appointment_id = a.id OFFSET 0)
             THEN 'DOUBLE_BOOKING'
         WHEN NOT calsync.is_usable_email(c.email) AND NOT calsync.is_usable_phone(c.phone) THEN 'MISSING_CONTACT'
     END AS blocking_cause
@@ -217,6 +277,59 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION remediation.failure_category(bigint) IS
     'The category of a failing appointment''s sync: the worker''s verdict, else what blocks it in the data, else Cal.com''s message, else OTHER (remediation.sync_diagnosis).';
+
+-- Diagnose the failures the app recorded, once, when they are recorded: the findings then read one row instead
+-- of looking for the cause again (that lookup is what costs on a big table). The worker's failures carry
+-- their category (sync_error_code) and are left alone. A diagnosis describes the failure as it was; a
+-- fix shows in blocking_cause() (live), which is what the runbook's requeue step checks.
+CREATE OR REPLACE FUNCTION remediation.diagnose_failures(p_appointment_ids bigint[]) RETURNS integer
+LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp SET jit = off AS $$
+    WITH diagnosed AS (
+        INSERT INTO remediation.failure_diagnoses AS f (appointment_id, category, blocking_cause, error_code, diagnosed_at)
+        SELECT d.appointment_id, d.category, d.blocking_cause, a.sync_error_code, now()
+        FROM appointments a
+        JOIN remediation.sync_diagnosis d ON d.appointment_id = a.id
+        WHERE a.id = ANY (p_appointment_ids) AND (a.calcom_sync_status = 'failed' OR a.requires_manual_review)
+          AND NOT EXISTS (SELECT 1 FROM remediation.categories k WHERE k.category = a.sync_error_code AND k.origin = 'worker')
+        ON CONFLICT (appointment_id) DO UPDATE
+            SET category = EXCLUDED.category, blocking_cause = EXCLUDED.blocking_cause, error_code = EXCLUDED.error_code,
+                diagnosed_at = EXCLUDED.diagnosed_at
+        RETURNING 1
+    )
+    SELECT count(*)::int FROM diagnosed
+$$;
+COMMENT ON FUNCTION remediation.diagnose_failures(bigint[]) IS
+    'Record in remediation.failure_diagnoses why the app''s failures of these appointments happened (the worker''s failures are skipped); returns how many.';
+
+CREATE OR REPLACE FUNCTION remediation.tg_appointments__diagnose_failure() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+    PERFORM remediation.diagnose_failures(ARRAY[NEW.id]);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION remediation.tg_appointments__diagnose_failure() IS
+    'Trigger appointments_diagnose_failure: diagnose a failure when it is recorded.';
+
+-- Revision 0005's backfill: diagnose the failing appointments after p_after_id, p_batch of them at once.
+CREATE OR REPLACE FUNCTION remediation.backfill_failure_diagnoses(p_after_id bigint, p_batch integer) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    v_ids bigint[];
+BEGIN
+    SELECT array_agg(id ORDER BY id) INTO v_ids
+    FROM (SELECT a.id FROM appointments a
+          WHERE (a.calcom_sync_status = 'failed' OR a.requires_manual_review) AND a.id > p_after_id
+          ORDER BY a.id LIMIT p_batch) AS batch;
+    IF v_ids IS NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM remediation.diagnose_failures(v_ids);
+    RETURN v_ids[cardinality(v_ids)];
+END
+$$;
+COMMENT ON FUNCTION remediation.backfill_failure_diagnoses(bigint, integer) IS
+    'Diagnose existing failures in batches (revision 0005); returns the last id done, NULL when there is none left.';
 
 -- The runbook: every fix the incident applied by hand, as an audited SQL function. Each step
 --  - finds only rows that still need it, so a second run changes nothing (idempotent);
@@ -703,16 +816,31 @@ $$;
 COMMENT ON FUNCTION remediation.undo(uuid, text) IS
     'Revert a runbook run from its log (newest change first); the undo is itself logged as a run.';
 
+-- name: trigger_diagnose
+-- from: sql/triggers/appointments__diagnose_failure.sql
+CREATE OR REPLACE TRIGGER appointments_diagnose_failure
+    AFTER INSERT OR UPDATE OF calcom_sync_status, requires_manual_review, sync_error_code, sync_error_message
+    ON appointments
+    FOR EACH ROW WHEN (NEW.calcom_sync_status = 'failed' OR NEW.requires_manual_review)
+    EXECUTE FUNCTION remediation.tg_appointments__diagnose_failure();
+
 -- name: views
 -- from: sql/views/remediation_findings.sql
 -- from: sql/views/remediation_sync_health.sql
--- remediation: the views DBAs query. Each answers from a partial index over its problem rows, so it stays
--- fast on a large table (bench/views.py measures them on 1,000,000 appointments).
+-- remediation: the views DBAs query. Each starts from its problem rows, read from partial indexes
+-- (remediation.unsettled_appointments, the failing and unsynced indexes), and looks each one up, so it
+-- stays fast on a large table (bench/views.py measures them on 1,000,000 appointments).
+--
+-- JIT: the planner prices each of those lookups like a disk read, so a finding with a few thousand rows is
+-- priced past jit_above_cost, and PostgreSQL (jit = on by default) first compiles the query with LLVM:
+-- 0.1 to 1.5 s of compiling for a query that runs in tens of milliseconds. The findings that look their
+-- rows up therefore keep their query in a calsync.remediation_<name> view and read it through
+-- remediation.<name>_without_jit(), a function that plans it with jit off (SET jit = off).
 
-CREATE OR REPLACE VIEW remediation.failed_syncs AS
+CREATE OR REPLACE VIEW calsync.remediation_failed_syncs AS
 SELECT a.id AS appointment_id,
        a.customer_id,
-       c.name AS customer_name,
+       (SELECT c.name FROM customers c WHERE c.id = a.customer_id) AS customer_name,
        a.starts_at,
        a.status,
        f.category,
@@ -728,8 +856,11 @@ SELECT a.id AS appointment_id,
        k.recommended_action,
        k.runbook_step
 FROM appointments a
-LEFT JOIN customers c ON c.id = a.customer_id
-JOIN remediation.sync_diagnosis f ON f.appointment_id = a.id
+LEFT JOIN remediation.categories w ON w.category = a.sync_error_code AND w.origin = 'worker'
+LEFT JOIN remediation.failure_diagnoses fd ON fd.appointment_id = a.id
+-- the worker's verdict, else the diagnosis made when the app recorded the failure, else diagnose now
+-- (OFFSET 0: once per row, although the category is used twice)
+CROSS JOIN LATERAL (SELECT coalesce(w.category, fd.category, remediation.failure_category(a.id)) AS category OFFSET 0) f
 LEFT JOIN remediation.categories k ON k.category = f.category
 LEFT JOIN LATERAL (
     SELECT d.status, d.attempts, d.last_error FROM calsync.outbox_delivery d
@@ -737,7 +868,14 @@ LEFT JOIN LATERAL (
 LEFT JOIN LATERAL (
     SELECT min(t.created_at) AS first_failure_at, max(t.created_at) AS last_failure_at
     FROM calsync.sync_attempts t WHERE t.appointment_id = a.id AND t.category <> 'OK') AS att ON true
-WHERE (a.calcom_sync_status = 'failed' OR a.requires_manual_review);
+WHERE a.calcom_sync_status = 'failed' OR a.requires_manual_review;
+COMMENT ON VIEW calsync.remediation_failed_syncs IS 'The query of remediation.failed_syncs, read through remediation.failed_syncs_without_jit().';
+CREATE OR REPLACE FUNCTION remediation.failed_syncs_without_jit() RETURNS SETOF calsync.remediation_failed_syncs
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp SET jit = off AS $$
+    SELECT * FROM calsync.remediation_failed_syncs
+$$;
+COMMENT ON FUNCTION remediation.failed_syncs_without_jit() IS 'The rows of remediation.failed_syncs, planned without JIT (see the head of this file).';
+CREATE OR REPLACE VIEW remediation.failed_syncs AS SELECT * FROM remediation.failed_syncs_without_jit();
 COMMENT ON VIEW remediation.failed_syncs IS
     'One row per appointment whose sync is failing (calcom_sync_status failed, or flagged for manual review), with why and what to do.';
 COMMENT ON COLUMN remediation.failed_syncs.appointment_id IS 'the failing appointment';
@@ -745,7 +883,7 @@ COMMENT ON COLUMN remediation.failed_syncs.customer_id IS 'its customer';
 COMMENT ON COLUMN remediation.failed_syncs.customer_name IS 'the customer''s name';
 COMMENT ON COLUMN remediation.failed_syncs.starts_at IS 'when the appointment starts';
 COMMENT ON COLUMN remediation.failed_syncs.status IS 'the appointment''s status';
-COMMENT ON COLUMN remediation.failed_syncs.category IS 'why it fails (remediation.categories): the worker''s verdict, else what the data shows';
+COMMENT ON COLUMN remediation.failed_syncs.category IS 'why it fails (remediation.categories): the worker''s verdict, else the diagnosis made when the failure was recorded (remediation.failure_diagnoses), else what the data shows now';
 COMMENT ON COLUMN remediation.failed_syncs.retryable IS 'true when retrying can succeed without a change (a transient cause)';
 COMMENT ON COLUMN remediation.failed_syncs.last_error IS 'the last error in full (Cal.com''s answer, or the worker''s guard)';
 COMMENT ON COLUMN remediation.failed_syncs.error_code IS 'sync_error_code: a category, or the app''s HTTP_<status>';
@@ -775,21 +913,35 @@ COMMENT ON COLUMN remediation.error_distribution.failures IS 'failing appointmen
 COMMENT ON COLUMN remediation.error_distribution.share_percent IS 'share of all failing appointments, in percent';
 COMMENT ON COLUMN remediation.error_distribution.recommended_action IS 'what to do about this category';
 
-CREATE OR REPLACE VIEW remediation.duplicate_bookings AS
+CREATE OR REPLACE VIEW calsync.remediation_duplicate_bookings AS
+WITH seeds AS (  -- unsettled live appointments (from 30 days ago on) that share their booking
+    SELECT a.id
+    FROM remediation.unsettled_appointments u
+    JOIN appointments a ON a.id = u.appointment_id
+    WHERE a.status NOT IN ('cancelled', 'no_show') AND a.starts_at >= now() - interval '30 days'
+      AND EXISTS (SELECT 1 FROM remediation.shared_bookings b WHERE b.appointment_id = a.id OFFSET 0)
+), members AS (  -- and every appointment they share it with (the kept one is often settled)
+    SELECT id FROM seeds
+    UNION
+    SELECT b.other_id FROM seeds JOIN remediation.shared_bookings b ON b.appointment_id = seeds.id
+)
 SELECT a.id AS appointment_id, a.customer_id, a.starts_at, a.service_id, a.calcom_booking_id, a.calcom_v2_booking_uid,
        a.status, a.calcom_sync_status,
-       (array_agg(b.id ORDER BY b.id)) AS duplicates_of,
-       CASE WHEN bool_or(b.customer_id = a.customer_id AND b.starts_at = a.starts_at AND b.service_id = a.service_id)
-            THEN 'same customer, start and service' ELSE 'same Cal.com booking' END AS reason
-FROM appointments a
-JOIN appointments b ON b.id <> a.id AND b.status NOT IN ('cancelled', 'no_show')
- AND ((b.customer_id = a.customer_id AND b.starts_at = a.starts_at AND b.service_id = a.service_id)
-      OR (a.calcom_booking_id IS NOT NULL AND b.calcom_booking_id = a.calcom_booking_id)
-      OR (a.calcom_v2_booking_uid IS NOT NULL AND b.calcom_v2_booking_uid = a.calcom_v2_booking_uid))
-WHERE a.status NOT IN ('cancelled', 'no_show') AND a.starts_at >= now() - interval '30 days'
+       (array_agg(DISTINCT b.other_id ORDER BY b.other_id)) AS duplicates_of,
+       string_agg(DISTINCT b.reason, '; ' ORDER BY b.reason) AS reason
+FROM members m
+JOIN appointments a ON a.id = m.id
+JOIN remediation.shared_bookings b ON b.appointment_id = a.id
 GROUP BY a.id;
+COMMENT ON VIEW calsync.remediation_duplicate_bookings IS 'The query of remediation.duplicate_bookings, read through remediation.duplicate_bookings_without_jit().';
+CREATE OR REPLACE FUNCTION remediation.duplicate_bookings_without_jit() RETURNS SETOF calsync.remediation_duplicate_bookings
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp SET jit = off AS $$
+    SELECT * FROM calsync.remediation_duplicate_bookings
+$$;
+COMMENT ON FUNCTION remediation.duplicate_bookings_without_jit() IS 'The rows of remediation.duplicate_bookings, planned without JIT (see the head of this file).';
+CREATE OR REPLACE VIEW remediation.duplicate_bookings AS SELECT * FROM remediation.duplicate_bookings_without_jit();
 COMMENT ON VIEW remediation.duplicate_bookings IS
-    'Live appointments (from 30 days ago on) that share their slot or their Cal.com booking with another live one.';
+    'Live appointments that are one booking twice (same customer, start and service, or same Cal.com booking), found from the unsettled ones (remediation.unsettled_appointments, from 30 days ago on) and listed with every appointment they share it with.';
 COMMENT ON COLUMN remediation.duplicate_bookings.appointment_id IS 'the appointment';
 COMMENT ON COLUMN remediation.duplicate_bookings.customer_id IS 'its customer';
 COMMENT ON COLUMN remediation.duplicate_bookings.starts_at IS 'its start';
@@ -799,7 +951,7 @@ COMMENT ON COLUMN remediation.duplicate_bookings.calcom_v2_booking_uid IS 'its C
 COMMENT ON COLUMN remediation.duplicate_bookings.status IS 'its status';
 COMMENT ON COLUMN remediation.duplicate_bookings.calcom_sync_status IS 'its sync status';
 COMMENT ON COLUMN remediation.duplicate_bookings.duplicates_of IS 'the other live appointments it duplicates';
-COMMENT ON COLUMN remediation.duplicate_bookings.reason IS 'what they share';
+COMMENT ON COLUMN remediation.duplicate_bookings.reason IS 'what they share (several reasons separated by ; )';
 
 CREATE OR REPLACE VIEW remediation.past_unsynced AS
 SELECT a.id AS appointment_id, a.customer_id, a.starts_at, a.ends_at, a.status, a.calcom_sync_status,
@@ -817,13 +969,21 @@ COMMENT ON COLUMN remediation.past_unsynced.status IS 'its status';
 COMMENT ON COLUMN remediation.past_unsynced.calcom_sync_status IS 'failed or pending: it never synced';
 COMMENT ON COLUMN remediation.past_unsynced.last_error IS 'the last sync error';
 
-CREATE OR REPLACE VIEW remediation.host_conflicts AS
-SELECT DISTINCT ON (h.appointment_id, h.other_id)
-       h.appointment_id, h.other_id AS conflicts_with, h.host_key, h.busy, h.other_busy, h.starts_at,
-       h.staff_id, h.other_staff_id, h.calcom_sync_status
-FROM remediation.host_overlaps h
-WHERE h.calcom_sync_status IN ('failed', 'pending') AND h.ends_at >= now()
-ORDER BY h.appointment_id, h.other_id, lower(h.busy);
+CREATE OR REPLACE VIEW calsync.remediation_host_conflicts AS
+SELECT DISTINCT ON (a.id, h.other_id)
+       a.id AS appointment_id, h.other_id AS conflicts_with, h.host_key, h.busy, h.other_busy, a.starts_at,
+       a.staff_id, h.other_staff_id, a.calcom_sync_status
+FROM appointments a
+CROSS JOIN LATERAL (SELECT * FROM remediation.host_overlaps h WHERE h.appointment_id = a.id OFFSET 0) AS h
+WHERE a.calcom_sync_status IN ('failed', 'pending') AND a.ends_at >= now() AND a.status NOT IN ('cancelled', 'no_show')
+ORDER BY a.id, h.other_id, lower(h.busy);
+COMMENT ON VIEW calsync.remediation_host_conflicts IS 'The query of remediation.host_conflicts, read through remediation.host_conflicts_without_jit().';
+CREATE OR REPLACE FUNCTION remediation.host_conflicts_without_jit() RETURNS SETOF calsync.remediation_host_conflicts
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp SET jit = off AS $$
+    SELECT * FROM calsync.remediation_host_conflicts
+$$;
+COMMENT ON FUNCTION remediation.host_conflicts_without_jit() IS 'The rows of remediation.host_conflicts, planned without JIT (see the head of this file).';
+CREATE OR REPLACE VIEW remediation.host_conflicts AS SELECT * FROM remediation.host_conflicts_without_jit();
 COMMENT ON VIEW remediation.host_conflicts IS
     'Live appointments not yet at Cal.com (sync pending or failed) and not over, whose host (Cal.com user, else staff row) is booked twice at once: Cal.com will refuse them; reschedule one of the two. Pairs already both at Cal.com are not listed (remediation.host_overlaps has every pair).';
 COMMENT ON COLUMN remediation.host_conflicts.appointment_id IS 'the appointment';
@@ -836,15 +996,23 @@ COMMENT ON COLUMN remediation.host_conflicts.staff_id IS 'this appointment''s st
 COMMENT ON COLUMN remediation.host_conflicts.other_staff_id IS 'the other appointment''s staff row (another row of one person counts)';
 COMMENT ON COLUMN remediation.host_conflicts.calcom_sync_status IS 'this appointment''s sync status: pending or failed';
 
-CREATE OR REPLACE VIEW remediation.composites_without_phases AS
+CREATE OR REPLACE VIEW calsync.remediation_composites_without_phases AS
 SELECT a.id AS appointment_id, a.service_id, s.name AS service_name, a.starts_at, a.status, a.staff_id,
        calsync.segments_problem(s.segments) AS segments_problem
-FROM appointments a
+FROM remediation.unsettled_appointments u
+JOIN appointments a ON a.id = u.appointment_id
 JOIN services s ON s.id = a.service_id
 WHERE a.is_composite AND a.status NOT IN ('cancelled', 'no_show') AND a.starts_at >= now() - interval '30 days'
   AND NOT EXISTS (SELECT 1 FROM appointment_phases p WHERE p.appointment_id = a.id);
+COMMENT ON VIEW calsync.remediation_composites_without_phases IS 'The query of remediation.composites_without_phases, read through remediation.composites_without_phases_without_jit().';
+CREATE OR REPLACE FUNCTION remediation.composites_without_phases_without_jit() RETURNS SETOF calsync.remediation_composites_without_phases
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp SET jit = off AS $$
+    SELECT * FROM calsync.remediation_composites_without_phases
+$$;
+COMMENT ON FUNCTION remediation.composites_without_phases_without_jit() IS 'The rows of remediation.composites_without_phases, planned without JIT (see the head of this file).';
+CREATE OR REPLACE VIEW remediation.composites_without_phases AS SELECT * FROM remediation.composites_without_phases_without_jit();
 COMMENT ON VIEW remediation.composites_without_phases IS
-    'Live composite appointments (from 30 days ago on) that have no phases, so they cannot be synced.';
+    'Unsettled live composite appointments (remediation.unsettled_appointments, from 30 days ago on) that have no phases, so they cannot be synced. Since revision 0011 a composite gets its phases when it is saved.';
 COMMENT ON COLUMN remediation.composites_without_phases.appointment_id IS 'the appointment';
 COMMENT ON COLUMN remediation.composites_without_phases.service_id IS 'its composite service';
 COMMENT ON COLUMN remediation.composites_without_phases.service_name IS 'the service''s name';
@@ -941,7 +1109,7 @@ WITH t AS (
     SELECT
         (SELECT value::int FROM calsync.settings WHERE key = 'health_failed_critical') AS failed_critical,
         (SELECT value::numeric FROM calsync.settings WHERE key = 'health_success_rate_critical') AS rate_critical
-), n AS (
+), n AS MATERIALIZED (  -- each count once (inlined, every use would count again)
     SELECT
         (SELECT count(*) FROM appointments WHERE calcom_sync_status = 'pending'
             AND status NOT IN ('cancelled', 'no_show'))::int AS pending,
@@ -1030,12 +1198,15 @@ $$;
 
 GRANT USAGE ON SCHEMA remediation TO calsync_readonly, calsync_remediator;
 GRANT SELECT ON ALL TABLES IN SCHEMA remediation TO calsync_readonly;
-REVOKE SELECT ON remediation.log, remediation.runs, remediation.categories FROM calsync_readonly;
+REVOKE SELECT ON remediation.log, remediation.runs, remediation.categories, remediation.failure_diagnoses
+    FROM calsync_readonly;
 GRANT SELECT ON remediation.categories TO calsync_readonly;
 GRANT calsync_readonly TO calsync_remediator;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA remediation FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION remediation.failure_category(bigint), remediation.blocking_cause(bigint),
-    remediation.host_conflicts_of(bigint) TO calsync_readonly;
+    remediation.host_conflicts_of(bigint), remediation.failed_syncs_without_jit(),
+    remediation.duplicate_bookings_without_jit(), remediation.host_conflicts_without_jit(),
+    remediation.composites_without_phases_without_jit() TO calsync_readonly;
 GRANT USAGE ON SCHEMA remediation TO calsync_worker;
 GRANT EXECUTE ON FUNCTION remediation.host_conflicts_of(bigint) TO calsync_worker;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA remediation TO calsync_remediator;

@@ -20,12 +20,15 @@ $$;
 
 GRANT USAGE ON SCHEMA remediation TO calsync_readonly, calsync_remediator;
 GRANT SELECT ON ALL TABLES IN SCHEMA remediation TO calsync_readonly;
-REVOKE SELECT ON remediation.log, remediation.runs, remediation.categories FROM calsync_readonly;
+REVOKE SELECT ON remediation.log, remediation.runs, remediation.categories, remediation.failure_diagnoses
+    FROM calsync_readonly;
 GRANT SELECT ON remediation.categories TO calsync_readonly;
 GRANT calsync_readonly TO calsync_remediator;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA remediation FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION remediation.failure_category(bigint), remediation.blocking_cause(bigint),
-    remediation.host_conflicts_of(bigint) TO calsync_readonly;
+    remediation.host_conflicts_of(bigint), remediation.failed_syncs_without_jit(),
+    remediation.duplicate_bookings_without_jit(), remediation.host_conflicts_without_jit(),
+    remediation.composites_without_phases_without_jit() TO calsync_readonly;
 GRANT USAGE ON SCHEMA remediation TO calsync_worker;
 GRANT EXECUTE ON FUNCTION remediation.host_conflicts_of(bigint) TO calsync_worker;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA remediation TO calsync_remediator;

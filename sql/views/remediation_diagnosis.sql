@@ -27,18 +27,29 @@ COMMENT ON COLUMN remediation.broken_phases.problem IS 'what is wrong with it, i
 
 -- Pairs of live appointments of one host (the Cal.com user, else the staff row: one person on two staff
 -- rows is one host) whose staff-required time overlaps. Candidates come from the index on
--- (staff_id, starts_at): an appointment is assumed to last less than a day.
+-- (staff_id, starts_at) (an appointment is assumed to last less than a day) and must overlap as a whole
+-- before their phases are compared. The OFFSET 0 subqueries stay per appointment: the planner cannot trade
+-- them for a hash of the whole table.
 CREATE OR REPLACE VIEW remediation.host_overlaps AS
 SELECT a.id AS appointment_id, b.id AS other_id, i.host_key, i.busy, o.busy AS other_busy,
        a.staff_id, b.staff_id AS other_staff_id, a.starts_at, a.ends_at, a.calcom_sync_status
 FROM appointments a
 JOIN staff s ON s.id = a.staff_id
-JOIN staff s2 ON s2.id = s.id OR (s.calcom_user_id IS NOT NULL AND s2.calcom_user_id = s.calcom_user_id)
-JOIN appointments b ON b.staff_id = s2.id AND b.id <> a.id AND b.status NOT IN ('cancelled', 'no_show')
-                   AND b.starts_at > a.starts_at - interval '1 day' AND b.starts_at < a.ends_at
-                   AND b.ends_at > a.starts_at
-JOIN calsync.appointment_busy_intervals i ON i.appointment_id = a.id
-JOIN calsync.appointment_busy_intervals o ON o.appointment_id = b.id AND o.busy && i.busy
+CROSS JOIN LATERAL (
+    SELECT b.id, b.staff_id
+    FROM staff s2
+    JOIN appointments b ON b.staff_id = s2.id
+    WHERE calsync.host_key(s2.calcom_user_id, s2.id) = calsync.host_key(s.calcom_user_id, s.id)
+      AND b.starts_at > a.starts_at - interval '1 day' AND b.starts_at < a.ends_at AND b.ends_at > a.starts_at
+      AND b.id <> a.id AND b.status NOT IN ('cancelled', 'no_show')
+    OFFSET 0
+) AS b
+CROSS JOIN LATERAL (
+    SELECT x.host_key, x.busy FROM calsync.appointment_busy_intervals x WHERE x.appointment_id = a.id OFFSET 0
+) AS i
+CROSS JOIN LATERAL (
+    SELECT x.busy FROM calsync.appointment_busy_intervals x WHERE x.appointment_id = b.id AND x.busy && i.busy OFFSET 0
+) AS o
 WHERE a.status NOT IN ('cancelled', 'no_show');
 COMMENT ON VIEW remediation.host_overlaps IS
     'Every pair of live appointments whose host is booked twice at once (both directions; a row per overlapping phase). Filter by appointment_id; remediation.host_conflicts lists the ones that block a sync.';
@@ -52,6 +63,43 @@ COMMENT ON COLUMN remediation.host_overlaps.other_staff_id IS 'the other appoint
 COMMENT ON COLUMN remediation.host_overlaps.starts_at IS 'this appointment''s start';
 COMMENT ON COLUMN remediation.host_overlaps.ends_at IS 'this appointment''s end';
 COMMENT ON COLUMN remediation.host_overlaps.calcom_sync_status IS 'this appointment''s sync status';
+
+-- Pairs of live appointments that are one booking twice: the same customer, start and service, or the same
+-- Cal.com booking (id or uid). Each of the three is one index lookup per appointment.
+CREATE OR REPLACE VIEW remediation.shared_bookings AS
+SELECT a.id AS appointment_id, x.other_id, x.reason
+FROM appointments a
+CROSS JOIN LATERAL (
+    SELECT d.id AS other_id, 'same customer, start and service' AS reason FROM appointments d
+    WHERE d.customer_id = a.customer_id AND d.starts_at = a.starts_at AND d.service_id = a.service_id
+      AND d.id <> a.id AND d.status NOT IN ('cancelled', 'no_show')
+    UNION ALL
+    SELECT d.id, 'same Cal.com booking ' || d.calcom_booking_id FROM appointments d
+    WHERE d.calcom_booking_id = a.calcom_booking_id AND d.id <> a.id AND d.status NOT IN ('cancelled', 'no_show')
+    UNION ALL
+    SELECT d.id, 'same Cal.com booking ' || d.calcom_v2_booking_uid FROM appointments d
+    WHERE d.calcom_v2_booking_uid = a.calcom_v2_booking_uid AND d.id <> a.id AND d.status NOT IN ('cancelled', 'no_show')
+    OFFSET 0
+) AS x
+WHERE a.status NOT IN ('cancelled', 'no_show');
+COMMENT ON VIEW remediation.shared_bookings IS
+    'Pairs of live appointments that are one booking twice (same customer, start and service, or same Cal.com booking). Filter by appointment_id; remediation.duplicate_bookings lists the ones to resolve.';
+COMMENT ON COLUMN remediation.shared_bookings.appointment_id IS 'the appointment';
+COMMENT ON COLUMN remediation.shared_bookings.other_id IS 'another live appointment that is the same booking';
+COMMENT ON COLUMN remediation.shared_bookings.reason IS 'what they share';
+
+-- The appointments the findings start from: not settled at Cal.com (sync pending or failed), flagged for
+-- a person, or listed in an open integrity issue. Each part is read from its own index, so the findings
+-- stay fast however large the table is; an appointment that is synced and breaks no listed rule is settled.
+CREATE OR REPLACE VIEW remediation.unsettled_appointments AS
+SELECT a.id AS appointment_id FROM appointments a WHERE a.calcom_sync_status IN ('failed', 'pending')
+UNION
+SELECT a.id FROM appointments a WHERE a.requires_manual_review
+UNION
+SELECT i.row_id FROM calsync.integrity_issues i WHERE i.table_name = 'appointments' AND i.resolved_at IS NULL;
+COMMENT ON VIEW remediation.unsettled_appointments IS
+    'Appointments not settled: sync pending or failed, flagged for manual review, or in an open integrity issue. The findings views start from these.';
+COMMENT ON COLUMN remediation.unsettled_appointments.appointment_id IS 'the appointment';
 
 -- Why an appointment does not sync. blocking_cause: what in the data keeps it from syncing (checked in this
 -- order): a composite without phases or staff, invalid phases, a double booking (same slot, same Cal.com
@@ -70,23 +118,15 @@ FROM appointments a
 LEFT JOIN customers c ON c.id = a.customer_id
 LEFT JOIN remediation.categories w ON w.category = a.sync_error_code AND w.origin = 'worker'
 CROSS JOIN LATERAL (
+    -- OFFSET 0 in the EXISTS keeps each a lookup for this appointment (never a hash of the whole table)
     SELECT CASE
         WHEN a.is_composite AND (a.staff_id IS NULL
                                  OR NOT EXISTS (SELECT 1 FROM appointment_phases p WHERE p.appointment_id = a.id))
             THEN 'COMPOSITE_FAILURE'
-        WHEN EXISTS (SELECT 1 FROM remediation.broken_phases b WHERE b.appointment_id = a.id)
+        WHEN EXISTS (SELECT 1 FROM remediation.broken_phases b WHERE b.appointment_id = a.id OFFSET 0)
             THEN 'PHASE_ERROR'
-        WHEN a.status NOT IN ('cancelled', 'no_show')
-             AND (EXISTS (SELECT 1 FROM appointments d
-                          WHERE d.customer_id = a.customer_id AND d.starts_at = a.starts_at
-                            AND d.service_id = a.service_id AND d.id <> a.id AND d.status NOT IN ('cancelled', 'no_show'))
-                  OR EXISTS (SELECT 1 FROM appointments d
-                             WHERE d.calcom_booking_id = a.calcom_booking_id AND d.id <> a.id
-                               AND d.status NOT IN ('cancelled', 'no_show'))
-                  OR EXISTS (SELECT 1 FROM appointments d
-                             WHERE d.calcom_v2_booking_uid = a.calcom_v2_booking_uid AND d.id <> a.id
-                               AND d.status NOT IN ('cancelled', 'no_show'))
-                  OR EXISTS (SELECT 1 FROM remediation.host_overlaps h WHERE h.appointment_id = a.id))
+        WHEN EXISTS (SELECT 1 FROM remediation.shared_bookings d WHERE d.appointment_id = a.id OFFSET 0)
+             OR EXISTS (SELECT 1 FROM remediation.host_overlaps h WHERE h.appointment_id = a.id OFFSET 0)
             THEN 'DOUBLE_BOOKING'
         WHEN NOT calsync.is_usable_email(c.email) AND NOT calsync.is_usable_phone(c.phone) THEN 'MISSING_CONTACT'
     END AS blocking_cause

@@ -1,10 +1,17 @@
--- remediation: the views DBAs query. Each answers from a partial index over its problem rows, so it stays
--- fast on a large table (bench/views.py measures them on 1,000,000 appointments).
+-- remediation: the views DBAs query. Each starts from its problem rows, read from partial indexes
+-- (remediation.unsettled_appointments, the failing and unsynced indexes), and looks each one up, so it
+-- stays fast on a large table (bench/views.py measures them on 1,000,000 appointments).
+--
+-- JIT: the planner prices each of those lookups like a disk read, so a finding with a few thousand rows is
+-- priced past jit_above_cost, and PostgreSQL (jit = on by default) first compiles the query with LLVM:
+-- 0.1 to 1.5 s of compiling for a query that runs in tens of milliseconds. The findings that look their
+-- rows up therefore keep their query in a calsync.remediation_<name> view and read it through
+-- remediation.<name>_without_jit(), a function that plans it with jit off (SET jit = off).
 
-CREATE OR REPLACE VIEW remediation.failed_syncs AS
+CREATE OR REPLACE VIEW calsync.remediation_failed_syncs AS
 SELECT a.id AS appointment_id,
        a.customer_id,
-       c.name AS customer_name,
+       (SELECT c.name FROM customers c WHERE c.id = a.customer_id) AS customer_name,
        a.starts_at,
        a.status,
        f.category,
@@ -20,8 +27,11 @@ SELECT a.id AS appointment_id,
        k.recommended_action,
        k.runbook_step
 FROM appointments a
-LEFT JOIN customers c ON c.id = a.customer_id
-JOIN remediation.sync_diagnosis f ON f.appointment_id = a.id
+LEFT JOIN remediation.categories w ON w.category = a.sync_error_code AND w.origin = 'worker'
+LEFT JOIN remediation.failure_diagnoses fd ON fd.appointment_id = a.id
+-- the worker's verdict, else the diagnosis made when the app recorded the failure, else diagnose now
+-- (OFFSET 0: once per row, although the category is used twice)
+CROSS JOIN LATERAL (SELECT coalesce(w.category, fd.category, remediation.failure_category(a.id)) AS category OFFSET 0) f
 LEFT JOIN remediation.categories k ON k.category = f.category
 LEFT JOIN LATERAL (
     SELECT d.status, d.attempts, d.last_error FROM calsync.outbox_delivery d
@@ -29,7 +39,14 @@ LEFT JOIN LATERAL (
 LEFT JOIN LATERAL (
     SELECT min(t.created_at) AS first_failure_at, max(t.created_at) AS last_failure_at
     FROM calsync.sync_attempts t WHERE t.appointment_id = a.id AND t.category <> 'OK') AS att ON true
-WHERE (a.calcom_sync_status = 'failed' OR a.requires_manual_review);
+WHERE a.calcom_sync_status = 'failed' OR a.requires_manual_review;
+COMMENT ON VIEW calsync.remediation_failed_syncs IS 'The query of remediation.failed_syncs, read through remediation.failed_syncs_without_jit().';
+CREATE OR REPLACE FUNCTION remediation.failed_syncs_without_jit() RETURNS SETOF calsync.remediation_failed_syncs
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp SET jit = off AS $$
+    SELECT * FROM calsync.remediation_failed_syncs
+$$;
+COMMENT ON FUNCTION remediation.failed_syncs_without_jit() IS 'The rows of remediation.failed_syncs, planned without JIT (see the head of this file).';
+CREATE OR REPLACE VIEW remediation.failed_syncs AS SELECT * FROM remediation.failed_syncs_without_jit();
 COMMENT ON VIEW remediation.failed_syncs IS
     'One row per appointment whose sync is failing (calcom_sync_status failed, or flagged for manual review), with why and what to do.';
 COMMENT ON COLUMN remediation.failed_syncs.appointment_id IS 'the failing appointment';
@@ -37,7 +54,7 @@ COMMENT ON COLUMN remediation.failed_syncs.customer_id IS 'its customer';
 COMMENT ON COLUMN remediation.failed_syncs.customer_name IS 'the customer''s name';
 COMMENT ON COLUMN remediation.failed_syncs.starts_at IS 'when the appointment starts';
 COMMENT ON COLUMN remediation.failed_syncs.status IS 'the appointment''s status';
-COMMENT ON COLUMN remediation.failed_syncs.category IS 'why it fails (remediation.categories): the worker''s verdict, else what the data shows';
+COMMENT ON COLUMN remediation.failed_syncs.category IS 'why it fails (remediation.categories): the worker''s verdict, else the diagnosis made when the failure was recorded (remediation.failure_diagnoses), else what the data shows now';
 COMMENT ON COLUMN remediation.failed_syncs.retryable IS 'true when retrying can succeed without a change (a transient cause)';
 COMMENT ON COLUMN remediation.failed_syncs.last_error IS 'the last error in full (Cal.com''s answer, or the worker''s guard)';
 COMMENT ON COLUMN remediation.failed_syncs.error_code IS 'sync_error_code: a category, or the app''s HTTP_<status>';
@@ -67,21 +84,35 @@ COMMENT ON COLUMN remediation.error_distribution.failures IS 'failing appointmen
 COMMENT ON COLUMN remediation.error_distribution.share_percent IS 'share of all failing appointments, in percent';
 COMMENT ON COLUMN remediation.error_distribution.recommended_action IS 'what to do about this category';
 
-CREATE OR REPLACE VIEW remediation.duplicate_bookings AS
+CREATE OR REPLACE VIEW calsync.remediation_duplicate_bookings AS
+WITH seeds AS (  -- unsettled live appointments (from 30 days ago on) that share their booking
+    SELECT a.id
+    FROM remediation.unsettled_appointments u
+    JOIN appointments a ON a.id = u.appointment_id
+    WHERE a.status NOT IN ('cancelled', 'no_show') AND a.starts_at >= now() - interval '30 days'
+      AND EXISTS (SELECT 1 FROM remediation.shared_bookings b WHERE b.appointment_id = a.id OFFSET 0)
+), members AS (  -- and every appointment they share it with (the kept one is often settled)
+    SELECT id FROM seeds
+    UNION
+    SELECT b.other_id FROM seeds JOIN remediation.shared_bookings b ON b.appointment_id = seeds.id
+)
 SELECT a.id AS appointment_id, a.customer_id, a.starts_at, a.service_id, a.calcom_booking_id, a.calcom_v2_booking_uid,
        a.status, a.calcom_sync_status,
-       (array_agg(b.id ORDER BY b.id)) AS duplicates_of,
-       CASE WHEN bool_or(b.customer_id = a.customer_id AND b.starts_at = a.starts_at AND b.service_id = a.service_id)
-            THEN 'same customer, start and service' ELSE 'same Cal.com booking' END AS reason
-FROM appointments a
-JOIN appointments b ON b.id <> a.id AND b.status NOT IN ('cancelled', 'no_show')
- AND ((b.customer_id = a.customer_id AND b.starts_at = a.starts_at AND b.service_id = a.service_id)
-      OR (a.calcom_booking_id IS NOT NULL AND b.calcom_booking_id = a.calcom_booking_id)
-      OR (a.calcom_v2_booking_uid IS NOT NULL AND b.calcom_v2_booking_uid = a.calcom_v2_booking_uid))
-WHERE a.status NOT IN ('cancelled', 'no_show') AND a.starts_at >= now() - interval '30 days'
+       (array_agg(DISTINCT b.other_id ORDER BY b.other_id)) AS duplicates_of,
+       string_agg(DISTINCT b.reason, '; ' ORDER BY b.reason) AS reason
+FROM members m
+JOIN appointments a ON a.id = m.id
+JOIN remediation.shared_bookings b ON b.appointment_id = a.id
 GROUP BY a.id;
+COMMENT ON VIEW calsync.remediation_duplicate_bookings IS 'The query of remediation.duplicate_bookings, read through remediation.duplicate_bookings_without_jit().';
+CREATE OR REPLACE FUNCTION remediation.duplicate_bookings_without_jit() RETURNS SETOF calsync.remediation_duplicate_bookings
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp SET jit = off AS $$
+    SELECT * FROM calsync.remediation_duplicate_bookings
+$$;
+COMMENT ON FUNCTION remediation.duplicate_bookings_without_jit() IS 'The rows of remediation.duplicate_bookings, planned without JIT (see the head of this file).';
+CREATE OR REPLACE VIEW remediation.duplicate_bookings AS SELECT * FROM remediation.duplicate_bookings_without_jit();
 COMMENT ON VIEW remediation.duplicate_bookings IS
-    'Live appointments (from 30 days ago on) that share their slot or their Cal.com booking with another live one.';
+    'Live appointments that are one booking twice (same customer, start and service, or same Cal.com booking), found from the unsettled ones (remediation.unsettled_appointments, from 30 days ago on) and listed with every appointment they share it with.';
 COMMENT ON COLUMN remediation.duplicate_bookings.appointment_id IS 'the appointment';
 COMMENT ON COLUMN remediation.duplicate_bookings.customer_id IS 'its customer';
 COMMENT ON COLUMN remediation.duplicate_bookings.starts_at IS 'its start';
@@ -91,7 +122,7 @@ COMMENT ON COLUMN remediation.duplicate_bookings.calcom_v2_booking_uid IS 'its C
 COMMENT ON COLUMN remediation.duplicate_bookings.status IS 'its status';
 COMMENT ON COLUMN remediation.duplicate_bookings.calcom_sync_status IS 'its sync status';
 COMMENT ON COLUMN remediation.duplicate_bookings.duplicates_of IS 'the other live appointments it duplicates';
-COMMENT ON COLUMN remediation.duplicate_bookings.reason IS 'what they share';
+COMMENT ON COLUMN remediation.duplicate_bookings.reason IS 'what they share (several reasons separated by ; )';
 
 CREATE OR REPLACE VIEW remediation.past_unsynced AS
 SELECT a.id AS appointment_id, a.customer_id, a.starts_at, a.ends_at, a.status, a.calcom_sync_status,
@@ -109,13 +140,21 @@ COMMENT ON COLUMN remediation.past_unsynced.status IS 'its status';
 COMMENT ON COLUMN remediation.past_unsynced.calcom_sync_status IS 'failed or pending: it never synced';
 COMMENT ON COLUMN remediation.past_unsynced.last_error IS 'the last sync error';
 
-CREATE OR REPLACE VIEW remediation.host_conflicts AS
-SELECT DISTINCT ON (h.appointment_id, h.other_id)
-       h.appointment_id, h.other_id AS conflicts_with, h.host_key, h.busy, h.other_busy, h.starts_at,
-       h.staff_id, h.other_staff_id, h.calcom_sync_status
-FROM remediation.host_overlaps h
-WHERE h.calcom_sync_status IN ('failed', 'pending') AND h.ends_at >= now()
-ORDER BY h.appointment_id, h.other_id, lower(h.busy);
+CREATE OR REPLACE VIEW calsync.remediation_host_conflicts AS
+SELECT DISTINCT ON (a.id, h.other_id)
+       a.id AS appointment_id, h.other_id AS conflicts_with, h.host_key, h.busy, h.other_busy, a.starts_at,
+       a.staff_id, h.other_staff_id, a.calcom_sync_status
+FROM appointments a
+CROSS JOIN LATERAL (SELECT * FROM remediation.host_overlaps h WHERE h.appointment_id = a.id OFFSET 0) AS h
+WHERE a.calcom_sync_status IN ('failed', 'pending') AND a.ends_at >= now() AND a.status NOT IN ('cancelled', 'no_show')
+ORDER BY a.id, h.other_id, lower(h.busy);
+COMMENT ON VIEW calsync.remediation_host_conflicts IS 'The query of remediation.host_conflicts, read through remediation.host_conflicts_without_jit().';
+CREATE OR REPLACE FUNCTION remediation.host_conflicts_without_jit() RETURNS SETOF calsync.remediation_host_conflicts
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp SET jit = off AS $$
+    SELECT * FROM calsync.remediation_host_conflicts
+$$;
+COMMENT ON FUNCTION remediation.host_conflicts_without_jit() IS 'The rows of remediation.host_conflicts, planned without JIT (see the head of this file).';
+CREATE OR REPLACE VIEW remediation.host_conflicts AS SELECT * FROM remediation.host_conflicts_without_jit();
 COMMENT ON VIEW remediation.host_conflicts IS
     'Live appointments not yet at Cal.com (sync pending or failed) and not over, whose host (Cal.com user, else staff row) is booked twice at once: Cal.com will refuse them; reschedule one of the two. Pairs already both at Cal.com are not listed (remediation.host_overlaps has every pair).';
 COMMENT ON COLUMN remediation.host_conflicts.appointment_id IS 'the appointment';
@@ -128,15 +167,23 @@ COMMENT ON COLUMN remediation.host_conflicts.staff_id IS 'this appointment''s st
 COMMENT ON COLUMN remediation.host_conflicts.other_staff_id IS 'the other appointment''s staff row (another row of one person counts)';
 COMMENT ON COLUMN remediation.host_conflicts.calcom_sync_status IS 'this appointment''s sync status: pending or failed';
 
-CREATE OR REPLACE VIEW remediation.composites_without_phases AS
+CREATE OR REPLACE VIEW calsync.remediation_composites_without_phases AS
 SELECT a.id AS appointment_id, a.service_id, s.name AS service_name, a.starts_at, a.status, a.staff_id,
        calsync.segments_problem(s.segments) AS segments_problem
-FROM appointments a
+FROM remediation.unsettled_appointments u
+JOIN appointments a ON a.id = u.appointment_id
 JOIN services s ON s.id = a.service_id
 WHERE a.is_composite AND a.status NOT IN ('cancelled', 'no_show') AND a.starts_at >= now() - interval '30 days'
   AND NOT EXISTS (SELECT 1 FROM appointment_phases p WHERE p.appointment_id = a.id);
+COMMENT ON VIEW calsync.remediation_composites_without_phases IS 'The query of remediation.composites_without_phases, read through remediation.composites_without_phases_without_jit().';
+CREATE OR REPLACE FUNCTION remediation.composites_without_phases_without_jit() RETURNS SETOF calsync.remediation_composites_without_phases
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp SET jit = off AS $$
+    SELECT * FROM calsync.remediation_composites_without_phases
+$$;
+COMMENT ON FUNCTION remediation.composites_without_phases_without_jit() IS 'The rows of remediation.composites_without_phases, planned without JIT (see the head of this file).';
+CREATE OR REPLACE VIEW remediation.composites_without_phases AS SELECT * FROM remediation.composites_without_phases_without_jit();
 COMMENT ON VIEW remediation.composites_without_phases IS
-    'Live composite appointments (from 30 days ago on) that have no phases, so they cannot be synced.';
+    'Unsettled live composite appointments (remediation.unsettled_appointments, from 30 days ago on) that have no phases, so they cannot be synced. Since revision 0011 a composite gets its phases when it is saved.';
 COMMENT ON COLUMN remediation.composites_without_phases.appointment_id IS 'the appointment';
 COMMENT ON COLUMN remediation.composites_without_phases.service_id IS 'its composite service';
 COMMENT ON COLUMN remediation.composites_without_phases.service_name IS 'the service''s name';

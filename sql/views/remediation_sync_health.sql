@@ -8,7 +8,7 @@ WITH t AS (
     SELECT
         (SELECT value::int FROM calsync.settings WHERE key = 'health_failed_critical') AS failed_critical,
         (SELECT value::numeric FROM calsync.settings WHERE key = 'health_success_rate_critical') AS rate_critical
-), n AS (
+), n AS MATERIALIZED (  -- each count once (inlined, every use would count again)
     SELECT
         (SELECT count(*) FROM appointments WHERE calcom_sync_status = 'pending'
             AND status NOT IN ('cancelled', 'no_show'))::int AS pending,

@@ -1,5 +1,5 @@
 -- The remediation views on a database that has not taken the rules (revision 0005), with one case each.
-SELECT plan(27);
+SELECT plan(29);
 
 SELECT is_empty($$SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                   WHERE n.nspname = 'remediation' AND c.relkind = 'v' AND obj_description(c.oid, 'pg_class') IS NULL$$,
@@ -12,8 +12,8 @@ SELECT set_eq($$SELECT viewname::text FROM pg_views WHERE schemaname = 'remediat
               ARRAY['sync_health', 'error_distribution', 'failed_syncs', 'duplicate_bookings', 'past_unsynced',
                     'host_conflicts', 'composites_without_phases', 'customers_missing_contact',
                     'appointments_without_service', 'stuck_outbox', 'dead_letters', 'integrity_issues',
-                    'broken_phases', 'host_overlaps', 'sync_diagnosis'],
-              'the views the DBAs were promised, and the three building blocks they are made of');
+                    'broken_phases', 'host_overlaps', 'shared_bookings', 'sync_diagnosis', 'unsettled_appointments'],
+              'the views the DBAs were promised, and the five building blocks they are made of');
 
 SELECT tests.make_salon() AS s \gset
 SELECT (:'s'::jsonb->>'company')::bigint AS company, (:'s'::jsonb->>'customer')::bigint AS hans,
@@ -105,6 +105,13 @@ SELECT set_eq('SELECT appointment_id, category FROM remediation.failed_syncs',
               'failed_syncs: the worker''s verdict first, then the data (composite, double booking, contact), then the message');
 SELECT is((SELECT runbook_step FROM remediation.failed_syncs WHERE appointment_id = :nocontact), 'placeholder_emails',
           'each failure names the runbook step that fixes it');
+UPDATE customers SET email = 'anon@mail.example' WHERE id = :anon;
+SELECT results_eq(format('SELECT f.category, remediation.blocking_cause(%s) FROM remediation.failed_syncs f WHERE f.appointment_id = %s', :nocontact, :nocontact),
+                  $$VALUES ('MISSING_CONTACT'::text, NULL::text)$$,
+                  'a failure keeps the category it was diagnosed with when it happened; the live cause is gone');
+SELECT is((SELECT category FROM remediation.failure_diagnoses WHERE appointment_id = :nocontact), 'MISSING_CONTACT',
+          'the app''s failure was diagnosed when it was recorded');
+UPDATE customers SET email = NULL WHERE id = :anon;
 SELECT matches((SELECT last_error FROM remediation.failed_syncs WHERE appointment_id = :q), 'email_validation_error',
                'the full last error, from the dead event');
 SELECT set_eq($$SELECT category, failures, share_percent FROM remediation.error_distribution WHERE failures > 0$$,

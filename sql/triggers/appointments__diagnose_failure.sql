@@ -1,0 +1,5 @@
+CREATE OR REPLACE TRIGGER appointments_diagnose_failure
+    AFTER INSERT OR UPDATE OF calcom_sync_status, requires_manual_review, sync_error_code, sync_error_message
+    ON appointments
+    FOR EACH ROW WHEN (NEW.calcom_sync_status = 'failed' OR NEW.requires_manual_review)
+    EXECUTE FUNCTION remediation.tg_appointments__diagnose_failure();
