@@ -18,7 +18,8 @@ EMBEDDED_GROUP := $(if $(wildcard $(PG_BINDIR)/postgres),,--group embedded)
 help:
 	@echo "make demo    run the end-to-end demo on an embedded PostgreSQL (data in ./.calsync)"
 	@echo "make test    install what the tests need and run lint, types and the whole suite"
-	@echo "make bench   run the benchmarks in bench/ (prints figures)"
+	@echo "make bench   run the benchmarks in bench/ (prints figures; about 40 minutes)"
+	@echo "make soak    the chaos soak: 2,000 appointments, a faulty Cal.com, the worker killed every few seconds"
 	@echo "make schema  regenerate tests/schema.sql from a freshly migrated database"
 
 .tools/bin/uv:
@@ -51,6 +52,10 @@ demo: env
 
 schema: env system-deps
 	$(BIN)/python scripts/dump_schema.py > tests/schema.sql
+
+# CALSYNC_CHAOS_APPOINTMENTS, CALSYNC_CHAOS_KILL_FOR_S and CALSYNC_CHAOS_CONVERGE_S size the run
+soak: env system-deps
+	$(BIN)/pytest -m slow -s -p no:cacheprovider
 
 bench: env system-deps
 	$(BIN)/python bench/run_all.py

@@ -28,6 +28,7 @@ DECLARE
     v_last bigint;
     v_id bigint;
 BEGIN
+    PERFORM set_config('calsync.writer', 'backfill', true);
     SELECT max(id) INTO v_last
     FROM (SELECT id FROM appointments WHERE id > p_after_id ORDER BY id LIMIT p_batch) AS b;
     IF v_last IS NULL THEN
@@ -374,7 +375,8 @@ COMMENT ON FUNCTION calsync.is_bookable_status(p_status text) IS 'true for the s
 CREATE FUNCTION calsync.is_sync_loop(p_sync_origin text) RETURNS boolean
     LANGUAGE sql STABLE
     AS $$
-    SELECT coalesce(current_setting('calsync.writer', true), '') = 'worker' OR p_sync_origin IS NOT DISTINCT FROM 'calcom'
+    SELECT coalesce(current_setting('calsync.writer', true), '') IN ('worker', 'backfill')
+           OR p_sync_origin IS NOT DISTINCT FROM 'calcom'
 $$;
 
 COMMENT ON FUNCTION calsync.is_sync_loop(p_sync_origin text) IS 'true when a change must not be synced back: written by the worker, or originating from Cal.com.';
@@ -612,7 +614,7 @@ CREATE FUNCTION calsync.tg_appointment_phases__enqueue_sync() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    IF coalesce(current_setting('calsync.writer', true), '') = 'worker' THEN
+    IF coalesce(current_setting('calsync.writer', true), '') IN ('worker', 'backfill') THEN
         RETURN NULL;
     END IF;
     IF TG_OP = 'DELETE' THEN
@@ -2936,7 +2938,7 @@ CREATE INDEX remediation_appointments_calcom_uid_index ON public.appointments US
 
 CREATE INDEX remediation_appointments_failing_index ON public.appointments USING btree (id) WHERE (((calcom_sync_status)::text = 'failed'::text) OR requires_manual_review);
 
-CREATE INDEX remediation_appointments_last_sync_attempt_index ON public.appointments USING btree (last_sync_attempt_at) WHERE (last_sync_attempt_at IS NOT NULL);
+CREATE INDEX remediation_appointments_last_sync_attempt_index ON public.appointments USING btree (last_sync_attempt_at) INCLUDE (calcom_sync_status) WHERE (last_sync_attempt_at IS NOT NULL);
 
 CREATE INDEX remediation_appointments_slot_index ON public.appointments USING btree (customer_id, starts_at, service_id);
 

@@ -25,6 +25,9 @@ ignores deletes; the archive of what was sent is ``sync_attempts``). So each eve
 Dead events stay for review and are pruned, with old attempts, by ``calsync.prune_sync_history``
 (the worker runs it hourly). Autovacuum is tuned tighter on the two queue tables.
 
+Backlog: live upcoming appointments still ``pending`` (the app's sync job had not pushed them) get a
+create event when the revision is applied, so the worker takes them over; stop the app's job first.
+
 Triggers: appointments (create, cancel, reschedule; worker-written and Cal.com-originated changes never
 enqueue), appointment_phases (phases changed on their own reschedule their appointment), outbox
 (statement-level wake-up NOTIFY, only when a worker is idle: NOTIFY serialises committing writers).
@@ -49,6 +52,7 @@ def upgrade() -> None:
     op.execute(FROZEN["tables"])
     op.execute(FROZEN["functions"])
     online.ddl(FROZEN["trigger_appointments"], FROZEN["trigger_phases"], FROZEN["trigger_outbox"])
+    op.execute(FROZEN["adopt_backlog"])
 
 
 def downgrade() -> None:

@@ -110,10 +110,12 @@ COMMENT ON FUNCTION calsync.is_bookable_status(text) IS
     'true for the statuses an appointment is synced to Cal.com in: pending, confirmed, scheduled, booked.';
 
 -- Changes the worker writes itself (calsync.writer = 'worker') and changes that came from Cal.com
--- (sync_origin = 'calcom') never enqueue: no loops.
+-- (sync_origin = 'calcom') never enqueue: no loops. Nor do a revision's backfills (calsync.writer =
+-- 'backfill'): completing old rows must not rebook them at Cal.com, which would e-mail every customer.
 CREATE OR REPLACE FUNCTION calsync.is_sync_loop(p_sync_origin text) RETURNS boolean
 LANGUAGE sql STABLE AS $$
-    SELECT coalesce(current_setting('calsync.writer', true), '') = 'worker' OR p_sync_origin IS NOT DISTINCT FROM 'calcom'
+    SELECT coalesce(current_setting('calsync.writer', true), '') IN ('worker', 'backfill')
+           OR p_sync_origin IS NOT DISTINCT FROM 'calcom'
 $$;
 COMMENT ON FUNCTION calsync.is_sync_loop(text) IS
     'true when a change must not be synced back: written by the worker, or originating from Cal.com.';
@@ -170,7 +172,7 @@ COMMENT ON FUNCTION calsync.tg_appointments__enqueue_sync() IS
 CREATE OR REPLACE FUNCTION calsync.tg_appointment_phases__enqueue_sync() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF coalesce(current_setting('calsync.writer', true), '') = 'worker' THEN
+    IF coalesce(current_setting('calsync.writer', true), '') IN ('worker', 'backfill') THEN
         RETURN NULL;
     END IF;
     IF TG_OP = 'DELETE' THEN
@@ -527,6 +529,16 @@ CREATE OR REPLACE TRIGGER appointment_phases_enqueue_sync_delete
 CREATE OR REPLACE TRIGGER outbox_wake_worker
     AFTER INSERT ON calsync.outbox
     FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_outbox__wake_worker();
+
+-- name: adopt_backlog
+-- The outbox takes over from the app's sync job: live upcoming appointments the job had not pushed yet
+-- (calcom_sync_status pending) get a create event, so none of them waits forever. Stop the app's job first.
+INSERT INTO calsync.outbox (aggregatetype, aggregateid, type, payload)
+SELECT 'appointment', a.id::text, 'create', jsonb_build_object('appointment_id', a.id, 'adopted_from', 'pending backlog')
+FROM appointments a
+WHERE a.calcom_sync_status = 'pending' AND calsync.is_bookable_status(a.status) AND a.ends_at > now()
+  AND NOT EXISTS (SELECT 1 FROM calsync.outbox o WHERE o.aggregateid = a.id::text)
+ORDER BY a.id;
 
 -- name: drop_triggers
 DROP TRIGGER appointments_enqueue_sync ON appointments;

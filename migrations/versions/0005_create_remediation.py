@@ -46,7 +46,7 @@ INDEXES = {
     "WHERE calcom_sync_status IN ('failed', 'pending')",
     "remediation_appointments_last_sync_attempt_index": "CREATE INDEX CONCURRENTLY IF NOT EXISTS "
     "remediation_appointments_last_sync_attempt_index ON appointments (last_sync_attempt_at) "
-    "WHERE last_sync_attempt_at IS NOT NULL",
+    "INCLUDE (calcom_sync_status) WHERE last_sync_attempt_at IS NOT NULL",
     "remediation_appointments_calcom_uid_index": "CREATE INDEX CONCURRENTLY IF NOT EXISTS "
     "remediation_appointments_calcom_uid_index ON appointments (calcom_v2_booking_uid) "
     "WHERE calcom_v2_booking_uid IS NOT NULL",

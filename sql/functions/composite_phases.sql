@@ -71,7 +71,9 @@ $$;
 COMMENT ON FUNCTION calsync.tg_services__keep_segments_while_booked() IS
     'Trigger services_keep_segments_while_booked: refuses emptying a composite service''s segments while upcoming appointments use it.';
 
--- Backfill of the revision: existing live composite appointments without phases, in batches by id.
+-- Backfill of the revision: existing live composite appointments without phases, in batches by id. The
+-- phases complete old rows; they are not news for Cal.com (calsync.writer = 'backfill': nothing enqueued),
+-- so bookings made before are not rebooked. A failing one is retried by the runbook's requeue step.
 CREATE OR REPLACE FUNCTION calsync.backfill_composite_phases(p_after_id bigint, p_batch integer)
 RETURNS bigint
 LANGUAGE plpgsql AS $$
@@ -79,6 +81,7 @@ DECLARE
     v_last bigint;
     v_id bigint;
 BEGIN
+    PERFORM set_config('calsync.writer', 'backfill', true);
     SELECT max(id) INTO v_last
     FROM (SELECT id FROM appointments WHERE id > p_after_id ORDER BY id LIMIT p_batch) AS b;
     IF v_last IS NULL THEN

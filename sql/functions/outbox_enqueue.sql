@@ -11,10 +11,12 @@ COMMENT ON FUNCTION calsync.is_bookable_status(text) IS
     'true for the statuses an appointment is synced to Cal.com in: pending, confirmed, scheduled, booked.';
 
 -- Changes the worker writes itself (calsync.writer = 'worker') and changes that came from Cal.com
--- (sync_origin = 'calcom') never enqueue: no loops.
+-- (sync_origin = 'calcom') never enqueue: no loops. Nor do a revision's backfills (calsync.writer =
+-- 'backfill'): completing old rows must not rebook them at Cal.com, which would e-mail every customer.
 CREATE OR REPLACE FUNCTION calsync.is_sync_loop(p_sync_origin text) RETURNS boolean
 LANGUAGE sql STABLE AS $$
-    SELECT coalesce(current_setting('calsync.writer', true), '') = 'worker' OR p_sync_origin IS NOT DISTINCT FROM 'calcom'
+    SELECT coalesce(current_setting('calsync.writer', true), '') IN ('worker', 'backfill')
+           OR p_sync_origin IS NOT DISTINCT FROM 'calcom'
 $$;
 COMMENT ON FUNCTION calsync.is_sync_loop(text) IS
     'true when a change must not be synced back: written by the worker, or originating from Cal.com.';
@@ -71,7 +73,7 @@ COMMENT ON FUNCTION calsync.tg_appointments__enqueue_sync() IS
 CREATE OR REPLACE FUNCTION calsync.tg_appointment_phases__enqueue_sync() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF coalesce(current_setting('calsync.writer', true), '') = 'worker' THEN
+    IF coalesce(current_setting('calsync.writer', true), '') IN ('worker', 'backfill') THEN
         RETURN NULL;
     END IF;
     IF TG_OP = 'DELETE' THEN

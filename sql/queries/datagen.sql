@@ -161,10 +161,10 @@ FROM (
                 WHEN a.r_sync %% 1000 < %(failed_permille)s THEN 'failed'
                 WHEN a.r_sync %% 1000 < %(failed_permille)s + %(pending_permille)s THEN 'pending'
                 ELSE 'synced' END AS sync,
-           -- booked 1-20 days ahead; what lies further ahead was booked at some point of the last 90 days
-           CASE WHEN a.starts_at - interval '21 days' < %(anchor)s::timestamptz
-                THEN least(a.starts_at - make_interval(days => 1 + (a.r_src %% 20)::int, mins => (a.r_src %% 600)::int),
-                           %(anchor)s::timestamptz - interval '1 hour')
+           -- booked 1-20 days ahead; when that lies in the future, at some point of the last 90 days
+           CASE WHEN a.starts_at - make_interval(days => 1 + (a.r_src %% 20)::int, mins => (a.r_src %% 600)::int)
+                     < %(anchor)s::timestamptz - interval '1 hour'
+                THEN a.starts_at - make_interval(days => 1 + (a.r_src %% 20)::int, mins => (a.r_src %% 600)::int)
                 ELSE %(anchor)s::timestamptz - make_interval(hours => 1 + (a.r_src %% 2160)::int) END AS created_at
     FROM (
         SELECT b.*,
