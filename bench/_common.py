@@ -37,13 +37,13 @@ def scratch_database(prefix: str, keep: bool = False) -> Iterator[str]:
     base = server_url()
     name = f"bench_{prefix}_{uuid.uuid4().hex[:6]}"
     with psycopg.connect(base + "/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+        conn.execute(f'CREATE DATABASE "{name}"')
     try:
         yield f"{base}/{name}"
     finally:
         if not keep:
             with psycopg.connect(base + "/postgres", autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+                conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 class Stopwatch:

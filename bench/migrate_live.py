@@ -73,9 +73,9 @@ class Writer(threading.Thread):
                     }
                 t0 = time.perf_counter()
                 try:
-                    row = conn.execute(sql, params).fetchone() if what == "book" else conn.execute(sql, params)
-                    if what == "book" and row is not None:
-                        booked.append(int(row[0]))  # type: ignore[call-overload,index]
+                    cur = conn.execute(sql, params)
+                    if what == "book" and (row := cur.fetchone()) is not None:
+                        booked.append(int(row[0]))
                     state = "ok"
                 except psycopg.Error as e:
                     state = e.sqlstate or type(e).__name__
@@ -86,12 +86,9 @@ class Writer(threading.Thread):
                 if took > self.worst[0]:
                     self.worst = (took, f"{what} at {time.strftime('%H:%M:%S')} ({state})")
 
-
-def _slowest(timeline: list[tuple[float, float]], t0: float, t1: float) -> float:
-    return max((took for start, took in timeline if t0 <= start + took and start <= t1), default=0.0)
-
-
-Writer.slowest_between = lambda self, t0, t1: _slowest(self.timeline, t0, t1)  # type: ignore[attr-defined]
+    def slowest_between(self, t0: float, t1: float) -> float:
+        """The longest operation that was running at some moment between t0 and t1."""
+        return max((took for start, took in self.timeline if t0 <= start + took and start <= t1), default=0.0)
 
 
 def main() -> None:

@@ -64,7 +64,7 @@ def pgbench(url: str, script: Path, clients: int, seconds: int) -> float:
 
 def set_mode(conn: psycopg.Connection, on: bool, idle: bool) -> None:
     for table, trigger in TRIGGERS:
-        conn.execute(f"ALTER TABLE {table} {'ENABLE' if on else 'DISABLE'} TRIGGER {trigger}")  # type: ignore[arg-type]
+        conn.execute(f"ALTER TABLE {table} {'ENABLE' if on else 'DISABLE'} TRIGGER {trigger}")
     conn.execute(
         "UPDATE calsync.outbox_listeners SET idle = %s, heartbeat_at = now() WHERE worker_id = 'bench'", [idle]
     )

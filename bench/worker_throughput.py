@@ -114,16 +114,18 @@ class DbCost:
         )
 
 
+# WAL records of this database's relations (and those of none: commits, checkpoints), by relation
 WAL_BY_RELATION = r"""
 WITH r AS (SELECT record_length, fpi_length, resource_manager, record_type,
-                  substring(block_ref FROM 'rel \d+/\d+/(\d+)')::oid AS fn
+                  substring(block_ref FROM 'rel \d+/\d+/(\d+)')::oid AS fn, substring(block_ref FROM 'rel \d+/(\d+)/')::oid AS db
            FROM pg_get_wal_records_info(%s::pg_lsn, %s::pg_lsn))
 SELECT coalesce(CASE WHEN c.relnamespace = 'pg_toast'::regnamespace
                      THEN substring(c.relname FROM 'pg_toast_(\d+)')::oid::regclass::text || ' (toast)'
                      ELSE c.relname END, r.resource_manager || ' ' || split_part(r.record_type, ' ', 1)) AS what,
        sum(record_length)::bigint, sum(fpi_length)::bigint
 FROM r LEFT JOIN pg_class c ON c.relfilenode = r.fn AND r.fn <> 0
-GROUP BY 1 ORDER BY 2 DESC LIMIT 7
+WHERE r.db IS NULL OR r.db IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+GROUP BY 1 ORDER BY 2 DESC
 """
 
 
@@ -131,7 +133,7 @@ def wal_by_relation(url: str, cost: dict[str, Any]) -> list[tuple[str, int, int]
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
         try:
-            return conn.execute(WAL_BY_RELATION, [cost["start"], cost["end"]]).fetchall()  # type: ignore[return-value]
+            return conn.execute(WAL_BY_RELATION, [cost["start"], cost["end"]]).fetchall()
         except psycopg.errors.UndefinedFile:  # a checkpoint (someone's) recycled it meanwhile
             return [("(WAL already recycled)", 0, 0)]
 
@@ -177,7 +179,7 @@ async def pgq_driver(url: str) -> Any:
     from pgqueuer import PsycopgDriver
 
     try:
-        import asyncpg
+        import asyncpg  # type: ignore[import-untyped]
         from pgqueuer import AsyncpgDriver
 
         conn: Any = await asyncpg.connect(url)
@@ -234,7 +236,7 @@ async def pgq_prepare(url: str, n: int) -> None:
         ids = [int(r[0]) for r in await cur.fetchall()]
         await conn.execute("TRUNCATE calsync.outbox")
         cur = await conn.execute("SELECT id, starts_at FROM appointments WHERE id = ANY(%s) ORDER BY id", [ids])
-        payloads = []
+        payloads: list[bytes | None] = []
         for aid, start in await cur.fetchall():
             person = {"name": "Hans Schuster", "timeZone": "Europe/Berlin", "email": "hans.schuster@mail.example",
                       "phoneNumber": "+4915112345678"}  # fmt: skip
@@ -261,8 +263,10 @@ def show_cost(name: str, r: dict[str, Any], n: int) -> None:
     )
     for calls, ms, q in r["top"][:5]:
         print(f"  {calls:7d} calls {ms / calls:7.2f} ms each  {q}")
-    print("  WAL by relation:")
-    for what, size, fpi in r["wal_by_relation"]:
+    print(
+        f"  WAL of this database's relations and of none (pg_walinspect): {sum(x[1] for x in r['wal_by_relation']) / n:,.0f} B/event"
+    )
+    for what, size, fpi in r["wal_by_relation"][:7]:
         print(f"  {size / n:9,.0f} B/event ({fpi / max(size, 1):4.0%} full-page images)  {what}")
 
 

@@ -1416,7 +1416,7 @@ CREATE TABLE remediation.categories (
     description text NOT NULL,
     recommended_action text NOT NULL,
     runbook_step text,
-    sort_order integer NOT NULL,
+    sort_order bigint NOT NULL,
     CONSTRAINT categories_origin_check CHECK ((origin = ANY (ARRAY['worker'::text, 'incident'::text])))
 );
 
@@ -2668,15 +2668,15 @@ CREATE VIEW remediation.sync_health AS
             (( SELECT count(*) AS count
                    FROM public.appointments
                   WHERE (((appointments.calcom_sync_status)::text = 'pending'::text) AND ((appointments.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])) AND (COALESCE(appointments.last_sync_attempt_at, appointments.created_at) < (now() - '01:00:00'::interval)))))::integer AS stale_pending,
-            (( SELECT count(*) AS count
-                   FROM public.appointments
-                  WHERE (appointments.last_sync_attempt_at > (now() - '24:00:00'::interval))))::integer AS attempted_24h,
-            (( SELECT count(*) AS count
-                   FROM public.appointments
-                  WHERE ((appointments.last_sync_attempt_at > (now() - '24:00:00'::interval)) AND ((appointments.calcom_sync_status)::text = 'synced'::text))))::integer AS synced_24h,
+            h.attempted_24h,
+            h.synced_24h,
             (( SELECT count(*) AS count
                    FROM calsync.integrity_issues
                   WHERE (integrity_issues.resolved_at IS NULL)))::integer AS integrity_issues
+           FROM ( SELECT (count(*))::integer AS attempted_24h,
+                    (count(*) FILTER (WHERE ((appointments.calcom_sync_status)::text = 'synced'::text)))::integer AS synced_24h
+                   FROM public.appointments
+                  WHERE (appointments.last_sync_attempt_at > (now() - '24:00:00'::interval))) h
         ), a AS (
          SELECT n.pending,
             n.failed,

@@ -12,7 +12,7 @@ CREATE TABLE remediation.categories (
     description         text NOT NULL,
     recommended_action  text NOT NULL,
     runbook_step        text,
-    sort_order          integer NOT NULL
+    sort_order          bigint NOT NULL
 );
 COMMENT ON TABLE remediation.categories IS 'Why a sync fails, and what to do about it.';
 COMMENT ON COLUMN remediation.categories.requeue_when_fixed IS
@@ -1122,10 +1122,13 @@ WITH t AS (
         (SELECT count(*) FROM appointments WHERE calcom_sync_status = 'pending'
             AND status NOT IN ('cancelled', 'no_show')
             AND coalesce(last_sync_attempt_at, created_at) < now() - interval '1 hour')::int AS stale_pending,
-        (SELECT count(*) FROM appointments WHERE last_sync_attempt_at > now() - interval '24 hours')::int AS attempted_24h,
-        (SELECT count(*) FROM appointments WHERE last_sync_attempt_at > now() - interval '24 hours'
-            AND calcom_sync_status = 'synced')::int AS synced_24h,
+        h.attempted_24h,
+        h.synced_24h,
         (SELECT count(*) FROM calsync.integrity_issues WHERE resolved_at IS NULL)::int AS integrity_issues
+    FROM (  -- one index-only pass (remediation_appointments_last_sync_attempt_index includes the status)
+        SELECT count(*)::int AS attempted_24h, count(*) FILTER (WHERE calcom_sync_status = 'synced')::int AS synced_24h
+        FROM appointments WHERE last_sync_attempt_at > now() - interval '24 hours'
+    ) AS h
 ), a AS (
     SELECT n.*, t.*,
            CASE WHEN n.attempted_24h > 0 THEN round(100.0 * n.synced_24h / n.attempted_24h, 2) END AS success_rate_24h,
