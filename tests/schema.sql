@@ -252,6 +252,7 @@ CREATE FUNCTION calsync.finish_sync_events(p_worker text, p_results jsonb, p_max
     AS $$
 DECLARE
     v_owned uuid[];
+    v_results jsonb;
     v_writer text := current_setting('calsync.writer', true);
 BEGIN
     PERFORM set_config('calsync.writer', 'worker', true);  -- these writes must not enqueue (no loops)
@@ -271,19 +272,31 @@ BEGIN
             AND d.locked_by = p_worker AND d.status = 'running'
           ORDER BY d.outbox_id FOR UPDATE) AS x;
     RETURN QUERY
-        SELECT (r->>'outbox_id')::uuid FROM jsonb_array_elements(p_results) AS r
+        SELECT DISTINCT (r->>'outbox_id')::uuid FROM jsonb_array_elements(p_results) AS r
         WHERE NOT (r->>'outbox_id')::uuid = ANY (v_owned);
-    -- what Cal.com has now, per appointment and phase (slot 0: the appointment itself)
-    WITH o AS (SELECT r FROM jsonb_array_elements(p_results) AS r WHERE (r->>'outbox_id')::uuid = ANY (v_owned)),
-    b AS (SELECT (o.r->>'appointment_id')::bigint AS appointment_id, x AS b
-          FROM o, jsonb_array_elements(coalesce(o.r->'bookings', '[]')) AS x),
+    -- the state changes take the last result of each event (all attempts are archived above)
+    SELECT jsonb_agg(r ORDER BY ri) INTO v_results
+    FROM (SELECT DISTINCT ON (r->>'outbox_id') r, ri FROM jsonb_array_elements(p_results) WITH ORDINALITY AS o(r, ri)
+          ORDER BY r->>'outbox_id', ri DESC) AS last;
+    -- what Cal.com has now, per appointment and phase (slot 0: the appointment itself). One result may name a
+    -- slot more than once (found by the lookup, then moved or cancelled and booked again), and a batch may
+    -- hold two results of one event (its lease ran out and it was claimed again): the last word counts.
+    WITH b AS (
+        SELECT DISTINCT ON (appointment_id, slot) appointment_id, slot, b
+        FROM (SELECT (r->>'appointment_id')::bigint AS appointment_id,
+                     coalesce((x->>'phase_id')::bigint, 0) AS slot, x AS b, ri, xi
+              FROM jsonb_array_elements(p_results) WITH ORDINALITY AS o(r, ri),
+                   jsonb_array_elements(coalesce(r->'bookings', '[]')) WITH ORDINALITY AS e(x, xi)
+              WHERE (r->>'outbox_id')::uuid = ANY (v_owned)) AS said
+        ORDER BY appointment_id, slot, ri DESC, xi DESC
+    ),
     gone AS (
         DELETE FROM calsync.synced_bookings s USING b
         WHERE coalesce((b.b->>'cancelled')::boolean, false) AND s.appointment_id = b.appointment_id
-          AND s.slot = coalesce((b.b->>'phase_id')::bigint, 0)
+          AND s.slot = b.slot
     )
     INSERT INTO calsync.synced_bookings AS s (appointment_id, slot, uid, booking_id, start_at, end_at, event_type_id, synced_at)
-    SELECT b.appointment_id, coalesce((b.b->>'phase_id')::bigint, 0), b.b->>'uid', (b.b->>'booking_id')::bigint,
+    SELECT b.appointment_id, b.slot, b.b->>'uid', (b.b->>'booking_id')::bigint,
            (b.b->>'start_at')::timestamptz, (b.b->>'end_at')::timestamptz, (b.b->>'event_type_id')::bigint, p_now
     FROM b WHERE NOT coalesce((b.b->>'cancelled')::boolean, false)
     ON CONFLICT (appointment_id, slot) DO UPDATE
@@ -298,9 +311,12 @@ BEGIN
         calcom_sync_status = coalesce(f->>'calcom_sync_status', p.calcom_sync_status),
         sync_error_message = CASE WHEN f ? 'sync_error_message' THEN f->>'sync_error_message' ELSE p.sync_error_message END,
         updated_at = p_now
-    FROM jsonb_array_elements(p_results) AS r, jsonb_array_elements(coalesce(r->'phases', '[]')) AS f
-    WHERE (r->>'outbox_id')::uuid = ANY (v_owned) AND p.id = (f->>'id')::bigint
-      AND p.appointment_id = (r->>'appointment_id')::bigint;
+    FROM (SELECT DISTINCT ON ((f->>'id')::bigint) f, (r->>'appointment_id')::bigint AS appointment_id  -- the last word
+          FROM jsonb_array_elements(v_results) WITH ORDINALITY AS o(r, ri),
+               jsonb_array_elements(coalesce(r->'phases', '[]')) WITH ORDINALITY AS e(f, fi)
+          WHERE (r->>'outbox_id')::uuid = ANY (v_owned)
+          ORDER BY (f->>'id')::bigint, ri DESC, fi DESC) AS said
+    WHERE p.id = (f->>'id')::bigint AND p.appointment_id = said.appointment_id;
     UPDATE appointments a
     SET calcom_booking_id = CASE WHEN v ? 'calcom_booking_id' THEN (v->>'calcom_booking_id')::bigint ELSE a.calcom_booking_id END,
         calcom_v2_booking_id = CASE WHEN v ? 'calcom_v2_booking_id' THEN v->>'calcom_v2_booking_id' ELSE a.calcom_v2_booking_id END,
@@ -317,14 +333,14 @@ BEGIN
                                         WHEN outcome = 'synced' THEN NULL ELSE a.manual_review_flagged_at END
     FROM (SELECT r, r->>'outcome' AS outcome, coalesce(r->'appointment', '{}'::jsonb) AS v,
                  r->>'outcome' = 'dead' OR (r->>'outcome' = 'retry' AND d.attempts >= p_max_attempts) AS final
-          FROM jsonb_array_elements(p_results) AS r
+          FROM jsonb_array_elements(v_results) AS r
           JOIN calsync.outbox_delivery d ON d.outbox_id = (r->>'outbox_id')::uuid
           WHERE d.outbox_id = ANY (v_owned)) AS x
     WHERE a.id = (r->>'appointment_id')::bigint AND outcome <> 'skipped';
     -- delivered (or nothing to deliver: skipped): the event and every earlier event of the appointment it covered
     WITH done AS (
         SELECT d.aggregateid, d.covers_seq FROM calsync.outbox_delivery d
-        JOIN jsonb_array_elements(p_results) AS r ON (r->>'outbox_id')::uuid = d.outbox_id
+        JOIN jsonb_array_elements(v_results) AS r ON (r->>'outbox_id')::uuid = d.outbox_id
         WHERE d.outbox_id = ANY (v_owned) AND r->>'outcome' IN ('synced', 'skipped')
     ), events AS (
         DELETE FROM calsync.outbox e USING done
@@ -346,7 +362,7 @@ BEGIN
         last_error = r->>'error', last_category = r->>'category',
         processed_at = CASE WHEN r->>'outcome' = 'dead' OR (r->>'outcome' = 'retry' AND d.attempts >= p_max_attempts)
                             THEN p_now END
-    FROM jsonb_array_elements(p_results) AS r
+    FROM jsonb_array_elements(v_results) AS r
     WHERE d.outbox_id = (r->>'outbox_id')::uuid AND d.outbox_id = ANY (v_owned)
       AND r->>'outcome' IN ('retry', 'dead', 'rate_limited');
     PERFORM set_config('calsync.writer', coalesce(v_writer, ''), true);

@@ -319,3 +319,36 @@ def test_a_claim_whose_reply_was_lost_is_given_back_at_once(
     assert [appointment(db, i)["calcom_sync_status"] for i in ids] == ["synced"] * 3
     assert outbox_left(db) == 0
     assert all(len(active(meta(sim, i))) == 1 for i in ids)
+
+
+def test_a_result_the_database_refuses_does_not_hold_up_the_others(
+    db: Db, sim: SimulatorProcess, salon: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One result the database can't take (here an attempt number that is not a number) once made the whole batch
+    fail and be put back for ever: no outcome was recorded again and every lease ran out, round after round.
+    Now the others are recorded, the refused one becomes a retry whose error says why, and the retry adopts the
+    booking its first attempt made."""
+    ids = [book(db, salon, start=FUTURE + dt.timedelta(hours=h)) for h in range(3)]
+    real_record = Worker._record
+    spoiled: list[int] = []
+
+    async def record(self: Worker, batch: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        for r in batch:
+            if r["appointment_id"] == ids[1] and not spoiled and r.get("attempts"):
+                spoiled.append(r["appointment_id"])
+                r["attempts"][0]["attempt"] = "first"  # invalid input syntax for type integer
+        return await real_record(self, batch)
+
+    monkeypatch.setattr(Worker, "_record", record)
+    drain(db, sim)
+    assert spoiled == [ids[1]], "the spoiled result was offered to the database"
+    assert [appointment(db, i)["calcom_sync_status"] for i in ids] == ["synced", "pending", "synced"]
+    refused = appointment(db, ids[1])
+    assert refused["sync_error_message"].startswith("the worker could not record this attempt (invalid input syntax")
+    assert outbox_left(db) == 1, "the refused one is a retry, the others are delivered"
+    with db.connect() as conn:
+        conn.execute("UPDATE calsync.outbox_delivery SET next_attempt_at = now()")  # don't wait for the backoff
+    drain(db, sim)
+    assert [appointment(db, i)["calcom_sync_status"] for i in ids] == ["synced"] * 3
+    assert outbox_left(db) == 0
+    assert all(len(active(meta(sim, i))) == 1 for i in ids), "the retry adopted the first booking, no second one"

@@ -242,23 +242,59 @@ class Worker:
             while self.pending_results:
                 batch, self.pending_results = self.pending_results, []
                 try:
-                    lost = await self._fetch(
-                        "finish",
-                        {
-                            "worker": self.s.worker_id,
-                            "results": json.dumps(batch, default=str),
-                            "max_attempts": self.s.max_attempts,
-                            "retry_base_s": self.s.retry_base_s,
-                            "retry_cap_s": self.s.retry_cap_s,
-                        },
-                    )
+                    lost = await self._record(batch)
+                except psycopg.Error as e:
+                    if isinstance(e, psycopg.OperationalError):  # the connection or the server: the batch waits
+                        self.pending_results[:0] = batch
+                        raise
+                    lost = await self._record_each(batch, e)
                 except BaseException:
                     self.pending_results[:0] = batch
                     raise
-                self.held.difference_update(str(r["outbox_id"]) for r in batch)
-                for (outbox_id,) in lost:
-                    self.metrics.lost_leases += 1
-                    logs.log("lease_lost", level="warning", outbox_id=outbox_id, worker_id=self.s.worker_id)
+                self._recorded(batch, lost)
+
+    async def _record(self, batch: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return await self._fetch(
+            "finish",
+            {
+                "worker": self.s.worker_id,
+                "results": json.dumps(batch, default=str),
+                "max_attempts": self.s.max_attempts,
+                "retry_base_s": self.s.retry_base_s,
+                "retry_cap_s": self.s.retry_cap_s,
+            },
+        )
+
+    async def _record_each(self, batch: list[dict[str, Any]], error: psycopg.Error) -> list[tuple[Any, ...]]:
+        """The database refused a batch (a bug, or a result it can't take): record the results one at a time, so
+        one bad result can't hold up the others (put back for ever, it once wedged a worker). A result refused on
+        its own is recorded as a retry without what it found at Cal.com (the next attempt looks that up again),
+        with the refusal as its error; one refused even so is logged in full and left to its lease."""
+        logs.log("finish_refused", level="error", error=str(error).strip(), results=len(batch))
+        lost: list[tuple[Any, ...]] = []
+        for i, result in enumerate(batch):
+            try:
+                for attempt in (result, unrecordable(result, error, keep_attempts=True), unrecordable(result, error)):
+                    try:
+                        lost += await self._record([attempt])
+                        break
+                    except psycopg.Error as e:
+                        if isinstance(e, psycopg.OperationalError):
+                            raise
+                        error = e
+                else:
+                    logs.log("result_unrecordable", level="error", error=str(error).strip(), result=result)
+            except BaseException:
+                self._recorded(batch[:i], lost)
+                self.pending_results[:0] = batch[i:]
+                raise
+        return lost
+
+    def _recorded(self, batch: list[dict[str, Any]], lost: list[tuple[Any, ...]]) -> None:
+        self.held.difference_update(str(r["outbox_id"]) for r in batch)
+        for (outbox_id,) in lost:
+            self.metrics.lost_leases += 1
+            logs.log("lease_lost", level="warning", outbox_id=outbox_id, worker_id=self.s.worker_id)
 
     async def _flusher(self) -> None:
         """Record outcomes every 20 ms (or at once when a batch is full). It is never cancelled mid-statement:
@@ -334,6 +370,19 @@ class Worker:
         if self.pool:
             await self.pool.close()
         logs.log("worker_stopped", worker_id=self.s.worker_id, events=dict(self.metrics.events))
+
+
+def unrecordable(result: dict[str, Any], error: psycopg.Error, *, keep_attempts: bool = False) -> dict[str, Any]:
+    """What is left of a result the database refused: a retry of its event with the refusal as the error."""
+    return {
+        "outbox_id": result["outbox_id"],
+        "appointment_id": result["appointment_id"],
+        "outcome": "retry",
+        "category": result.get("category") or "NETWORK",
+        "error": f"the worker could not record this attempt ({str(error).strip()}); the next attempt looks up "
+        f"at Cal.com what it did. Its outcome was: {result.get('outcome')}: {result.get('error') or 'no error'}",
+        "attempts": result.get("attempts", []) if keep_attempts else [],
+    }
 
 
 def run(settings: WorkerSettings) -> int:

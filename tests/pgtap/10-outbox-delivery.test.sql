@@ -1,5 +1,5 @@
 -- Delivery: claim (one per appointment, leased), coalescing, ownership, retries, dead letters, reaper, release.
-SELECT plan(23);
+SELECT plan(27);
 
 SELECT tests.make_company() AS company \gset
 SELECT tests.make_staff(:company, 'Lena Wagner', 5001) AS lena \gset
@@ -79,5 +79,24 @@ SELECT results_eq(
       WHERE d.status IN ('running', 'retry') AND o.aggregateid::bigint IN ($$ || :c || ',' || :d || ',' || :e || ') ORDER BY 1',
     format($$VALUES (%s::bigint, 'retry', NULL::text), (%s::bigint, 'running', 'w1'), (%s::bigint, 'retry', NULL::text)$$, :c, :d, :e),
     'the held lease stays; the unknown ones are due again for anyone');
+
+-- one batch that names a slot twice (found by the lookup, then moved: a new uid) and holds two results of one
+-- event (its lease ran out meanwhile and it was claimed again): recorded, the last word counts (the chaos soak
+-- once wedged on "ON CONFLICT DO UPDATE command cannot affect row a second time")
+SELECT tests.make_appointment(:cust2, :cut, :'lena', '2031-05-06 10:00+02') AS f \gset
+SELECT is((SELECT count(*)::int FROM calsync.claim_sync_events('w2', 10, '5 minutes', now() + interval '5 seconds')), 3,
+          'w2 claims the two given-back events and the new one');
+SELECT (SELECT o.id FROM calsync.outbox o WHERE o.aggregateid = :'f' ORDER BY seq LIMIT 1) AS ef \gset
+SELECT is_empty(format($$SELECT * FROM calsync.finish_sync_events('w2', '[
+    {"outbox_id": "%1$s", "appointment_id": %2$s, "outcome": "retry", "category": "SERVER_ERROR", "error": "HTTP 500",
+     "bookings": [{"phase_id": null, "uid": "uid-f1", "booking_id": 911, "start_at": "2031-05-06T08:00:00Z", "end_at": "2031-05-06T08:30:00Z", "event_type_id": 1}]},
+    {"outbox_id": "%1$s", "appointment_id": %2$s, "outcome": "synced",
+     "appointment": {"calcom_v2_booking_uid": "uid-f3", "calcom_v2_booking_id": "913", "calcom_booking_id": 913},
+     "bookings": [{"phase_id": null, "uid": "uid-f1", "booking_id": 911, "start_at": "2031-05-06T08:00:00Z", "end_at": "2031-05-06T08:30:00Z", "event_type_id": 1},
+                  {"phase_id": null, "uid": "uid-f3", "booking_id": 913, "start_at": "2031-05-06T08:00:00Z", "end_at": "2031-05-06T08:30:00Z", "event_type_id": 1}]}]', 8)$$,
+    :'ef', :f), 'a batch naming one slot several times, with two results of one event, is recorded');
+SELECT results_eq(format('SELECT s.uid, a.calcom_v2_booking_uid::text, a.calcom_sync_status::text FROM calsync.synced_bookings s JOIN appointments a ON a.id = s.appointment_id WHERE s.appointment_id = %s', :f),
+                  $$VALUES ('uid-f3', 'uid-f3', 'synced')$$, 'the last word counts: the last booking of the slot and the last result');
+SELECT is((SELECT count(*)::int FROM calsync.outbox_delivery WHERE aggregateid = :'f'), 0, 'and the event is delivered');
 
 SELECT * FROM finish();
