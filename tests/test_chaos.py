@@ -175,3 +175,5 @@ def test_chaos_converges(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -
     assert not missing, f"bookings missing: {missing[:10]}"
     assert not stray, f"bookings that should not exist (cancelled or superseded): {stray[:10]}"
     assert synced == live
+    errors = [line for line in proc.output().splitlines() if '"level": "error"' in line]
+    assert not errors, "the worker logged errors (faults are retries, not errors):\n" + "\n".join(errors[:5])
