@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import time
 from typing import Any
 
 import httpx
@@ -20,6 +22,7 @@ from tests.worker_support import (
     drain,
     outbox_left,
     salon,
+    settings,
     sim,
     simulator,
 )
@@ -352,3 +355,39 @@ def test_a_result_the_database_refuses_does_not_hold_up_the_others(
     assert [appointment(db, i)["calcom_sync_status"] for i in ids] == ["synced"] * 3
     assert outbox_left(db) == 0
     assert all(len(active(meta(sim, i))) == 1 for i in ids), "the retry adopted the first booking, no second one"
+
+
+def test_a_booking_committed_while_the_worker_turns_idle_is_not_left_to_the_poll(
+    db: Db, sim: SimulatorProcess, salon: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker finds nothing, and a booking commits before its idle flag does: the booking's trigger sees a
+    busy worker and sends no NOTIFY. bench/worker_idle.py saw such bookings wait for the 5 s poll. The worker
+    looks once more after setting the flag, so the booking goes out at once, not after the (here 30 s) poll."""
+    real_set_idle = Worker.set_idle
+    booked: list[int] = []
+
+    async def set_idle(self: Worker, idle: bool) -> None:
+        if idle and not self.idle and not booked:
+            booked.append(book(db, salon))  # committed just before the flag: nobody is notified
+        await real_set_idle(self, idle)
+
+    monkeypatch.setattr(Worker, "set_idle", set_idle)
+
+    async def run() -> float:
+        worker = Worker(settings(db, sim, poll_interval_s=30, once=False))
+        task = asyncio.create_task(worker.run())
+        t0 = time.monotonic()
+        try:
+            while time.monotonic() - t0 < 10:
+                if booked and appointment(db, booked[0])["calcom_sync_status"] == "synced":
+                    break
+                await asyncio.sleep(0.05)
+            return time.monotonic() - t0
+        finally:
+            worker.stop()
+            await task
+
+    took = asyncio.run(run())
+    assert booked, "the worker turned idle"
+    assert appointment(db, booked[0])["calcom_sync_status"] == "synced", "synced without waiting for the poll"
+    assert took < 5, f"took {took:.1f} s"

@@ -161,8 +161,10 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), min(paused, self.s.poll_interval_s * 4))
             return False
+        self.wake.clear()  # a NOTIFY or a finished task from here on ends the wait below
         claimed = await self._claim(min(free, self.s.batch_size)) if free > 0 else 0
         if claimed:
+            await self.set_idle(False)
             return False
         if self.s.once and not self.inflight:
             await self._flush()  # outcomes first: a recorded retry is what makes an event due again
@@ -170,12 +172,15 @@ class Worker:
             limit = min(self.s.concurrency, self.s.batch_size)
             nothing = self.limiter.paused_for() > 0 or not await self._claim(limit)
             return nothing and not self.inflight
-        if not self.inflight:
+        if not self.inflight and not self.idle:
             await self.set_idle(True)
-        self.wake.clear()
+            # a booking that committed while this worker was turning idle saw it busy and did not NOTIFY: look
+            # again now that the flag is set (later bookings notify), instead of leaving it to the poll
+            if free > 0 and await self._claim(min(free, self.s.batch_size)):
+                await self.set_idle(False)
+                return False
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), self.s.poll_interval_s)
-        await self.set_idle(False)
         return False
 
     async def _claim(self, limit: int) -> int:
