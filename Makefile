@@ -58,6 +58,7 @@ soak: env system-deps
 	$(BIN)/pytest -m slow -s -p no:cacheprovider
 
 bench: env system-deps
+	$(UV) sync --frozen --python 3.11 $(EMBEDDED_GROUP) --group bench  # PgQueuer, the comparison; bench only
 	$(BIN)/python bench/run_all.py
 
 clean:

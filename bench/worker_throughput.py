@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import time
@@ -271,6 +272,8 @@ def show_cost(name: str, r: dict[str, Any], n: int) -> None:
 
 
 def main() -> None:
+    if importlib.util.find_spec("pgqueuer") is None:
+        raise SystemExit("PgQueuer, the comparison, is not installed: `uv sync --group bench` (make bench does it)")
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=10_000)
     ap.add_argument("--settings", default="8x64,16x64,32x64", help="our worker's concurrency x batch, comma-separated")
