@@ -237,11 +237,16 @@ $$;
 COMMENT ON FUNCTION calsync.derive_phases(p_segments jsonb) IS 'The phases of a composite service''s segments (offsets relative to the start); none when segments_problem() is not NULL.';
 
 CREATE FUNCTION calsync.enqueue_sync(p_appointment_id bigint, p_type text, p_payload jsonb) RETURNS uuid
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $$
+DECLARE
+    v_id uuid;
+BEGIN
     INSERT INTO calsync.outbox (aggregatetype, aggregateid, type, payload)
     VALUES ('appointment', p_appointment_id::text, p_type, p_payload)
-    RETURNING id
+    RETURNING id INTO v_id;
+    RETURN v_id;
+END
 $$;
 
 COMMENT ON FUNCTION calsync.enqueue_sync(p_appointment_id bigint, p_type text, p_payload jsonb) IS 'Add one event (create, cancel or reschedule) for an appointment to calsync.outbox; returns its id.';
