@@ -276,7 +276,9 @@ def main() -> None:
         raise SystemExit("PgQueuer, the comparison, is not installed: `uv sync --group bench` (make bench does it)")
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=10_000)
-    ap.add_argument("--settings", default="16x64,32x64,64x128", help="our worker's concurrency x batch, comma-separated")
+    ap.add_argument(
+        "--settings", default="16x64,32x64,64x128", help="our worker's concurrency x batch, comma-separated"
+    )
     ap.add_argument("--pgq-batches", default="10,100")
     ap.add_argument("--pgq-pool", type=int, default=16, help="PgQueuer's httpx pool (ours: its concurrency)")
     ap.add_argument("--rounds", type=int, default=2, help="runs of every setting, alternating the sides")
