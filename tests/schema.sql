@@ -1247,7 +1247,15 @@ CREATE VIEW calsync.remediation_composites_without_phases AS
     a.staff_id,
     calsync.segments_problem(s.segments) AS segments_problem
    FROM ((remediation.unsettled_appointments u
-     JOIN public.appointments a ON ((a.id = u.appointment_id)))
+     CROSS JOIN LATERAL ( SELECT x.id,
+            x.service_id,
+            x.starts_at,
+            x.status,
+            x.staff_id,
+            x.is_composite
+           FROM public.appointments x
+          WHERE (x.id = u.appointment_id)
+         OFFSET 0) a)
      JOIN public.services s ON ((s.id = a.service_id)))
   WHERE (a.is_composite AND ((a.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])) AND (a.starts_at >= (now() - '30 days'::interval)) AND (NOT (EXISTS ( SELECT 1
            FROM public.appointment_phases p

@@ -1000,7 +1000,10 @@ CREATE OR REPLACE VIEW calsync.remediation_composites_without_phases AS
 SELECT a.id AS appointment_id, a.service_id, s.name AS service_name, a.starts_at, a.status, a.staff_id,
        calsync.segments_problem(s.segments) AS segments_problem
 FROM remediation.unsettled_appointments u
-JOIN appointments a ON a.id = u.appointment_id
+-- OFFSET 0: each unsettled appointment is looked up; with thousands of them a plain join became a hash join
+-- over every appointment of the last 30 days (0.28 s on 1,000,000 with 0.5 % failing)
+CROSS JOIN LATERAL (SELECT x.id, x.service_id, x.starts_at, x.status, x.staff_id, x.is_composite
+                    FROM appointments x WHERE x.id = u.appointment_id OFFSET 0) AS a
 JOIN services s ON s.id = a.service_id
 WHERE a.is_composite AND a.status NOT IN ('cancelled', 'no_show') AND a.starts_at >= now() - interval '30 days'
   AND NOT EXISTS (SELECT 1 FROM appointment_phases p WHERE p.appointment_id = a.id);
