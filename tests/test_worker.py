@@ -348,6 +348,7 @@ def test_a_result_the_database_refuses_does_not_hold_up_the_others(
     assert [appointment(db, i)["calcom_sync_status"] for i in ids] == ["synced", "pending", "synced"]
     refused = appointment(db, ids[1])
     assert refused["sync_error_message"].startswith("the worker could not record this attempt (invalid input syntax")
+    assert refused["sync_error_code"] == "NETWORK", "a success that could not be recorded retries as NETWORK"
     assert outbox_left(db) == 1, "the refused one is a retry, the others are delivered"
     with db.connect() as conn:
         conn.execute("UPDATE calsync.outbox_delivery SET next_attempt_at = now()")  # don't wait for the backoff

@@ -279,14 +279,16 @@ class Worker:
         lost: list[tuple[Any, ...]] = []
         for i, result in enumerate(batch):
             try:
-                for attempt in (result, unrecordable(result, error, keep_attempts=True), unrecordable(result, error)):
+                # as it is; then as a retry with its archived requests; then as a bare retry
+                for fallback in range(3):
+                    attempt = result if fallback == 0 else unrecordable(result, error, keep_attempts=fallback == 1)
                     try:
                         lost += await self._record([attempt])
                         break
                     except psycopg.Error as e:
                         if isinstance(e, psycopg.OperationalError):
                             raise
-                        error = e
+                        error = e  # the refusal of this result on its own is the one to report
                 else:
                     logs.log("result_unrecordable", level="error", error=str(error).strip(), result=result)
             except BaseException:
@@ -383,7 +385,8 @@ def unrecordable(result: dict[str, Any], error: psycopg.Error, *, keep_attempts:
         "outbox_id": result["outbox_id"],
         "appointment_id": result["appointment_id"],
         "outcome": "retry",
-        "category": result.get("category") or "NETWORK",
+        # the attempt's own failure category; a success that could not be recorded retries as NETWORK
+        "category": result.get("category") if result.get("category") not in (None, "OK") else "NETWORK",
         "error": f"the worker could not record this attempt ({str(error).strip()}); the next attempt looks up "
         f"at Cal.com what it did. Its outcome was: {result.get('outcome')}: {result.get('error') or 'no error'}",
         "attempts": result.get("attempts", []) if keep_attempts else [],
