@@ -7,7 +7,9 @@ measured in the same run, because this machine is noisy (2 cores shared with oth
 from __future__ import annotations
 
 import os
+import re
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -63,3 +65,17 @@ def percentile(xs: list[float], p: float) -> float:
         return float("nan")
     s = sorted(xs)
     return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
+
+
+def pgbench_tps(url: str, scripts: list[str], clients: int, seconds: int) -> float:
+    """tps of a pgbench run (``scripts``: ``-f`` arguments, e.g. ``book.sql@7``); any failed or aborted transaction
+    ends the benchmark, since the scripts are built so that nothing is refused."""
+    files = [arg for script in scripts for arg in ("-f", script)]
+    cmd = [str(PG_BINDIR / "pgbench"), "-n", "-c", str(clients), "-j", "2", "-T", str(seconds), *files, url]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    out = proc.stdout + proc.stderr
+    m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out)
+    failed = re.search(r"number of failed transactions: (\d+)", out)
+    if proc.returncode != 0 or not m or (failed and int(failed.group(1)) > 0) or "aborted" in out:
+        raise SystemExit(f"pgbench run failed:\n{out}")
+    return float(m.group(1))

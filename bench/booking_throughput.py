@@ -14,17 +14,16 @@ Goal (issue 3): the layer keeps at least 0.85x the bare throughput.
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
 import tempfile
 from pathlib import Path
 
 import psycopg
-from _common import PG_BINDIR, median, scratch_database
+from _common import median, pgbench_tps, scratch_database
 
 from worker import datagen, migrate
 
-BOOK = r"""
+# host h of salon c, one slot per host and day (a sequence), so no rule refuses anything
+SLOT = r"""
 SELECT nextval('bench_slot') AS n \gset
 \set salons {salons}
 \set c 1 + :n % :salons
@@ -35,6 +34,18 @@ SELECT nextval('bench_slot') AS n \gset
 \set k :h + 1
 \endif
 \set cust (:c - 1) * 500 + ((:h + :d * 7) % 500) + 1
+"""
+SIMPLE_BOOKING = """
+INSERT INTO appointments (company_id, branch_id, customer_id, service_id, staff_id, starts_at, ends_at, status,
+                          source)
+VALUES (:c, md5('branch-' || :c)::uuid, :cust, (:c - 1) * 10 + 1, md5('staff-' || :c || '-' || :k)::uuid,
+        timestamptz '2029-01-01 10:00+01' + :d * interval '1 day',
+        timestamptz '2029-01-01 11:00+01' + :d * interval '1 day', 'confirmed', 'bench');
+"""
+BOOK = "".join(
+    (
+        SLOT,
+        r"""
 \set composite random(1, 100) <= 20
 BEGIN;
 \if :composite
@@ -53,14 +64,13 @@ FROM (VALUES (1, 'initial', 'A', 0, 50, true), (2, 'processing', 'A_gap', 50, 15
              (3, 'final', 'B', 65, 5, true), (4, 'processing', 'B_gap', 70, 10, false),
              (5, 'final', 'C', 80, 15, true), (6, 'final', 'D', 95, 40, true)) AS v(s, t, k, o, m, r);
 \else
-INSERT INTO appointments (company_id, branch_id, customer_id, service_id, staff_id, starts_at, ends_at, status,
-                          source)
-VALUES (:c, md5('branch-' || :c)::uuid, :cust, (:c - 1) * 10 + 1, md5('staff-' || :c || '-' || :k)::uuid,
-        timestamptz '2029-01-01 10:00+01' + :d * interval '1 day',
-        timestamptz '2029-01-01 11:00+01' + :d * interval '1 day', 'confirmed', 'bench');
-\endif
+""",
+        SIMPLE_BOOKING,
+        r"""\endif
 COMMIT;
-"""
+""",
+    )
+)
 
 MOVE = r"""
 SELECT nextval('bench_move') AS m, (SELECT max(id) FROM appointments) AS top \gset
@@ -88,35 +98,6 @@ def prepare(url: str, salons: int, layer: bool) -> None:
         conn.execute("VACUUM ANALYZE")
 
 
-def pgbench(url: str, scripts: Path, clients: int, seconds: int) -> tuple[float, str]:
-    proc = subprocess.run(
-        [
-            str(PG_BINDIR / "pgbench"),
-            "-n",
-            "-c",
-            str(clients),
-            "-j",
-            "2",
-            "-T",
-            str(seconds),
-            "-f",
-            f"{scripts / 'book.sql'}@7",
-            "-f",
-            f"{scripts / 'move.sql'}@3",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    out = proc.stdout + proc.stderr
-    m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out)
-    failed = re.search(r"number of failed transactions: (\d+)", out)
-    if proc.returncode != 0 or not m or (failed and int(failed.group(1)) > 0) or "aborted" in out:
-        raise SystemExit(f"pgbench run failed:\n{out}")
-    return float(m.group(1)), out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--salons", type=int, default=20)
@@ -134,7 +115,9 @@ def main() -> None:
                 scripts.mkdir(exist_ok=True)
                 (scripts / "book.sql").write_text(BOOK.format(salons=args.salons))
                 (scripts / "move.sql").write_text(MOVE.format(window=2000))
-                tps, _ = pgbench(url, scripts, args.clients, args.seconds)
+                tps = pgbench_tps(
+                    url, [f"{scripts / 'book.sql'}@7", f"{scripts / 'move.sql'}@3"], args.clients, args.seconds
+                )
                 results[name].append(tps)
                 print(f"round {rnd + 1}  {name:5}  {tps:8.1f} tps", flush=True)
         b, lay = median(results["bare"]), median(results["layer"])

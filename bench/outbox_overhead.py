@@ -15,33 +15,16 @@ Goal (issue: outbox): booking throughput with the outbox >= 0.9x without it.
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
 import tempfile
 import threading
 from pathlib import Path
 
 import psycopg
-from _common import PG_BINDIR, median, scratch_database
-from booking_throughput import prepare
+from _common import median, pgbench_tps, scratch_database
+from booking_throughput import SIMPLE_BOOKING, SLOT, prepare
 
-# the simple-service branch of booking_throughput.py's BOOK: host h of salon c, one slot per host and day
-BOOK = r"""
-SELECT nextval('bench_slot') AS n \gset
-\set salons {salons}
-\set c 1 + :n % :salons
-\set h (:n / :salons) % 7
-\set d :n / (:salons * 7)
-\set k 0
-\if :h > 0
-\set k :h + 1
-\endif
-\set cust (:c - 1) * 500 + ((:h + :d * 7) % 500) + 1
-INSERT INTO appointments (company_id, branch_id, customer_id, service_id, staff_id, starts_at, ends_at, status, source)
-VALUES (:c, md5('branch-' || :c)::uuid, :cust, (:c - 1) * 10 + 1, md5('staff-' || :c || '-' || :k)::uuid,
-        timestamptz '2029-01-01 10:00+01' + :d * interval '1 day',
-        timestamptz '2029-01-01 11:00+01' + :d * interval '1 day', 'confirmed', 'bench');
-"""
+# the simple-service branch of booking_throughput.py's BOOK, one booking per transaction
+BOOK = SLOT + SIMPLE_BOOKING
 TRIGGERS = [
     ("appointments", "appointments_enqueue_sync"),
     ("appointments", "appointments_enqueue_sync_on_change"),
@@ -49,17 +32,6 @@ TRIGGERS = [
     ("appointment_phases", "appointment_phases_enqueue_sync_update"),
     ("appointment_phases", "appointment_phases_enqueue_sync_delete"),
 ]
-
-
-def pgbench(url: str, script: Path, clients: int, seconds: int) -> float:
-    cmd = [str(PG_BINDIR / "pgbench"), "-n", "-c", str(clients), "-j", "2", "-T", str(seconds), "-f", str(script), url]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    out = proc.stdout + proc.stderr
-    m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out)
-    failed = re.search(r"number of failed transactions: (\d+)", out)
-    if proc.returncode != 0 or not m or (failed and int(failed.group(1)) > 0) or "aborted" in out:
-        raise SystemExit(f"pgbench run failed:\n{out}")
-    return float(m.group(1))
 
 
 def set_mode(conn: psycopg.Connection, on: bool, idle: bool) -> None:
@@ -97,7 +69,7 @@ def main() -> None:
             for rnd in range(args.rounds):
                 for mode in ("on", "off") if rnd % 2 == 0 else ("off", "on"):
                     set_mode(conn, mode == "on", idle=False)
-                    tps = pgbench(url, script, args.clients, args.seconds)
+                    tps = pgbench_tps(url, [str(script)], args.clients, args.seconds)
                     queued = conn.execute("SELECT count(*) FROM calsync.outbox").fetchone()[0]  # type: ignore[index]
                     results[mode].append(tps)
                     print(f"round {rnd + 1}  {mode:3}  {tps:8.1f} tps   outbox rows {queued}", flush=True)
@@ -105,7 +77,7 @@ def main() -> None:
             stop, got = threading.Event(), [0]
             listener = threading.Thread(target=listen, args=(url, stop, got))
             listener.start()
-            idle_tps = pgbench(url, script, args.clients, args.seconds)
+            idle_tps = pgbench_tps(url, [str(script)], args.clients, args.seconds)
             stop.set()
             listener.join()
             print(f"idle=true  on   {idle_tps:8.1f} tps   notifications received {got[0]}", flush=True)
