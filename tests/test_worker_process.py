@@ -19,7 +19,17 @@ from typing import Any
 import pytest
 
 from tests.conftest import Db, prepare_template, start_server
-from tests.worker_support import FUTURE, WorkerProcess, book, drain, salon, sim, simulator, worker_process
+from tests.worker_support import (
+    FUTURE,
+    NO_FAULTS,
+    WorkerProcess,
+    book,
+    drain,
+    salon,
+    sim,
+    simulator,
+    worker_process,
+)
 from worker.paths import ROOT
 from worker.simulator import SimulatorProcess
 
@@ -144,16 +154,7 @@ def own_server() -> Iterator[tuple[Any, Db]]:
 def test_postgresql_restart_mid_drain(own_server: tuple[Any, Db], simulator: SimulatorProcess) -> None:
     executor, db = own_server
     simulator.reset(event_types=True)
-    simulator.set_config(
-        latency_ms=[50, 100],
-        rate_limit=1_000_000,
-        fail_5xx_rate=0,
-        timeout_rate=0,
-        reset_after_store_rate=0,
-        false_negative_rate=0,
-        malformed_rate=0,
-        conflict_rate=0,
-    )
+    simulator.set_config(**NO_FAULTS, latency_ms=[50, 100], rate_limit=1_000_000)
     with db.connect() as conn:
         row = conn.execute("SELECT tests.make_salon()").fetchone()
         conn.commit()

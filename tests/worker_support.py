@@ -25,6 +25,17 @@ API_KEY = "cal_test_calsync"
 FUTURE = dt.datetime.now(dt.UTC).replace(microsecond=0, second=0, minute=0) + dt.timedelta(days=30)
 
 
+# the simulator's fault injection, all off
+NO_FAULTS: dict[str, Any] = {
+    "fail_5xx_rate": 0,
+    "timeout_rate": 0,
+    "reset_after_store_rate": 0,
+    "false_negative_rate": 0,
+    "malformed_rate": 0,
+    "conflict_rate": 0,
+}
+
+
 @pytest.fixture(scope="module")
 def simulator() -> Iterator[SimulatorProcess]:
     with SimulatorProcess(SimulatorConfig(api_keys=(API_KEY,), rate_limit=1_000_000, seed=7)) as sim:
@@ -35,16 +46,7 @@ def simulator() -> Iterator[SimulatorProcess]:
 def sim(simulator: SimulatorProcess, salon: dict[str, Any], db: Db) -> SimulatorProcess:
     """The simulator, reset, with no faults, knowing the salon's event types."""
     simulator.reset(event_types=True)
-    simulator.set_config(
-        fail_5xx_rate=0,
-        timeout_rate=0,
-        reset_after_store_rate=0,
-        false_negative_rate=0,
-        malformed_rate=0,
-        conflict_rate=0,
-        rate_limit=1_000_000,
-        latency_ms=[0, 0],
-    )
+    simulator.set_config(**NO_FAULTS, rate_limit=1_000_000, latency_ms=[0, 0])
     simsetup.register(db.url, simulator.base_url)
     return simulator
 
