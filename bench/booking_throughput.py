@@ -9,12 +9,21 @@ workload on each, alternating A, B, A, B (``--rounds``) so drift on this noisy m
 Slots are unique by construction (one per host and day, moves onto a private timeline), so no rule
 refuses anything and any error is a failure of the run. Prints tps per run and the ratio B/A.
 Goal (issue 3): the layer keeps at least 0.85x the bare throughput.
+
+Where the difference goes: two more databases at head, each with a group of triggers disabled from the
+start (ALTER TABLE ... DISABLE TRIGGER), run in the same rounds:
+- rules: the outbox's enqueue triggers off, so the integrity rules alone (the outbox is measured on its
+  own by outbox_overhead.py);
+- rules without busy time: also the triggers that keep calsync.host_busy_time, so no host double-booking
+  check. A diagnostic only: that database does not keep the rule.
+``--no-attribution`` runs only A and B.
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 import psycopg
@@ -86,7 +95,39 @@ COMMIT;
 """
 
 
-def prepare(url: str, salons: int, layer: bool) -> None:
+# the outbox's enqueue triggers (outbox_overhead.py switches them too)
+OUTBOX_TRIGGERS = [
+    ("appointments", "appointments_enqueue_sync"),
+    ("appointments", "appointments_enqueue_sync_on_change"),
+    ("appointment_phases", "appointment_phases_enqueue_sync_insert"),
+    ("appointment_phases", "appointment_phases_enqueue_sync_update"),
+    ("appointment_phases", "appointment_phases_enqueue_sync_delete"),
+]
+# the triggers that keep calsync.host_busy_time (revision 0012)
+BUSY_TIME_TRIGGERS = [
+    ("appointments", "appointments_reserve_host_time"),
+    ("appointments", "appointments_reserve_host_time_on_change"),
+    ("appointments", "appointments_reserve_host_time_at_commit"),
+    ("appointments", "appointments_release_host_time"),
+    ("appointment_phases", "appointment_phases_reserve_host_time_insert"),
+    ("appointment_phases", "appointment_phases_reserve_host_time_update"),
+    ("appointment_phases", "appointment_phases_reserve_host_time_delete"),
+]
+# name: (migrated to head, triggers disabled, label)
+VARIANTS: dict[str, tuple[bool, list[tuple[str, str]], str]] = {
+    "bare": (False, [], "base schema (0001)"),
+    "layer": (True, [], "whole layer (head)"),
+    "rules": (True, OUTBOX_TRIGGERS, "integrity rules, outbox off"),
+    "no_busy": (True, OUTBOX_TRIGGERS + BUSY_TIME_TRIGGERS, "rules without busy time"),
+}
+
+
+def set_triggers(conn: psycopg.Connection, triggers: list[tuple[str, str]], enabled: bool) -> None:
+    for table, trigger in triggers:
+        conn.execute(f"ALTER TABLE {table} {'ENABLE' if enabled else 'DISABLE'} TRIGGER {trigger}")
+
+
+def prepare(url: str, salons: int, layer: bool, disabled: list[tuple[str, str]] | None = None) -> None:
     migrate.upgrade(url, "0001")
     with psycopg.connect(url) as conn:
         datagen.generate(conn, datagen.Params(salons=salons))
@@ -95,6 +136,7 @@ def prepare(url: str, salons: int, layer: bool) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE SEQUENCE bench_slot")
         conn.execute("CREATE SEQUENCE bench_move")
+        set_triggers(conn, disabled or [], False)
         conn.execute("VACUUM ANALYZE")
 
 
@@ -104,30 +146,34 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--no-attribution", action="store_true", help="only the base schema and the whole layer")
     args = ap.parse_args()
-    with scratch_database("bare") as bare, scratch_database("layer") as layer, tempfile.TemporaryDirectory() as tmp:
-        prepare(bare, args.salons, False)
-        prepare(layer, args.salons, True)
-        results: dict[str, list[float]] = {"bare": [], "layer": []}
+    names = ["bare", "layer"] if args.no_attribution else list(VARIANTS)
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        urls = {name: stack.enter_context(scratch_database(name)) for name in names}
+        for name, url in urls.items():
+            layer, disabled, _ = VARIANTS[name]
+            prepare(url, args.salons, layer, disabled)
+        (tmp / "book.sql").write_text(BOOK.format(salons=args.salons))
+        (tmp / "move.sql").write_text(MOVE.format(window=2000))
+        scripts = [f"{tmp / 'book.sql'}@7", f"{tmp / 'move.sql'}@3"]
+        results: dict[str, list[float]] = {name: [] for name in names}
         for rnd in range(args.rounds):
-            for name, url in (("bare", bare), ("layer", layer)):
-                scripts = Path(tmp) / name
-                scripts.mkdir(exist_ok=True)
-                (scripts / "book.sql").write_text(BOOK.format(salons=args.salons))
-                (scripts / "move.sql").write_text(MOVE.format(window=2000))
-                tps = pgbench_tps(
-                    url, [f"{scripts / 'book.sql'}@7", f"{scripts / 'move.sql'}@3"], args.clients, args.seconds
-                )
+            for name in names if rnd % 2 == 0 else names[::-1]:
+                tps = pgbench_tps(urls[name], scripts, args.clients, args.seconds)
                 results[name].append(tps)
-                print(f"round {rnd + 1}  {name:5}  {tps:8.1f} tps", flush=True)
-        b, lay = median(results["bare"]), median(results["layer"])
-        print(
-            f"\nbooking throughput, {args.clients} clients, {args.seconds}s x {args.rounds} rounds each "
-            f"(70% book incl. 20% composite with phases, 30% move):"
-        )
-        print(f"  base schema (0001)   median {b:8.1f} tps")
-        print(f"  whole layer (head)   median {lay:8.1f} tps")
-        print(f"  ratio layer/bare     {lay / b:.2f}x   (goal >= 0.85x)")
+                print(f"round {rnd + 1}  {name:8}  {tps:8.1f} tps", flush=True)
+    b = median(results["bare"])
+    print(
+        f"\nbooking throughput, {args.clients} clients, {args.seconds}s x {args.rounds} rounds each "
+        f"(70% book incl. 20% composite with phases, 30% move):"
+    )
+    for name in names:
+        tps = median(results[name])
+        print(f"  {VARIANTS[name][2]:30} median {tps:8.1f} tps   {tps / b:.2f}x")
+    ratio = median(results["layer"]) / b
+    print(f"goal: whole layer >= 0.85x bare ({ratio:.2f}x): {'met' if ratio >= 0.85 else 'missed'}")
 
 
 if __name__ == "__main__":

@@ -21,22 +21,14 @@ from pathlib import Path
 
 import psycopg
 from _common import median, pgbench_tps, scratch_database
-from booking_throughput import SIMPLE_BOOKING, SLOT, prepare
+from booking_throughput import OUTBOX_TRIGGERS, SIMPLE_BOOKING, SLOT, prepare, set_triggers
 
 # the simple-service branch of booking_throughput.py's BOOK, one booking per transaction
 BOOK = SLOT + SIMPLE_BOOKING
-TRIGGERS = [
-    ("appointments", "appointments_enqueue_sync"),
-    ("appointments", "appointments_enqueue_sync_on_change"),
-    ("appointment_phases", "appointment_phases_enqueue_sync_insert"),
-    ("appointment_phases", "appointment_phases_enqueue_sync_update"),
-    ("appointment_phases", "appointment_phases_enqueue_sync_delete"),
-]
 
 
 def set_mode(conn: psycopg.Connection, on: bool, idle: bool) -> None:
-    for table, trigger in TRIGGERS:
-        conn.execute(f"ALTER TABLE {table} {'ENABLE' if on else 'DISABLE'} TRIGGER {trigger}")
+    set_triggers(conn, OUTBOX_TRIGGERS, on)
     conn.execute(
         "UPDATE calsync.outbox_listeners SET idle = %s, heartbeat_at = now() WHERE worker_id = 'bench'", [idle]
     )
