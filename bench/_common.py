@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
-from worker.embedded import EmbeddedPostgres  # noqa: E402
+from worker.devtools.embedded import EmbeddedPostgres  # noqa: E402
 
 PG_BINDIR = Path(os.environ.get("CALSYNC_PG_BINDIR", "/usr/lib/postgresql/15/bin"))
 

@@ -29,7 +29,8 @@ from pathlib import Path
 import psycopg
 from _common import median, pgbench_tps, scratch_database
 
-from worker import datagen, migrate
+from worker.devtools import datagen
+from worker.ops import migrate
 
 # host h of salon c, one slot per host and day (a sequence), so no rule refuses anything
 SLOT = r"""

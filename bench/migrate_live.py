@@ -24,7 +24,8 @@ import time
 import psycopg
 from _common import ROOT, Stopwatch, median, percentile, scratch_database
 
-from worker import datagen, migrate
+from worker.devtools import datagen
+from worker.ops import migrate
 
 BOOK = """
 INSERT INTO appointments (company_id, branch_id, customer_id, service_id, staff_id, starts_at, ends_at, status, source)

@@ -25,8 +25,8 @@ import psycopg
 from _common import ROOT, scratch_database
 from worker_throughput import API_KEY, book, make_salon
 
-from worker import simsetup
-from worker.simulator import SimulatorConfig, SimulatorProcess
+from worker.devtools import simsetup
+from worker.devtools.simulator import SimulatorConfig, SimulatorProcess
 
 LIMIT, WINDOW_S = 120, 60.0
 

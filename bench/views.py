@@ -18,7 +18,8 @@ import time
 import psycopg
 from _common import Stopwatch, scratch_database
 
-from worker import datagen, migrate
+from worker.devtools import datagen
+from worker.ops import migrate
 
 VIEWS = ["sync_health", "error_distribution", "failed_syncs", "duplicate_bookings", "past_unsynced", "host_conflicts",
          "composites_without_phases", "customers_missing_contact", "appointments_without_service", "stuck_outbox",

@@ -29,8 +29,8 @@ import psycopg
 from _common import ROOT, median, percentile, scratch_database, server_url
 from worker_throughput import API_KEY, book, make_salon
 
-from worker import simsetup
-from worker.simulator import SimulatorConfig, SimulatorProcess
+from worker.devtools import simsetup
+from worker.devtools.simulator import SimulatorConfig, SimulatorProcess
 
 
 def wait_for(conn: psycopg.Connection, sql: str, params: list[object], timeout_s: float = 30.0) -> None:

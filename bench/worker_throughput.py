@@ -32,11 +32,13 @@ import httpx
 import psycopg
 from _common import median, scratch_database, server_url
 
-from worker import logs, migrate, simsetup
-from worker.calcom import iso
-from worker.outbox import Worker
-from worker.settings import WorkerSettings
-from worker.simulator import SimulatorConfig, SimulatorProcess
+from worker import logs
+from worker.devtools import simsetup
+from worker.devtools.simulator import SimulatorConfig, SimulatorProcess
+from worker.ops import migrate
+from worker.sync.calcom import iso
+from worker.sync.drain import Worker
+from worker.sync.settings import WorkerSettings
 
 API_KEY = "cal_test_calsync"
 SALON = """

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -64,12 +65,21 @@ def _sqlstate(exc: BaseException) -> str | None:
     return getattr(orig, "sqlstate", None)
 
 
-def load_frozen(revision_file: str) -> dict[str, str]:
-    """The named SQL blocks of a revision's frozen sibling file (``<revision>.sql``)."""
-    from worker.db import parse_queries
+_BLOCK_NAME = re.compile(r"^--\s*name:\s*([a-z0-9_]+)\s*$", re.MULTILINE)
 
-    blocks = parse_queries(Path(revision_file).with_suffix(".sql").read_text())
-    return {name: body.rstrip().removesuffix(";") for name, body in blocks.items()}
+
+def load_frozen(revision_file: str) -> dict[str, str]:
+    """The named SQL blocks (``-- name: x``) of a revision's frozen sibling file (``<revision>.sql``).
+
+    Revisions carry what they need: this parser is the migrations' own, so nothing under ``migrations/``
+    imports the application (``worker/``), whose code is not frozen."""
+    parts = _BLOCK_NAME.split(Path(revision_file).with_suffix(".sql").read_text())
+    blocks: dict[str, str] = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        if name in blocks:
+            raise ValueError(f"{revision_file}: SQL block {name!r} is defined twice")
+        blocks[name] = body.strip().removesuffix(";")
+    return blocks
 
 
 def begin_revision() -> None:

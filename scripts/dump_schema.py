@@ -11,8 +11,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg
 
 from tests.schema_dump import dump
-from worker import migrate
 from worker.db import resolve_url
+from worker.ops import migrate
 
 
 def main() -> None:

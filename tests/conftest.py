@@ -30,7 +30,7 @@ from pytest_postgresql import factories
 from pytest_postgresql.executors import PostgreSQLExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from worker import migrate
+from worker.ops import migrate
 
 TESTS = Path(__file__).resolve().parent
 PG_BINDIR = Path(os.environ.get("CALSYNC_PG_BINDIR", "/usr/lib/postgresql/15/bin"))

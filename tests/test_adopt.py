@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import Db
-from worker import adopt, migrate
+from worker.ops import adopt, migrate
 
 
 def _app_database(db: Db) -> None:

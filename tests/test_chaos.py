@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import Db
 from tests.worker_support import salon, sim, simulator, worker_process
-from worker.simulator import SimulatorProcess
+from worker.devtools.simulator import SimulatorProcess
 
 __all__ = ["salon", "sim", "simulator"]
 

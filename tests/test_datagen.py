@@ -9,7 +9,8 @@ import psycopg
 import pytest
 
 from tests.conftest import Db
-from worker import datagen, migrate
+from worker.devtools import datagen
+from worker.ops import migrate
 
 ANCHOR = dt.date(2026, 11, 25)
 PARAMS = datagen.Params(salons=2, appointments_per_salon=700, anchor=ANCHOR)

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from worker.embedded import EmbeddedPostgres, process_alive
+from worker.devtools.embedded import EmbeddedPostgres, process_alive
 
 
 def _alive(pid: int) -> bool:

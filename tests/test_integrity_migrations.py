@@ -14,7 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import Db
-from worker import datagen, migrate, preflight
+from worker.devtools import datagen
+from worker.ops import migrate, preflight
 
 PARAMS = datagen.Params(salons=2, appointments_per_salon=300, anchor=dt.date(2026, 11, 25))
 

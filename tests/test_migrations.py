@@ -8,7 +8,7 @@ import io
 import pytest
 
 from tests.conftest import Db
-from worker import migrate
+from worker.ops import migrate
 
 BASE_TABLES = {
     "companies",

@@ -16,8 +16,9 @@ import psycopg
 import pytest
 
 from tests.conftest import Db
-from worker import datagen, migrate
-from worker.paths import ROOT
+from worker.devtools import datagen
+from worker.ops import migrate
+from worker.resources import ROOT
 
 
 def calsync(db: Db, *args: str) -> subprocess.CompletedProcess[str]:
@@ -99,7 +100,7 @@ def test_markdown_report_has_before_and_after(incident: Db, tmp_path: Path) -> N
 
 
 def test_demo_end_state(fresh_db: Db) -> None:
-    from worker import demo
+    from worker.devtools import demo
 
     result = demo.replay(fresh_db.url, rate_limit=100_000)
     assert result["before"]["health"]["failed"] == 23

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from worker.categories import Category, classify
-from worker.reconcile import attendee, plan
+from worker.sync.categories import Category, classify
+from worker.sync.planning import attendee, plan
 
 NOW = dt.datetime(2031, 1, 1, tzinfo=dt.UTC)
 

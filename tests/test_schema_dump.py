@@ -11,7 +11,7 @@ from pytest_postgresql.janitor import DatabaseJanitor
 
 from tests.conftest import Db
 from tests.schema_dump import SCHEMA_FILE, dump
-from worker import migrate
+from worker.ops import migrate
 
 
 @pytest.fixture

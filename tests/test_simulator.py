@@ -1,4 +1,4 @@
-"""The Cal.com API simulator, driven over real HTTP in a separate process (worker.simulator.SimulatorProcess).
+"""The Cal.com API simulator, driven over real HTTP in a separate process (worker.devtools.simulator.SimulatorProcess).
 
 Expected texts come from /work/shared/calcom-api.md. One simulator process serves the module; the `api` fixture
 resets its bookings, counters, rate limits and fault settings before each test.
@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from worker.simulator import SimulatorConfig, SimulatorProcess
-from worker.simulator.config import API_KEYS_ENV, add_arguments, config_from_args, config_to_args
+from worker.devtools.simulator import SimulatorConfig, SimulatorProcess
+from worker.devtools.simulator.config import API_KEYS_ENV, add_arguments, config_from_args, config_to_args
 
 KEY = "cal_test_calsync"
 V = {"cal-api-version": "2024-08-13"}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests.conftest import Db
 from tests.schema_dump import dump
-from worker.paths import SQL_DIR
+from worker.resources import SQL_DIR
 
 DEFINITION_DIRS = ("functions", "triggers", "views", "grants")
 _FUNCTION = re.compile(r"CREATE OR REPLACE FUNCTION\s+(\w+\.\w+)\s*\(", re.IGNORECASE)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from worker import migrate
-from worker.paths import ROOT
+from worker.ops import migrate
+from worker.resources import ROOT
 
 REVISIONS = [
     (r.down_revision, r.revision)

@@ -26,8 +26,8 @@ from tests.worker_support import (
     sim,
     simulator,
 )
-from worker.outbox import Worker
-from worker.simulator import SimulatorProcess
+from worker.devtools.simulator import SimulatorProcess
+from worker.sync.drain import Worker
 
 __all__ = ["salon", "sim", "simulator"]  # fixtures
 
@@ -281,7 +281,7 @@ def test_the_api_key_is_never_stored(db: Db, sim: SimulatorProcess, salon: dict[
 
 
 def test_refuses_a_database_not_at_head(fresh_db: Db, sim: SimulatorProcess) -> None:
-    from worker import migrate
+    from worker.ops import migrate
 
     migrate.upgrade(fresh_db.url, "0003")
     with pytest.raises(migrate.NotAtHead, match="calsync migrate"):

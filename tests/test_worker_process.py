@@ -30,8 +30,8 @@ from tests.worker_support import (
     simulator,
     worker_process,
 )
-from worker.paths import ROOT
-from worker.simulator import SimulatorProcess
+from worker.devtools.simulator import SimulatorProcess
+from worker.resources import ROOT
 
 __all__ = ["salon", "sim", "simulator"]  # fixtures
 
@@ -160,7 +160,7 @@ def test_postgresql_restart_mid_drain(own_server: tuple[Any, Db], simulator: Sim
         conn.commit()
     assert row is not None
     salon_ids = dict(row[0])  # type: ignore[call-overload]
-    from worker import simsetup
+    from worker.devtools import simsetup
 
     simsetup.register(db.url, simulator.base_url)
     ids = book_many(db, salon_ids, 40)

@@ -15,11 +15,11 @@ import psycopg
 import pytest
 
 from tests.conftest import Db
-from worker import simsetup
-from worker.outbox import Worker
-from worker.paths import ROOT
-from worker.settings import WorkerSettings
-from worker.simulator import SimulatorConfig, SimulatorProcess
+from worker.devtools import simsetup
+from worker.devtools.simulator import SimulatorConfig, SimulatorProcess
+from worker.resources import ROOT
+from worker.sync.drain import Worker
+from worker.sync.settings import WorkerSettings
 
 API_KEY = "cal_test_calsync"
 FUTURE = dt.datetime.now(dt.UTC).replace(microsecond=0, second=0, minute=0) + dt.timedelta(days=30)

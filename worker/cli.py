@@ -32,7 +32,7 @@ def _add_db_url(p: argparse.ArgumentParser) -> None:
 
 # -- db -------------------------------------------------------------------------------------------
 def cmd_db(args: argparse.Namespace) -> int:
-    from worker.embedded import EmbeddedError, EmbeddedPostgres
+    from worker.devtools.embedded import EmbeddedError, EmbeddedPostgres
 
     emb = EmbeddedPostgres()
     try:
@@ -69,11 +69,11 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 # -- migrate / adopt --------------------------------------------------------------------------------
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from worker import migrate
     from worker.db import resolve_url
+    from worker.ops import migrate
 
     if args.preflight:
-        from worker import preflight
+        from worker.ops import preflight
 
         findings = preflight.run(resolve_url(args.database_url))
         if args.json:
@@ -108,8 +108,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_adopt(args: argparse.Namespace) -> int:
-    from worker.adopt import AdoptRefused, adopt
     from worker.db import resolve_url
+    from worker.ops.adopt import AdoptRefused, adopt
 
     try:
         adopt(resolve_url(args.database_url))
@@ -124,8 +124,8 @@ def cmd_adopt(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from worker import datagen
     from worker.db import resolve_url
+    from worker.devtools import datagen
 
     params = datagen.Params(
         salons=args.scale,
@@ -142,15 +142,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from worker import demo
+    from worker.devtools import demo
 
     return demo.run(args)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from worker import outbox, settings
     from worker.db import resolve_url
-    from worker.migrate import NotAtHead
+    from worker.ops.migrate import NotAtHead
+    from worker.sync import drain as outbox
+    from worker.sync import settings
 
     try:
         cfg = settings.from_args(args, resolve_url(args.database_url))
@@ -161,7 +162,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_simulator(args: argparse.Namespace) -> int:
-    from worker.simulator import config, server
+    from worker.devtools.simulator import config, server
 
     server.run(config.config_from_args(args))
     return 0
@@ -172,8 +173,8 @@ def _dump(value: object) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from worker import report
     from worker.db import resolve_url
+    from worker.ops import report
 
     h = report.status(resolve_url(args.database_url))
     print(_dump(h) if args.json else report.render_status(h))
@@ -183,8 +184,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from worker import report
     from worker.db import resolve_url
+    from worker.ops import report
 
     r = report.report(resolve_url(args.database_url))
     if args.markdown:
@@ -198,8 +199,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_remediate(args: argparse.Namespace) -> int:
-    from worker import remediation, report
     from worker.db import resolve_url
+    from worker.ops import report
+    from worker.ops import runbook as remediation
 
     url = resolve_url(args.database_url)
     if args.undo:
@@ -266,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.set_defaults(handler=cmd_generate)
 
-    from worker import settings
+    from worker.sync import settings
 
     p = sub.add_parser("worker", help="drain the outbox to Cal.com (run as a systemd service)")
     settings.add_arguments(p)
@@ -274,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulator", help="a local Cal.com API v2 simulator (real HTTP server)")
     try:
-        from worker.simulator import config as sim_config
+        from worker.devtools.simulator import config as sim_config
 
         sim_config.add_arguments(p)
     except ImportError:  # pragma: no cover - the simulator ships with the package
@@ -292,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", metavar="FILE", help="write an incident-style report with before/after tables")
     p.set_defaults(handler=cmd_report)
 
-    from worker.remediation import STEPS
+    from worker.ops.runbook import STEPS
 
     p = sub.add_parser("remediate", help="run the audited runbook (see --only for the steps)")
     _add_db_url(p)

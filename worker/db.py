@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 
-from worker.paths import QUERIES_DIR
+from worker.resources import QUERIES_DIR
 
 _NAME = re.compile(r"^--\s*name:\s*([a-z0-9_]+)\s*$", re.MULTILINE)
 
@@ -61,7 +61,7 @@ def resolve_url(explicit: str | None = None, *, start_embedded: bool = True) -> 
     url = explicit or os.environ.get("CALSYNC_DATABASE_URL") or os.environ.get("DATABASE_URL")
     if url:
         return libpq_url(url)
-    from worker.embedded import EmbeddedPostgres
+    from worker.devtools.embedded import EmbeddedPostgres
 
     emb = EmbeddedPostgres()
     st = emb.start() if start_embedded else emb.state()

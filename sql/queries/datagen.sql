@@ -1,4 +1,4 @@
--- Demo/benchmark data generator (worker/datagen.py), set-based and deterministic.
+-- Demo/benchmark data generator (worker/devtools/datagen.py), set-based and deterministic.
 -- Every "random" choice is pg_temp.rnd(x, seed * 1000 + salt), a non-negative hashint8extended, so a given
 -- (salons, appointments_per_salon, customers_per_salon, anchor, seed) always yields the same rows.
 -- Salon c (1..salons) owns ids in its own block, so no row depends on another salon's rows.

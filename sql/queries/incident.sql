@@ -4,7 +4,7 @@
 -- 33 anonymous-phone customers without an e-mail, composites with and without phases, Hans Schuster's
 -- duplicates, an appointment without a service, past appointments, and one person (Fabian Spitzer) on
 -- two staff rows booked twice at once. %(anchor)s is the demo's "now"; times are Berlin local. Runs in the
--- transaction of the generated salon (worker/datagen.py), whose services and phase template it reuses.
+-- transaction of the generated salon (worker/devtools/datagen.py), whose services and phase template it reuses.
 
 -- name: incident_dataset
 CREATE TEMP TABLE _d (n int, t timestamptz) ON COMMIT DROP;

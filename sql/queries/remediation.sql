@@ -1,4 +1,4 @@
--- Queries of the operator commands (worker/remediation.py, worker/report.py).
+-- Queries of the operator commands (worker/ops/runbook.py, worker/ops/report.py).
 
 -- name: remediation_health
 SELECT health, success_rate_24h, attempted_24h, pending, failed, manual_review, dead_events, ancient_failures,

@@ -1,4 +1,4 @@
--- Queries of the outbox worker (worker/outbox.py). State changes are calsync functions; these call them.
+-- Queries of the outbox worker (worker/sync/drain.py). State changes are calsync functions; these call them.
 
 -- name: claim
 SELECT outbox_id::text, appointment_id, event_type, attempts, covers_seq

@@ -1,15 +1,15 @@
-"""`python -m worker.simulator [flags]`: serve the Cal.com API simulator (prints its URL once bound)."""
+"""`python -m worker.devtools.simulator [flags]`: serve the Cal.com API simulator (prints its URL once bound)."""
 
 from __future__ import annotations
 
 import argparse
 
-from worker.simulator.config import add_arguments, config_from_args
-from worker.simulator.server import run
+from worker.devtools.simulator.config import add_arguments, config_from_args
+from worker.devtools.simulator.server import run
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m worker.simulator", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m worker.devtools.simulator", description=__doc__)
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

@@ -1,7 +1,7 @@
 """Running the simulator: `run(config)` blocks serving it; `SimulatorProcess` runs it as a child OS process.
 
-`SimulatorProcess` starts `sys.executable -m worker.simulator --port 0 …`, reads the URL from the banner line the
-child prints once bound, waits until the admin API answers, registers the config's event types, and on exit
+`SimulatorProcess` starts `sys.executable -m worker.devtools.simulator --port 0 …`, reads the URL from the banner
+line the child prints once bound, waits until the admin API answers, registers the config's event types, and on exit
 terminates the child (SIGTERM, then SIGKILL after 5 s). API keys reach the child through the environment.
 
     event_types = [{"id": 1, "lengthInMinutes": 30, "hostUserId": 7}]
@@ -31,9 +31,9 @@ from typing import IO, Any
 import httpx
 from aiohttp import web
 
-from worker.simulator.app import create_app
-from worker.simulator.config import API_KEYS_ENV, SimulatorConfig, config_to_args
-from worker.simulator.state import EventType
+from worker.devtools.simulator.app import create_app
+from worker.devtools.simulator.config import API_KEYS_ENV, SimulatorConfig, config_to_args
+from worker.devtools.simulator.state import EventType
 
 BANNER = "calsync-simulator listening on"
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -116,7 +116,7 @@ class SimulatorProcess:
         env = dict(os.environ)
         env[API_KEYS_ENV] = ",".join(self.config.api_keys)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH")) if p)
-        cmd = [sys.executable, "-m", "worker.simulator", *config_to_args(self.config)]
+        cmd = [sys.executable, "-m", "worker.devtools.simulator", *config_to_args(self.config)]
         self._proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=self._stderr, env=env, text=True
         )

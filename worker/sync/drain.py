@@ -27,14 +27,16 @@ import psycopg
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
-from worker import logs, metrics, migrate
-from worker.calcom import CalcomClient
-from worker.categories import Category, Verdict
+from worker import logs
 from worker.db import libpq_url, query
-from worker.ratelimit import RateLimiter
-from worker.sdnotify import Notifier
-from worker.settings import WorkerSettings
-from worker.sync import AppointmentSync, Outcome, parse_state
+from worker.ops import migrate
+from worker.sync import metrics
+from worker.sync.appointment import AppointmentSync, Outcome, parse_state
+from worker.sync.calcom import CalcomClient
+from worker.sync.categories import Category, Verdict
+from worker.sync.ratelimit import RateLimiter
+from worker.sync.sdnotify import Notifier
+from worker.sync.settings import WorkerSettings
 
 CHANNEL = "calsync_outbox"
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from worker.simulator.errors import FieldError, global_pipe_error, parse_iso_ms
+from worker.devtools.simulator.errors import FieldError, global_pipe_error, parse_iso_ms
 
 ACTIVE_STATUSES = frozenset({"accepted", "pending"})
 _UID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"

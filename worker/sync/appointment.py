@@ -13,9 +13,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.calcom import CalcomClient, Exchange, booking_data, iso
-from worker.categories import AMBIGUOUS, Category, Verdict
-from worker.reconcile import Action, Known, Plan, Target, attendee, parse_time, plan
+from worker.sync.calcom import CalcomClient, Exchange, booking_data, iso
+from worker.sync.categories import AMBIGUOUS, Category, Verdict
+from worker.sync.planning import Action, Known, Plan, Target, attendee, parse_time, plan
 
 META_APPOINTMENT = "calsync_appointment_id"
 META_PHASE = "calsync_phase_id"

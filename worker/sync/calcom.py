@@ -22,8 +22,8 @@ from typing import Any
 import certifi
 import httpx
 
-from worker.categories import Category, Verdict, classify
-from worker.ratelimit import RateLimiter
+from worker.sync.categories import Category, Verdict, classify
+from worker.sync.ratelimit import RateLimiter
 
 API_VERSION = "2024-08-13"
 # response headers worth keeping (the rest is transport noise)

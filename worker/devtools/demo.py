@@ -20,12 +20,14 @@ from typing import Any
 
 import psycopg
 
-from worker import datagen, migrate, preflight, remediation, report, simsetup
 from worker.db import connect
-from worker.embedded import DEFAULT_DB, EmbeddedPostgres
-from worker.outbox import Worker
-from worker.settings import WorkerSettings
-from worker.simulator import SimulatorConfig, SimulatorProcess
+from worker.devtools import datagen, simsetup
+from worker.devtools.embedded import DEFAULT_DB, EmbeddedPostgres
+from worker.devtools.simulator import SimulatorConfig, SimulatorProcess
+from worker.ops import migrate, preflight, report
+from worker.ops import runbook as remediation
+from worker.sync.drain import Worker
+from worker.sync.settings import WorkerSettings
 
 API_KEY = "cal_test_calsync"
 BEFORE_RULES = "0005"

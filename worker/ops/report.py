@@ -10,7 +10,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from worker.db import connect, query
-from worker.remediation import STEPS, RunResult, snapshot
+from worker.ops.runbook import STEPS, RunResult, snapshot
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:

@@ -22,8 +22,8 @@ from enum import StrEnum
 
 from aiohttp import web
 
-from worker.simulator import errors
-from worker.simulator.config import SimulatorConfig
+from worker.devtools.simulator import errors
+from worker.devtools.simulator.config import SimulatorConfig
 
 
 class Fault(StrEnum):

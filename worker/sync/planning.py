@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.categories import Category, Verdict
+from worker.sync.categories import Category, Verdict
 
 SIMPLE_SLOT = 0  # the appointment's own booking; a phase's booking has slot = phase id
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.simulator.state import EventType
+from worker.devtools.simulator.state import EventType
 
 API_KEYS_ENV = "CALSYNC_SIMULATOR_API_KEYS"
 DEFAULT_API_KEYS: tuple[str, ...] = ("cal_test_calsync",)

@@ -5,8 +5,8 @@ auth, per-key rate limiting with a block, per-host overlap and idempotency rules
 Admin routes under /_sim/ register event types and inspect or reset the state.
 """
 
-from worker.simulator.app import create_app
-from worker.simulator.config import SimulatorConfig
-from worker.simulator.server import SimulatorProcess, run
+from worker.devtools.simulator.app import create_app
+from worker.devtools.simulator.config import SimulatorConfig
+from worker.devtools.simulator.server import SimulatorProcess, run
 
 __all__ = ["SimulatorConfig", "SimulatorProcess", "create_app", "run"]

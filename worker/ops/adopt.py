@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from worker import migrate
 from worker.db import connect, query
+from worker.ops import migrate
 
 FAMILIES: dict[str, set[str]] = {
     "int": {"smallint", "integer", "bigint"},

@@ -12,8 +12,8 @@ from typing import cast
 
 import psycopg
 
-from worker import migrate
 from worker.db import connect, query
+from worker.ops import migrate
 
 # Runbook steps (`calsync remediate --only STEP`) that fix a rule's violators, when one exists.
 REMEDIATION: dict[str, str] = {}

@@ -22,12 +22,12 @@ from typing import Any
 
 from aiohttp import web
 
-from worker.simulator import errors
-from worker.simulator.config import SimulatorConfig
-from worker.simulator.errors import JSON, ApiError, CreateInput, bad_request, dumps, not_found
-from worker.simulator.faults import Fault, FaultInjector
-from worker.simulator.ratelimit import RateLimiter, tracker
-from worker.simulator.state import (
+from worker.devtools.simulator import errors
+from worker.devtools.simulator.config import SimulatorConfig
+from worker.devtools.simulator.errors import JSON, ApiError, CreateInput, bad_request, dumps, not_found
+from worker.devtools.simulator.faults import Fault, FaultInjector
+from worker.devtools.simulator.ratelimit import RateLimiter, tracker
+from worker.devtools.simulator.state import (
     Attendee,
     Booking,
     EventType,

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, pool
 from sqlalchemy.engine import Connection, Engine
 
 from worker.db import libpq_url
-from worker.paths import ALEMBIC_INI
+from worker.resources import ALEMBIC_INI
 
 
 def sqlalchemy_url(url: str) -> str:

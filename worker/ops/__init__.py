@@ -1,0 +1,1 @@
+"""Operator commands: migrate, pre-flight, adopt, the runbook, status and reports."""
