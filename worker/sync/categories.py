@@ -25,6 +25,8 @@ class Category(StrEnum):
     SERVER_ERROR = "SERVER_ERROR"
     NETWORK = "NETWORK"
     CONFLICT = "CONFLICT"
+    MALFORMED_RESPONSE = "MALFORMED_RESPONSE"  # a 2xx without a usable booking: Cal.com may have booked
+    REDIRECTED = "REDIRECTED"  # a 3xx: a configuration problem of the base URL (never followed with the key)
 
 
 RETRYABLE = frozenset(
