@@ -5,13 +5,26 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import msgspec
+
 from worker.sync.categories import Category, classify
+from worker.sync.contract import SyncState
 from worker.sync.planning import attendee, plan
 
 NOW = dt.datetime(2031, 1, 1, tzinfo=dt.UTC)
 
 
-def state(**over: Any) -> dict[str, Any]:
+def _typed(cls: type[msgspec.Struct], values: dict[str, Any]) -> dict[str, Any]:
+    """Fill the fields a test leaves out with None, [] or False (as the database would send them)."""
+    out = dict(values)
+    for f in msgspec.structs.fields(cls):
+        if f.name not in out:
+            kind = str(f.type)
+            out[f.name] = [] if kind.startswith("list") else False if kind == "<class 'bool'>" else None
+    return out
+
+
+def state(**over: Any) -> SyncState:
     s: dict[str, Any] = {
         "id": 7,
         "status": "confirmed",
@@ -35,10 +48,16 @@ def state(**over: Any) -> dict[str, Any]:
         "superseded": [],
     }
     s.update(over)
-    return s
+    from worker.sync import contract
+
+    s["event_map"] = [{"segment_key": k, "event_type_id": v} for k, v in (s.get("event_map") or {}).items()]
+    s["phases"] = [_typed(contract.Phase, p) for p in s["phases"]]
+    s["customer"] = _typed(contract.Customer, {"id": 1, **s["customer"]}) if s.get("customer") else None
+    s["synced"] = [_typed(contract.KnownBooking, b) for b in s["synced"]]
+    return msgspec.convert(_typed(SyncState, s), SyncState, strict=False)
 
 
-def kinds(s: dict[str, Any], now: dt.datetime = NOW) -> list[str]:
+def kinds(s: SyncState, now: dt.datetime = NOW) -> list[str]:
     return [a.kind for a in plan(s, now).actions]
 
 
@@ -125,13 +144,17 @@ def test_attendee_never_sends_anonymous_phone_and_placeholder_only_without_real_
         "usable_email": True,
         "usable_phone": False,
     }
-    assert attendee({"customer": anon, "booking_timezone": "Europe/Berlin"}) == {
+    assert attendee(state(customer=anon, booking_timezone="Europe/Berlin")) == {
         "name": "A",
         "timeZone": "Europe/Berlin",
         "email": "customer_5@placeholder.invalid",
     }
     with_phone = {**anon, "phone": "+4915100000000", "usable_phone": True}
-    assert attendee({"customer": with_phone}) == {"name": "A", "timeZone": "UTC", "phoneNumber": "+4915100000000"}
+    assert attendee(state(customer=with_phone, booking_timezone=None)) == {
+        "name": "A",
+        "timeZone": "UTC",
+        "phoneNumber": "+4915100000000",
+    }
 
 
 def test_classification_of_cal_com_answers() -> None:
@@ -139,16 +162,16 @@ def test_classification_of_cal_com_answers() -> None:
         "status": "error",
         "error": {"code": "BadRequestException", "message": "Attempting to book a meeting in the past."},
     }
-    assert classify("create", 400, wrapped, "").category == Category.PAST_APPOINTMENT
+    assert classify(400, wrapped, "").category == Category.PAST_APPOINTMENT
     raw = {"statusCode": 400, "message": "User either already has booking at this time or is not available"}
-    assert classify("create", 400, raw, "").category == Category.HOST_UNAVAILABLE
-    v = classify("create", 400, {"statusCode": 400, "message": "responses - {email}email_validation_error"}, "")
+    assert classify(400, raw, "").category == Category.HOST_UNAVAILABLE
+    v = classify(400, {"statusCode": 400, "message": "responses - {email}email_validation_error"}, "")
     assert (v.category, v.field, v.retryable) == (Category.VALIDATION, "email", False)
-    assert classify("create", 404, {"error": {"message": "Event type with id 5 not found."}}, "").category == (
+    assert classify(404, {"error": {"message": "Event type with id 5 not found."}}, "").category == (
         Category.EVENT_TYPE_NOT_FOUND
     )
-    assert classify("create", 429, {}, "").category == Category.RATE_LIMITED
-    assert classify("create", 503, {}, "").retryable
-    assert classify("create", None, None, "", "ReadTimeout").category == Category.NETWORK
-    assert classify("create", 201, None, "<html>").category == Category.NETWORK
-    assert classify("create", 401, {}, "").category == Category.AUTH
+    assert classify(429, {}, "").category == Category.RATE_LIMITED
+    assert classify(503, {}, "").retryable
+    assert classify(None, None, "", "ReadTimeout").category == Category.NETWORK
+    assert classify(201, None, "<html>").category == Category.MALFORMED_RESPONSE
+    assert classify(401, {}, "").category == Category.AUTH

@@ -27,6 +27,8 @@ from tests.worker_support import (
     simulator,
 )
 from worker.devtools.simulator import SimulatorProcess
+from worker.sync import drain as drain_module
+from worker.sync.contract import SyncResult
 from worker.sync.drain import Worker
 
 __all__ = ["salon", "sim", "simulator"]  # fixtures
@@ -332,17 +334,23 @@ def test_a_result_the_database_refuses_does_not_hold_up_the_others(
     Now the others are recorded, the refused one becomes a retry whose error says why, and the retry adopts the
     booking its first attempt made."""
     ids = [book(db, salon, start=FUTURE + dt.timedelta(hours=h)) for h in range(3)]
-    real_record = Worker._record
+    real_encode = drain_module.encode_results
     spoiled: list[int] = []
+    first_attempt: list[str] = []  # the exchange of the first attempt, spoiled whenever it is offered
 
-    async def record(self: Worker, batch: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        for r in batch:
-            if r["appointment_id"] == ids[1] and not spoiled and r.get("attempts"):
-                spoiled.append(r["appointment_id"])
-                r["attempts"][0]["attempt"] = "first"  # invalid input syntax for type integer
-        return await real_record(self, batch)
+    def encode(results: list[SyncResult]) -> str:
+        # the typed contract can't build such a result: spoil its JSON on the way to the database instead
+        documents = json.loads(real_encode(results))
+        for r in documents:
+            if r["appointment_id"] == ids[1] and r["exchanges"]:
+                if not first_attempt:
+                    spoiled.append(r["appointment_id"])
+                    first_attempt.append(r["exchanges"][0]["at"])
+                if r["exchanges"][0]["at"] == first_attempt[0]:
+                    r["exchanges"][0]["response_status"] = "first"  # invalid input syntax for type bigint
+        return json.dumps(documents)
 
-    monkeypatch.setattr(Worker, "_record", record)
+    monkeypatch.setattr(drain_module, "encode_results", encode)
     drain(db, sim)
     assert spoiled == [ids[1]], "the spoiled result was offered to the database"
     assert [appointment(db, i)["calcom_sync_status"] for i in ids] == ["synced", "pending", "synced"]

@@ -1,118 +1,150 @@
--- Record a batch of outcomes in one call. p_results is a JSON array of objects:
---   outbox_id, appointment_id, outcome ('synced' | 'skipped' | 'retry' | 'dead' | 'rate_limited'), category, error,
---   detail (jsonb), retry_after_s, appointment ({calcom_booking_id, calcom_v2_booking_id,
---   calcom_v2_booking_uid}), phases ([{id, calcom_booking_id, calcom_booking_uid, calcom_sync_status,
---   sync_error_message}]), bookings ([{phase_id, uid, booking_id, start_at, end_at, event_type_id,
---   cancelled}]: what Cal.com now has), superseded ([superseded phase ids whose booking is cancelled]),
---   attempts ([rows for calsync.sync_attempts]).
--- Completion checks ownership: only events this worker still holds (running, locked_by = p_worker)
--- change; the attempts are archived either way. Returns the outbox ids whose lease was lost.
+-- Record a batch of attempts in one call. p_results is a JSON array of calsync.sync_result (the Python twin is
+-- worker/sync/contract.py SyncResult): facts only (the outcome's category, what Cal.com has now, the superseded
+-- bookings cancelled, every exchange). Every status is decided here, once:
+--   the event's, by calsync.sync_outcome (synced, retry, dead; a rate-limited try is not an attempt);
+--   calsync.synced_bookings: the last word per (appointment, slot);
+--   the appointment's and each phase's Cal.com columns from those bookings, their sync status from the event's.
+-- Completion checks ownership: only events this worker still holds (running, locked_by = p_worker) change; the
+-- exchanges are archived either way. Returns each event's recorded outcome ('lease_lost': not this worker's).
 CREATE OR REPLACE FUNCTION calsync.finish_sync_events(p_worker text, p_results jsonb, p_max_attempts integer,
                                                      p_now timestamptz DEFAULT now(),
                                                      p_retry_base interval DEFAULT '5 seconds',
                                                      p_retry_cap interval DEFAULT '1 hour')
-RETURNS TABLE (lost_outbox_id uuid)
+RETURNS TABLE (recorded_event_id uuid, recorded_outcome text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
+    v_all calsync.sync_result[] := ARRAY(SELECT r FROM jsonb_populate_recordset(NULL::calsync.sync_result, p_results) AS r);
     v_owned uuid[];
-    v_results jsonb;
+    v_last calsync.sync_result[];  -- the last result of each event this worker still holds
+    v_decided calsync.sync_decision[];
     v_writer text := current_setting('calsync.writer', true);
 BEGIN
     PERFORM set_config('calsync.writer', 'worker', true);  -- these writes must not enqueue (no loops)
     INSERT INTO calsync.sync_attempts
         (outbox_id, appointment_id, phase_id, worker_id, action, attempt, request_method, request_path,
-         request_body, response_status, response_headers, response_body, duration_ms, category, retryable,
-         error, created_at)
-    SELECT (r->>'outbox_id')::uuid, (r->>'appointment_id')::bigint, (a->>'phase_id')::bigint, p_worker,
-           a->>'action', (a->>'attempt')::int, a->>'request_method', a->>'request_path', a->'request_body',
-           (a->>'response_status')::int, a->'response_headers', a->>'response_body',
-           (a->>'duration_ms')::double precision, a->>'category', (a->>'retryable')::boolean, a->>'error',
-           coalesce((a->>'at')::timestamptz, p_now)
-    FROM jsonb_array_elements(p_results) AS r, jsonb_array_elements(coalesce(r->'attempts', '[]')) AS a;
+         request_body, response_status, response_headers, response_body, response_size, response_truncated,
+         duration_ms, category, retryable, error, created_at)
+    SELECT r.event_id, r.appointment_id, e.phase_id, p_worker, e.action, d.attempts, e.request_method,
+           e.request_path, e.request_body, e.response_status, e.response_headers, e.response_body, e.response_size,
+           e.response_truncated, e.duration_ms, e.category, CASE WHEN e.category <> 'OK' THEN k.retryable END,
+           e.error, coalesce(e.at, p_now)
+    FROM unnest(v_all) AS r
+    CROSS JOIN LATERAL unnest(r.exchanges) AS e
+    LEFT JOIN calsync.outbox_delivery d ON d.outbox_id = r.event_id
+    LEFT JOIN remediation.categories k ON k.category = e.category;
 
     SELECT coalesce(array_agg(x.outbox_id), '{}') INTO v_owned
     FROM (SELECT d.outbox_id FROM calsync.outbox_delivery d
-          WHERE d.outbox_id IN (SELECT (r->>'outbox_id')::uuid FROM jsonb_array_elements(p_results) AS r)
+          WHERE d.outbox_id IN (SELECT r.event_id FROM unnest(v_all) AS r)
             AND d.locked_by = p_worker AND d.status = 'running'
           ORDER BY d.outbox_id FOR UPDATE) AS x;
 
-    RETURN QUERY
-        SELECT DISTINCT (r->>'outbox_id')::uuid FROM jsonb_array_elements(p_results) AS r
-        WHERE NOT (r->>'outbox_id')::uuid = ANY (v_owned);
+    RETURN QUERY SELECT DISTINCT r.event_id, 'lease_lost' FROM unnest(v_all) AS r WHERE NOT r.event_id = ANY (v_owned);
 
-    -- the state changes take the last result of each event (all attempts are archived above)
-    SELECT jsonb_agg(r ORDER BY ri) INTO v_results
-    FROM (SELECT DISTINCT ON (r->>'outbox_id') r, ri FROM jsonb_array_elements(p_results) WITH ORDINALITY AS o(r, ri)
-          ORDER BY r->>'outbox_id', ri DESC) AS last;
+    -- a batch may hold two results of one event (its lease ran out and it was claimed again): the last counts
+    v_last := ARRAY(SELECT DISTINCT ON ((v_all[i]).event_id) v_all[i] FROM generate_subscripts(v_all, 1) AS i
+                    WHERE (v_all[i]).event_id = ANY (v_owned) ORDER BY (v_all[i]).event_id, i DESC);
 
-    -- what Cal.com has now, per appointment and phase (slot 0: the appointment itself). One result may name a
-    -- slot more than once (found by the lookup, then moved or cancelled and booked again), and a batch may
-    -- hold two results of one event (its lease ran out and it was claimed again): the last word counts.
+    -- what Cal.com has now, per appointment and slot (calsync.synced_bookings). One result may name a slot more
+    -- than once (found by the lookup, then moved or cancelled and booked again): the last word counts.
     WITH b AS (
-        SELECT DISTINCT ON (appointment_id, slot) appointment_id, slot, b
-        FROM (SELECT (r->>'appointment_id')::bigint AS appointment_id,
-                     coalesce((x->>'phase_id')::bigint, 0) AS slot, x AS b, ri, xi
-              FROM jsonb_array_elements(p_results) WITH ORDINALITY AS o(r, ri),
-                   jsonb_array_elements(coalesce(r->'bookings', '[]')) WITH ORDINALITY AS e(x, xi)
-              WHERE (r->>'outbox_id')::uuid = ANY (v_owned)) AS said
-        ORDER BY appointment_id, slot, ri DESC, xi DESC
+        SELECT DISTINCT ON ((v_all[i]).appointment_id, coalesce(f.phase_id, 0))
+               (v_all[i]).appointment_id AS appointment_id, coalesce(f.phase_id, 0) AS slot, f.uid, f.booking_id,
+               f.start_at, f.end_at, f.event_type_id, coalesce(f.cancelled, false) AS cancelled
+        FROM generate_subscripts(v_all, 1) AS i,
+             unnest((v_all[i]).bookings) WITH ORDINALITY
+                 AS f(phase_id, uid, booking_id, start_at, end_at, event_type_id, cancelled, fi)
+        WHERE (v_all[i]).event_id = ANY (v_owned) AND f.uid IS NOT NULL
+        ORDER BY (v_all[i]).appointment_id, coalesce(f.phase_id, 0), i DESC, fi DESC
     ),
     gone AS (
         DELETE FROM calsync.synced_bookings s USING b
-        WHERE coalesce((b.b->>'cancelled')::boolean, false) AND s.appointment_id = b.appointment_id
-          AND s.slot = b.slot
+        WHERE b.cancelled AND s.appointment_id = b.appointment_id AND s.slot = b.slot
     )
     INSERT INTO calsync.synced_bookings AS s (appointment_id, slot, uid, booking_id, start_at, end_at, event_type_id, synced_at)
-    SELECT b.appointment_id, b.slot, b.b->>'uid', (b.b->>'booking_id')::bigint,
-           (b.b->>'start_at')::timestamptz, (b.b->>'end_at')::timestamptz, (b.b->>'event_type_id')::bigint, p_now
-    FROM b WHERE NOT coalesce((b.b->>'cancelled')::boolean, false)
+    SELECT b.appointment_id, b.slot, b.uid, b.booking_id, b.start_at, b.end_at, b.event_type_id, p_now
+    FROM b WHERE NOT b.cancelled
     ON CONFLICT (appointment_id, slot) DO UPDATE
         SET uid = excluded.uid, booking_id = excluded.booking_id, start_at = excluded.start_at,
             end_at = excluded.end_at, event_type_id = excluded.event_type_id, synced_at = excluded.synced_at;
 
     UPDATE calsync.superseded_phases sp SET calcom_cancelled_at = p_now
-    FROM jsonb_array_elements(p_results) AS r, jsonb_array_elements_text(coalesce(r->'superseded', '[]')) AS x(id)
-    WHERE (r->>'outbox_id')::uuid = ANY (v_owned) AND sp.id = x.id::bigint;
+    FROM unnest(v_all) AS r, unnest(r.superseded) AS x(id)
+    WHERE r.event_id = ANY (v_owned) AND sp.id = x.id AND sp.appointment_id = r.appointment_id;
+
+    -- each event's last result, decided: its outcome (calsync.sync_outcome) and what the state changes need
+    v_decided := ARRAY(
+        SELECT ROW(r.event_id, r.appointment_id,
+                   calsync.sync_outcome(r.category, coalesce(r.skipped, false), d.attempts, p_max_attempts),
+                   r.category, r.error, coalesce((r.detail).message, r.error),
+                   CASE WHEN r.detail IS DISTINCT FROM NULL THEN to_jsonb(r.detail) || jsonb_build_object(
+                       'category', r.category, 'retryable', k.retryable, 'attempt', d.attempts) END,
+                   r.retry_after_s, coalesce(cardinality(r.bookings), 0) > 0, coalesce(cardinality(r.exchanges), 0))::calsync.sync_decision
+        FROM unnest(v_last) AS r
+        JOIN calsync.outbox_delivery d ON d.outbox_id = r.event_id
+        LEFT JOIN remediation.categories k ON k.category = r.category);
+    RETURN QUERY SELECT x.event_id, x.outcome FROM unnest(v_decided) AS x;
+
+    -- phases: the booking Cal.com has for each; the staff-required phases without one in this result take the
+    -- event's state (synced once they have a booking, failed with the reason)
+    UPDATE appointment_phases p
+    SET calcom_booking_id = s.booking_id, calcom_booking_uid = s.uid, calcom_sync_status = 'synced',
+        sync_error_message = NULL, updated_at = p_now
+    FROM unnest(v_last) AS r
+    CROSS JOIN LATERAL (SELECT DISTINCT f.phase_id FROM unnest(r.bookings) AS f
+                        WHERE f.phase_id IS NOT NULL AND NOT coalesce(f.cancelled, false) AND f.uid IS NOT NULL) AS f
+    JOIN calsync.synced_bookings s ON s.appointment_id = r.appointment_id AND s.slot = f.phase_id
+    WHERE p.id = f.phase_id AND p.appointment_id = r.appointment_id;
 
     UPDATE appointment_phases p
-    SET calcom_booking_id = CASE WHEN f ? 'calcom_booking_id' THEN (f->>'calcom_booking_id')::bigint ELSE p.calcom_booking_id END,
-        calcom_booking_uid = CASE WHEN f ? 'calcom_booking_uid' THEN f->>'calcom_booking_uid' ELSE p.calcom_booking_uid END,
-        calcom_sync_status = coalesce(f->>'calcom_sync_status', p.calcom_sync_status),
-        sync_error_message = CASE WHEN f ? 'sync_error_message' THEN f->>'sync_error_message' ELSE p.sync_error_message END,
+    SET calcom_sync_status = CASE WHEN x.outcome = 'synced' THEN 'synced' ELSE 'failed' END,
+        sync_error_message = CASE WHEN x.outcome = 'synced' THEN NULL ELSE x.message END,
         updated_at = p_now
-    FROM (SELECT DISTINCT ON ((f->>'id')::bigint) f, (r->>'appointment_id')::bigint AS appointment_id  -- the last word
-          FROM jsonb_array_elements(v_results) WITH ORDINALITY AS o(r, ri),
-               jsonb_array_elements(coalesce(r->'phases', '[]')) WITH ORDINALITY AS e(f, fi)
-          WHERE (r->>'outbox_id')::uuid = ANY (v_owned)
-          ORDER BY (f->>'id')::bigint, ri DESC, fi DESC) AS said
-    WHERE p.id = (f->>'id')::bigint AND p.appointment_id = said.appointment_id;
+    FROM unnest(v_decided) AS x
+    JOIN appointments a ON a.id = x.appointment_id AND a.is_composite
+    WHERE x.outcome <> 'skipped' AND p.appointment_id = x.appointment_id AND p.staff_required
+      AND NOT EXISTS (SELECT 1 FROM unnest(v_last) AS r, unnest(r.bookings) AS f
+                      WHERE r.event_id = x.event_id AND f.phase_id = p.id AND NOT coalesce(f.cancelled, false)
+                        AND f.uid IS NOT NULL)
+      AND p.calcom_sync_status IS DISTINCT FROM CASE WHEN x.outcome = 'synced' THEN 'synced' ELSE 'failed' END
+      AND (x.outcome <> 'synced' OR p.calcom_booking_uid IS NOT NULL);
 
+    -- the appointment: its booking (its own, or for a composite its first staff-required phase's, as the app
+    -- did), and its sync state from the event's outcome
     UPDATE appointments a
-    SET calcom_booking_id = CASE WHEN v ? 'calcom_booking_id' THEN (v->>'calcom_booking_id')::bigint ELSE a.calcom_booking_id END,
-        calcom_v2_booking_id = CASE WHEN v ? 'calcom_v2_booking_id' THEN v->>'calcom_v2_booking_id' ELSE a.calcom_v2_booking_id END,
-        calcom_v2_booking_uid = CASE WHEN v ? 'calcom_v2_booking_uid' THEN v->>'calcom_v2_booking_uid' ELSE a.calcom_v2_booking_uid END,
-        calcom_sync_status = CASE WHEN outcome = 'synced' THEN 'synced' WHEN final THEN 'failed'
+    SET calcom_booking_id = CASE WHEN bk.uid IS NOT NULL AND NOT a.is_composite THEN bk.booking_id ELSE a.calcom_booking_id END,
+        calcom_v2_booking_id = CASE WHEN bk.uid IS NOT NULL THEN bk.booking_id::text ELSE a.calcom_v2_booking_id END,
+        calcom_v2_booking_uid = coalesce(bk.uid, a.calcom_v2_booking_uid),
+        calcom_sync_status = CASE WHEN x.outcome = 'synced' THEN 'synced' WHEN x.outcome = 'dead' THEN 'failed'
                                   WHEN a.calcom_sync_status = 'synced' THEN 'pending' ELSE a.calcom_sync_status END,
-        sync_error_message = CASE WHEN outcome = 'synced' THEN NULL ELSE r->>'error' END,
-        sync_error_code = CASE WHEN outcome = 'synced' THEN NULL ELSE r->>'category' END,
-        sync_error_detail = CASE WHEN outcome = 'synced' THEN NULL ELSE r->'detail' END,
-        sync_attempt_count = least(a.sync_attempt_count + jsonb_array_length(coalesce(r->'attempts', '[]')), 32767),
+        sync_error_message = CASE WHEN x.outcome = 'synced' THEN NULL ELSE x.error END,
+        sync_error_code = CASE WHEN x.outcome = 'synced' THEN NULL ELSE x.category END,
+        sync_error_detail = CASE WHEN x.outcome = 'synced' THEN NULL ELSE x.detail END,
+        sync_attempt_count = least(a.sync_attempt_count + x.exchanges, 32767),
         last_sync_attempt_at = p_now,
-        requires_manual_review = CASE WHEN final THEN true WHEN outcome = 'synced' THEN false ELSE a.requires_manual_review END,
-        manual_review_flagged_at = CASE WHEN final THEN coalesce(a.manual_review_flagged_at, p_now)
-                                        WHEN outcome = 'synced' THEN NULL ELSE a.manual_review_flagged_at END
-    FROM (SELECT r, r->>'outcome' AS outcome, coalesce(r->'appointment', '{}'::jsonb) AS v,
-                 r->>'outcome' = 'dead' OR (r->>'outcome' = 'retry' AND d.attempts >= p_max_attempts) AS final
-          FROM jsonb_array_elements(v_results) AS r
-          JOIN calsync.outbox_delivery d ON d.outbox_id = (r->>'outbox_id')::uuid
-          WHERE d.outbox_id = ANY (v_owned)) AS x
-    WHERE a.id = (r->>'appointment_id')::bigint AND outcome <> 'skipped';
+        requires_manual_review = CASE WHEN x.outcome = 'dead' THEN true WHEN x.outcome = 'synced' THEN false
+                                      ELSE a.requires_manual_review END,
+        manual_review_flagged_at = CASE WHEN x.outcome = 'dead' THEN coalesce(a.manual_review_flagged_at, p_now)
+                                        WHEN x.outcome = 'synced' THEN NULL ELSE a.manual_review_flagged_at END
+    FROM unnest(v_decided) AS x
+    LEFT JOIN LATERAL (
+        SELECT f.uid, f.booking_id
+        FROM unnest(v_last) AS r, unnest(r.bookings) WITH ORDINALITY AS f(phase_id, uid, booking_id, start_at, end_at,
+                                                                          event_type_id, cancelled, fi)
+        WHERE r.event_id = x.event_id AND f.uid IS NOT NULL AND NOT coalesce(f.cancelled, false)
+          AND f.phase_id IS NOT DISTINCT FROM (
+              SELECT min(p.id) FROM appointment_phases p
+              WHERE p.appointment_id = x.appointment_id AND p.staff_required
+                AND EXISTS (SELECT 1 FROM appointments c WHERE c.id = x.appointment_id AND c.is_composite))
+        ORDER BY fi DESC LIMIT 1
+    ) AS bk ON true
+    WHERE a.id = x.appointment_id AND x.outcome <> 'skipped';
 
     -- delivered (or nothing to deliver: skipped): the event and every earlier event of the appointment it covered
     WITH done AS (
         SELECT d.aggregateid, d.covers_seq FROM calsync.outbox_delivery d
-        JOIN jsonb_array_elements(v_results) AS r ON (r->>'outbox_id')::uuid = d.outbox_id
-        WHERE d.outbox_id = ANY (v_owned) AND r->>'outcome' IN ('synced', 'skipped')
+        JOIN unnest(v_decided) AS x ON x.event_id = d.outbox_id
+        WHERE x.outcome IN ('synced', 'skipped')
     ), events AS (
         DELETE FROM calsync.outbox e USING done
         WHERE e.aggregateid = done.aggregateid AND e.seq <= done.covers_seq
@@ -120,25 +152,22 @@ BEGIN
     )
     DELETE FROM calsync.outbox_delivery d USING events WHERE d.outbox_id = events.id;
 
-    -- retry later (a rate-limited try does not count as an attempt), or dead after p_max_attempts
+    -- retry later (a rate-limited try does not count as an attempt), or dead
     UPDATE calsync.outbox_delivery d
-    SET status = CASE WHEN r->>'outcome' = 'dead' OR (r->>'outcome' = 'retry' AND d.attempts >= p_max_attempts)
-                      THEN 'dead' ELSE 'retry' END,
-        attempts = d.attempts - CASE WHEN r->>'outcome' = 'rate_limited' THEN 1 ELSE 0 END,
-        next_attempt_at = p_now + CASE WHEN r->>'outcome' = 'rate_limited'
-                                       THEN coalesce((r->>'retry_after_s')::double precision, 60) * interval '1 second'
+    SET status = CASE WHEN x.outcome = 'dead' THEN 'dead' ELSE 'retry' END,
+        attempts = d.attempts - CASE WHEN x.outcome = 'rate_limited' THEN 1 ELSE 0 END,
+        next_attempt_at = p_now + CASE WHEN x.outcome = 'rate_limited'
+                                       THEN coalesce(x.retry_after_s, 60) * interval '1 second'
                                        -- an attempt that got somewhere (some bookings made) retries soon
-                                       WHEN jsonb_array_length(coalesce(r->'bookings', '[]')) > 0 THEN p_retry_base
+                                       WHEN x.made_progress THEN p_retry_base
                                        ELSE calsync.retry_delay(d.attempts, p_retry_base, p_retry_cap) END,
         locked_by = NULL, locked_until = NULL,
-        last_error = r->>'error', last_category = r->>'category',
-        processed_at = CASE WHEN r->>'outcome' = 'dead' OR (r->>'outcome' = 'retry' AND d.attempts >= p_max_attempts)
-                            THEN p_now END
-    FROM jsonb_array_elements(v_results) AS r
-    WHERE d.outbox_id = (r->>'outbox_id')::uuid AND d.outbox_id = ANY (v_owned)
-      AND r->>'outcome' IN ('retry', 'dead', 'rate_limited');
+        last_error = x.error, last_category = x.category,
+        processed_at = CASE WHEN x.outcome = 'dead' THEN p_now END
+    FROM unnest(v_decided) AS x
+    WHERE d.outbox_id = x.event_id AND x.outcome IN ('retry', 'dead', 'rate_limited');
     PERFORM set_config('calsync.writer', coalesce(v_writer, ''), true);
 END
 $$;
 COMMENT ON FUNCTION calsync.finish_sync_events(text, jsonb, integer, timestamptz, interval, interval) IS
-    'Record a batch of sync outcomes: archive attempts, update appointments/phases, delete delivered events, schedule retries or mark dead. Returns events whose lease was lost.';
+    'Record a batch of sync results (calsync.sync_result): archive the exchanges, derive every status (event, appointment, phases) from the facts, delete delivered events, schedule retries or mark dead. Returns each event''s recorded outcome (lease_lost when not the worker''s).';

@@ -26,14 +26,13 @@ SELECT (SELECT o.id FROM calsync.outbox o WHERE o.aggregateid = :'a' ORDER BY se
 SELECT (SELECT o.id FROM calsync.outbox o WHERE o.aggregateid = :'b' ORDER BY seq LIMIT 1) AS eb \gset
 
 SELECT results_eq(
-    format($$SELECT lost_outbox_id FROM calsync.finish_sync_events('w2', '[{"outbox_id": "%s", "appointment_id": %s, "outcome": "synced"}]', 8)$$, :'ea', :a),
+    format($$SELECT recorded_event_id FROM calsync.finish_sync_events('w2', '[{"event_id": "%s", "appointment_id": %s, "category": "OK"}]', 8) WHERE recorded_outcome = 'lease_lost'$$, :'ea', :a),
     format($$VALUES (%L::uuid)$$, :'ea'), 'completion checks ownership: another worker''s completion is refused');
 
-SELECT is_empty(format($$SELECT * FROM calsync.finish_sync_events('w1', '[{"outbox_id": "%s", "appointment_id": %s, "outcome": "synced",
-    "appointment": {"calcom_v2_booking_uid": "uid-a", "calcom_v2_booking_id": "901", "calcom_booking_id": 901},
+SELECT is_empty(format($$SELECT * FROM calsync.finish_sync_events('w1', '[{"event_id": "%s", "appointment_id": %s, "category": "OK",
     "bookings": [{"phase_id": null, "uid": "uid-a", "booking_id": 901, "start_at": "2031-05-01T09:00:00Z", "end_at": "2031-05-01T09:30:00Z", "event_type_id": 1}],
-    "attempts": [{"action": "create", "attempt": 1, "request_method": "POST", "request_path": "/v2/bookings",
-                  "request_body": {"start": "x"}, "response_status": 201, "response_body": "{}", "duration_ms": 12.5, "category": "OK"}]}]', 8)$$, :'ea', :a),
+    "exchanges": [{"action": "create", "request_method": "POST", "request_path": "/v2/bookings",
+                  "request_body": {"start": "x"}, "response_status": 201, "response_body": "{}", "duration_ms": 12.5, "category": "OK"}]}]', 8) WHERE recorded_outcome = 'lease_lost'$$, :'ea', :a),
     'the owner''s completion is accepted');
 SELECT is((SELECT count(*)::int FROM calsync.outbox WHERE aggregateid = :'a'), 0, 'delivered: the event and the reschedule it covered are gone');
 SELECT is((SELECT count(*)::int FROM calsync.outbox_delivery WHERE aggregateid = :'a'), 0, 'and so is their delivery state');
@@ -43,16 +42,16 @@ SELECT is((SELECT response_status FROM calsync.sync_attempts WHERE appointment_i
 SELECT is((SELECT uid FROM calsync.synced_bookings WHERE appointment_id = :a AND slot = 0), 'uid-a', 'what Cal.com has is recorded');
 
 -- a retryable failure: retried later with backoff, not before
-SELECT is_empty(format($$SELECT * FROM calsync.finish_sync_events('w1', '[{"outbox_id": "%s", "appointment_id": %s, "outcome": "retry",
-    "category": "SERVER_ERROR", "error": "HTTP 500: {\"message\":\"There was an error, please try again later.\"}"}]', 8)$$, :'eb', :b),
+SELECT is_empty(format($$SELECT * FROM calsync.finish_sync_events('w1', '[{"event_id": "%s", "appointment_id": %s, "outcome": "retry",
+    "category": "SERVER_ERROR", "error": "HTTP 500: {\"message\":\"There was an error, please try again later.\"}"}]', 8) WHERE recorded_outcome = 'lease_lost'$$, :'eb', :b),
     'a retryable failure is recorded');
 SELECT results_eq(format($$SELECT status, attempts, last_category, next_attempt_at > now() + interval '3 seconds' FROM calsync.outbox_delivery WHERE outbox_id = %L$$, :'eb'),
                   $$VALUES ('retry', 1, 'SERVER_ERROR', true)$$, 'it waits with backoff');
 SELECT is((SELECT count(*)::int FROM calsync.claim_sync_events('w1', 10, '5 minutes')), 0, 'and is not claimable before its time');
 SELECT is((SELECT attempts FROM calsync.claim_sync_events('w1', 10, '5 minutes', now() + interval '2 hours')), 2,
           'then it is claimed again, as attempt 2');
-SELECT is_empty(format($$SELECT * FROM calsync.finish_sync_events('w1', '[{"outbox_id": "%s", "appointment_id": %s, "outcome": "retry",
-    "category": "SERVER_ERROR", "error": "HTTP 503"}]', 2)$$, :'eb', :b), 'the last allowed attempt fails too');
+SELECT is_empty(format($$SELECT * FROM calsync.finish_sync_events('w1', '[{"event_id": "%s", "appointment_id": %s, "outcome": "retry",
+    "category": "SERVER_ERROR", "error": "HTTP 503"}]', 2) WHERE recorded_outcome = 'lease_lost'$$, :'eb', :b), 'the last allowed attempt fails too');
 SELECT results_eq(format($$SELECT d.status, a.calcom_sync_status::text, a.requires_manual_review, a.sync_error_code::text
                            FROM calsync.outbox_delivery d JOIN appointments a ON a.id = %s WHERE d.outbox_id = %L$$, :b, :'eb'),
                   $$VALUES ('dead', 'failed', true, 'SERVER_ERROR')$$,
@@ -88,12 +87,11 @@ SELECT is((SELECT count(*)::int FROM calsync.claim_sync_events('w2', 10, '5 minu
           'w2 claims the two given-back events and the new one');
 SELECT (SELECT o.id FROM calsync.outbox o WHERE o.aggregateid = :'f' ORDER BY seq LIMIT 1) AS ef \gset
 SELECT is_empty(format($$SELECT * FROM calsync.finish_sync_events('w2', '[
-    {"outbox_id": "%1$s", "appointment_id": %2$s, "outcome": "retry", "category": "SERVER_ERROR", "error": "HTTP 500",
+    {"event_id": "%1$s", "appointment_id": %2$s, "category": "SERVER_ERROR", "error": "HTTP 500",
      "bookings": [{"phase_id": null, "uid": "uid-f1", "booking_id": 911, "start_at": "2031-05-06T08:00:00Z", "end_at": "2031-05-06T08:30:00Z", "event_type_id": 1}]},
-    {"outbox_id": "%1$s", "appointment_id": %2$s, "outcome": "synced",
-     "appointment": {"calcom_v2_booking_uid": "uid-f3", "calcom_v2_booking_id": "913", "calcom_booking_id": 913},
+    {"event_id": "%1$s", "appointment_id": %2$s, "category": "OK",
      "bookings": [{"phase_id": null, "uid": "uid-f1", "booking_id": 911, "start_at": "2031-05-06T08:00:00Z", "end_at": "2031-05-06T08:30:00Z", "event_type_id": 1},
-                  {"phase_id": null, "uid": "uid-f3", "booking_id": 913, "start_at": "2031-05-06T08:00:00Z", "end_at": "2031-05-06T08:30:00Z", "event_type_id": 1}]}]', 8)$$,
+                  {"phase_id": null, "uid": "uid-f3", "booking_id": 913, "start_at": "2031-05-06T08:00:00Z", "end_at": "2031-05-06T08:30:00Z", "event_type_id": 1}]}]', 8) WHERE recorded_outcome = 'lease_lost'$$,
     :'ef', :f), 'a batch naming one slot several times, with two results of one event, is recorded');
 SELECT results_eq(format('SELECT s.uid, a.calcom_v2_booking_uid::text, a.calcom_sync_status::text FROM calsync.synced_bookings s JOIN appointments a ON a.id = s.appointment_id WHERE s.appointment_id = %s', :f),
                   $$VALUES ('uid-f3', 'uid-f3', 'synced')$$, 'the last word counts: the last booking of the slot and the last result');

@@ -10,11 +10,23 @@ The outcome is the dict ``calsync.finish_sync_events`` records.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from worker.sync.calcom import CalcomClient, Exchange, booking_data, iso
 from worker.sync.categories import AMBIGUOUS, Category, Verdict
+from worker.sync.contract import (
+    APPOINTMENT_SLOT,
+    BookingFact,
+    ExchangeRecord,
+    FailureDetail,
+    KnownBooking,
+    SyncResult,
+    SyncState,
+)
 from worker.sync.planning import Action, Known, Plan, Target, attendee, parse_time, plan
 
 META_APPOINTMENT = "calsync_appointment_id"
@@ -30,61 +42,76 @@ NO_LOOKUP_AFTER = frozenset(
 )
 
 
+def exchange_record(ex: Exchange) -> ExchangeRecord:
+    """An exchange as archived (calsync.sync_exchange)."""
+    return ExchangeRecord(
+        phase_id=ex.phase_id,
+        action=ex.action,
+        request_method=ex.method,
+        request_path=ex.path,
+        request_body=ex.request_body,
+        response_status=ex.status,
+        response_headers=ex.headers or None,
+        response_body=ex.text,
+        response_size=getattr(ex, "response_size", None),
+        response_truncated=bool(getattr(ex, "truncated", False)),
+        duration_ms=round(ex.duration_ms, 3),
+        category=str(ex.verdict.category),
+        error=ex.verdict.message or None,
+        at=ex.at,
+    )
+
+
 @dataclass
 class Outcome:
+    """What one attempt found, while it runs; ``result()`` is what the database records."""
+
     appointment_id: int
-    outbox_id: str
+    event_id: str
     exchanges: list[Exchange] = field(default_factory=list)
-    bookings: list[dict[str, Any]] = field(default_factory=list)
-    phases: list[dict[str, Any]] = field(default_factory=list)
+    bookings: list[BookingFact] = field(default_factory=list)
     superseded: list[int] = field(default_factory=list)
-    appointment: dict[str, Any] = field(default_factory=dict)
     failure: Verdict | None = None
     failed_exchange: Exchange | None = None
     skipped: bool = False
 
-    def record(self, attempt: int) -> dict[str, Any]:
-        if self.skipped:
-            outcome = "skipped"
-        elif self.failure is None:
-            outcome = "synced"
-        elif self.failure.category == Category.RATE_LIMITED:
-            outcome = "rate_limited"
-        else:
-            outcome = "retry" if self.failure.retryable else "dead"
-        detail = None
+    @property
+    def category(self) -> Category:
+        return self.failure.category if self.failure is not None else Category.OK
+
+    def result(self) -> SyncResult:
+        ex = self.failed_exchange
+        detail = error = None
         if self.failure is not None:
-            ex = self.failed_exchange
-            detail = {
-                "category": str(self.failure.category),
-                "message": self.failure.message,
-                "field": self.failure.field,
-                "retryable": self.failure.retryable,
-                "http_status": ex.status if ex else None,
-                "action": ex.action if ex else None,
-                "phase_id": ex.phase_id if ex else None,
-                "request_id": ex.headers.get("x-request-id") if ex else None,
-                "attempt": attempt,
-            }
-        error = None
-        if self.failure is not None:
-            ex = self.failed_exchange
+            detail = FailureDetail(
+                message=self.failure.message,
+                field=self.failure.field,
+                http_status=ex.status if ex else None,
+                action=ex.action if ex else None,
+                phase_id=ex.phase_id if ex else None,
+                request_id=ex.headers.get("x-request-id") if ex else None,
+            )
             error = f"HTTP {ex.status}: {ex.text}" if ex and ex.status is not None else self.failure.message
-        reset = self.failed_exchange.headers.get("x-ratelimit-reset-default") if self.failed_exchange else None
-        return {
-            "outbox_id": self.outbox_id,
-            "appointment_id": self.appointment_id,
-            "outcome": outcome,
-            "category": str(self.failure.category) if self.failure else "OK",
-            "error": error,
-            "detail": detail,
-            "retry_after_s": float(reset) if reset else None,
-            "appointment": self.appointment,
-            "phases": self.phases,
-            "bookings": self.bookings,
-            "superseded": self.superseded,
-            "attempts": [e.archive(attempt) for e in self.exchanges if e.sent],
-        }
+        reset = ex.headers.get("x-ratelimit-reset-default") if ex else None
+        return SyncResult(
+            event_id=uuid.UUID(self.event_id),
+            appointment_id=self.appointment_id,
+            category=str(self.category),
+            skipped=self.skipped,
+            error=error,
+            detail=detail,
+            retry_after_s=_seconds(reset),
+            bookings=self.bookings,
+            superseded=self.superseded,
+            exchanges=[exchange_record(e) for e in self.exchanges if e.sent],
+        )
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
 
 
 def metadata(appointment_id: int, phase_id: int | None) -> dict[str, str]:
@@ -94,33 +121,44 @@ def metadata(appointment_id: int, phase_id: int | None) -> dict[str, str]:
     return meta
 
 
-def create_body(state: dict[str, Any], target: Target, person: dict[str, Any]) -> dict[str, Any]:
+def create_body(state: SyncState, target: Target, person: dict[str, Any]) -> dict[str, Any]:
     return {
         "start": iso(target.start),
         "eventTypeId": target.event_type_id,
         "attendee": person,
         "bookingFieldsResponses": {"title": target.title},
-        "metadata": metadata(int(state["id"]), target.phase_id),
+        "metadata": metadata(state.id, target.phase_id),
     }
 
 
-def booking_record(target: Target, data: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "phase_id": target.phase_id,
-        "uid": data.get("uid"),
-        "booking_id": data.get("id"),
-        "start_at": data.get("start") or iso(target.start),
-        "end_at": data.get("end") or iso(target.end),
-        "event_type_id": target.event_type_id,
-    }
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _time(value: object) -> dt.datetime | None:
+    try:
+        return parse_time(value) if isinstance(value, str) and value else None
+    except ValueError:
+        return None
+
+
+def booking_fact(target: Target, data: dict[str, Any]) -> BookingFact:
+    return BookingFact(
+        phase_id=target.phase_id,
+        uid=str(data["uid"]) if isinstance(data.get("uid"), str) else None,
+        booking_id=_int(data.get("id")),
+        start_at=_time(data.get("start")) or target.start,
+        end_at=_time(data.get("end")) or target.end,
+        event_type_id=target.event_type_id,
+    )
 
 
 class AppointmentSync:
-    def __init__(self, client: CalcomClient, state: dict[str, Any], outbox_id: str, attempt: int) -> None:
+    def __init__(self, client: CalcomClient, state: SyncState, event_id: str, attempt: int) -> None:
         self.client = client
         self.state = state
         self.attempt = attempt
-        self.out = Outcome(int(state["id"]), outbox_id)
+        self.out = Outcome(state.id, event_id)
 
     async def run(self, now: dt.datetime) -> Outcome:
         if self.attempt > 1 and not await self._discover():
@@ -131,13 +169,10 @@ class AppointmentSync:
             return self.out
         if p.guard is not None:
             self.out.failure = p.guard
-            self._mark_phases("failed", p.guard.message)
             return self.out
         for action in p.actions:
             if not await self._do(action, p):
-                self._mark_phases("failed", self.out.failure.message if self.out.failure else "")
                 return self.out
-        self._mark_phases("synced", None)
         return self.out
 
     def _fail(self, ex: Exchange, verdict: Verdict | None = None) -> bool:
@@ -169,8 +204,8 @@ class AppointmentSync:
             return self._fail(ex)
         if action.superseded_id is not None:
             self.out.superseded.append(action.superseded_id)
-        elif k.slot >= 0:
-            self.out.bookings.append({"phase_id": k.phase_id, "uid": k.uid, "cancelled": True})
+        elif k.slot is not None:
+            self.out.bookings.append(BookingFact(phase_id=k.phase_id, uid=k.uid, cancelled=True))
         return True
 
     async def _reschedule(self, target: Target, k: Known, person: dict[str, Any]) -> bool:
@@ -213,10 +248,11 @@ class AppointmentSync:
         if ex.verdict.category != Category.OK or not isinstance(ex.body, dict):
             # unknown whether the booking exists: retry later (the next try looks again before creating)
             return self._fail(ex)
-        for b in ex.body.get("data") or []:
+        for b in _bookings(ex.body):
             meta = b.get("metadata") or {}
             if (
-                str(meta.get(META_APPOINTMENT)) == str(self.out.appointment_id)
+                isinstance(meta, dict)
+                and str(meta.get(META_APPOINTMENT)) == str(self.out.appointment_id)
                 and meta.get(META_PHASE) == (str(target.phase_id) if target.phase_id is not None else None)
                 and str(b.get("status", "")).lower() not in ("cancelled", "rejected")
             ):
@@ -228,101 +264,70 @@ class AppointmentSync:
         """A later attempt does not know what an earlier one achieved (a worker may have died after Cal.com
         answered): list the appointment's bookings at Cal.com by our metadata and take them as known, so the
         plan neither books twice nor leaves a booking behind. False (failure recorded) if the listing fails."""
-        event_types = {b.get("event_type_id") for b in self.state.get("synced") or []}
-        service = self.state.get("service") or {}
-        event_types.add(service.get("event_type_id"))
-        event_types.update((self.state.get("event_map") or {}).values())
-        ids = [int(e) for e in event_types if e is not None]
+        state = self.state
+        event_types = {b.event_type_id for b in state.synced}
+        event_types.add(state.service.event_type_id if state.service else None)
+        event_types.update(m.event_type_id for m in state.event_map)
+        ids = [e for e in event_types if e is not None]
         if not ids:
             return True
-        person = attendee(self.state) or {}
+        person = attendee(state) or {}
         email = person.get("email")
         # every time the appointment had that an earlier attempt may have booked: now, what we recorded, and
         # the times in its undelivered events
-        times = [parse_time(self.state["starts_at"])] if self.state.get("starts_at") else []
-        times += [parse_time(b["start_at"]) for b in self.state.get("synced") or [] if b.get("start_at")]
-        times += [parse_time(t) for t in self.state.get("event_times") or [] if t]
+        times = [parse_time(state.starts_at)] if state.starts_at else []
+        times += [parse_time(b.start_at) for b in state.synced if b.start_at]
+        times += [parse_time(t) for t in state.event_times]
         if not times:
             return True
         window = (min(times) - dt.timedelta(days=1), max(times) + dt.timedelta(days=2))
-        found: dict[int, dict[str, Any]] = {}
+        found: dict[int, KnownBooking] = {}
         skip = 0
         while True:
             ex = await self._send(self.client.find_for(ids, email, window, skip))
             if ex.verdict.category != Category.OK or not isinstance(ex.body, dict):
                 return self._fail(ex)
-            for b in ex.body.get("data") or []:
+            for b in _bookings(ex.body):
                 meta = b.get("metadata") or {}
-                if str(meta.get(META_APPOINTMENT)) != str(self.out.appointment_id):
+                if not isinstance(meta, dict) or str(meta.get(META_APPOINTMENT)) != str(self.out.appointment_id):
                     continue
-                if str(b.get("status", "")).lower() in ("cancelled", "rejected"):
+                if str(b.get("status", "")).lower() in ("cancelled", "rejected") or not isinstance(b.get("uid"), str):
                     continue
-                slot = int(meta[META_PHASE]) if meta.get(META_PHASE) else 0
-                found[slot] = {
-                    "slot": slot,
-                    "uid": b.get("uid"),
-                    "booking_id": b.get("id"),
-                    "start_at": b.get("start"),
-                    "end_at": b.get("end"),
-                    "event_type_id": b.get("eventTypeId"),
-                }
+                phase = meta.get(META_PHASE)
+                slot = int(phase) if isinstance(phase, str) and phase.isdigit() else APPOINTMENT_SLOT
+                found[slot] = KnownBooking(
+                    slot=slot,
+                    uid=str(b["uid"]),
+                    booking_id=_int(b.get("id")),
+                    start_at=_time(b.get("start")),
+                    end_at=_time(b.get("end")),
+                    event_type_id=_int(b.get("eventTypeId")),
+                )
             page = ex.body.get("pagination") or {}
-            if not page.get("hasNextPage"):
+            if not (isinstance(page, dict) and page.get("hasNextPage")):
                 break
             skip += 250
-        known = {int(b["slot"]): b for b in self.state.get("synced") or []}
+        known = {b.slot: b for b in state.synced}
         known.update(found)
-        self.state["synced"] = list(known.values())
+        self.state = msgspec.structs.replace(state, synced=list(known.values()))
         # what Cal.com has is recorded even if the rest of this attempt fails
         self.out.bookings += [
-            {"phase_id": b["slot"] or None, **{k: v for k, v in b.items() if k != "slot"}} for b in found.values()
+            BookingFact(
+                phase_id=None if b.slot == APPOINTMENT_SLOT else b.slot,
+                uid=b.uid,
+                booking_id=b.booking_id,
+                start_at=b.start_at,
+                end_at=b.end_at,
+                event_type_id=b.event_type_id,
+            )
+            for b in found.values()
         ]
         return True
 
     def _adopt(self, target: Target, data: dict[str, Any]) -> None:
-        record = booking_record(target, data)
-        self.out.bookings.append(record)
-        if target.phase_id is None:
-            self.out.appointment.update(
-                calcom_v2_booking_uid=record["uid"],
-                calcom_v2_booking_id=str(record["booking_id"]) if record["booking_id"] is not None else None,
-                calcom_booking_id=record["booking_id"],
-            )
-        else:
-            self.out.phases.append(
-                {
-                    "id": target.phase_id,
-                    "calcom_booking_uid": record["uid"],
-                    "calcom_booking_id": record["booking_id"],
-                    "calcom_sync_status": "synced",
-                    "sync_error_message": None,
-                }
-            )
-            first = min((p["id"] for p in self.state.get("phases") or [] if p.get("staff_required")), default=None)
-            if target.phase_id == first:  # as the app did: the appointment carries its first phase's booking
-                self.out.appointment.update(
-                    calcom_v2_booking_uid=record["uid"],
-                    calcom_v2_booking_id=str(record["booking_id"]) if record["booking_id"] is not None else None,
-                )
-
-    def _mark_phases(self, status: str, message: str | None) -> None:
-        """Staff-required phases not synced in this run report the appointment's state (partial states)."""
-        if not self.state.get("is_composite"):
-            return
-        done = {p["id"] for p in self.out.phases}
-        for p in self.state.get("phases") or []:
-            if p.get("staff_required") and p["id"] not in done and p.get("calcom_sync_status") != status:
-                if status == "synced" and not p.get("calcom_booking_uid"):
-                    continue
-                self.out.phases.append({"id": p["id"], "calcom_sync_status": status, "sync_error_message": message})
+        self.out.bookings.append(booking_fact(target, data))
 
 
-def parse_state(raw: dict[str, Any]) -> dict[str, Any]:
-    """The sync_state row as plain Python (times stay ISO strings; reconcile parses what it uses)."""
-    raw.setdefault("phases", [])
-    for p in raw["phases"]:
-        p["start_time"] = str(p["start_time"])
-        p["end_time"] = str(p["end_time"])
-    if raw.get("starts_at"):
-        parse_time(raw["starts_at"])
-    return raw
+def _bookings(body: dict[str, Any]) -> list[dict[str, Any]]:
+    data = body.get("data")
+    return [b for b in data if isinstance(b, dict)] if isinstance(data, list) else []

@@ -18,11 +18,12 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
-import json
 import signal
 import time
+from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import psycopg
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
@@ -31,9 +32,10 @@ from worker import logs
 from worker.db import libpq_url, query
 from worker.ops import migrate
 from worker.sync import metrics
-from worker.sync.appointment import AppointmentSync, Outcome, parse_state
+from worker.sync.appointment import AppointmentSync, Outcome
 from worker.sync.calcom import CalcomClient
 from worker.sync.categories import Category, Verdict
+from worker.sync.contract import SyncResult, SyncState, decode_state, encode_results
 from worker.sync.ratelimit import RateLimiter
 from worker.sync.sdnotify import Notifier
 from worker.sync.settings import WorkerSettings
@@ -55,7 +57,7 @@ class Worker:
         self.wake = asyncio.Event()
         self.stopping = asyncio.Event()
         self.inflight: dict[str, asyncio.Task[None]] = {}
-        self.pending_results: list[dict[str, Any]] = []
+        self.pending_results: list[Pending] = []
         # leases this worker took and has not yet recorded an outcome for; when a claim's reply may have been
         # lost, every other lease it holds is given back (release_unknown_leases) before it claims again
         self.held: set[str] = set()
@@ -196,114 +198,137 @@ class Worker:
             rows = await self._fetch("claim", {"worker": self.s.worker_id, "limit": limit, "lease_s": self.s.lease_s})
             if not rows:
                 return 0
-            states = {int(r[0]): r[1] for r in await self._fetch("sync_state", {"ids": [int(r[1]) for r in rows]})}
+            states = {
+                s.id: s
+                for s in map(
+                    decode_state, (r[0] for r in await self._fetch("sync_state", {"ids": [r[1] for r in rows]}))
+                )
+            }
         except BaseException:
             self.claim_uncertain = True  # the claim may have committed without us learning what it took
             raise
         self.held.update(str(r[0]) for r in rows)
-        for outbox_id, appointment_id, event_type, attempts, _covers in rows:
-            state = parse_state(dict(states[int(appointment_id)]))
-            task = asyncio.create_task(self._sync(str(outbox_id), state, int(attempts), str(event_type)))
-            self.inflight[str(outbox_id)] = task
-            task.add_done_callback(functools.partial(self._done, str(outbox_id)))
+        for event_id, appointment_id, event_type, attempts, _covers in rows:
+            state = states[int(appointment_id)]
+            task = asyncio.create_task(self._sync(str(event_id), state, int(attempts), str(event_type)))
+            self.inflight[str(event_id)] = task
+            task.add_done_callback(functools.partial(self._done, str(event_id)))
         return len(rows)
 
     def _done(self, key: str, _task: asyncio.Task[None]) -> None:
         self.inflight.pop(key, None)
         self.wake.set()
 
-    async def _sync(self, outbox_id: str, state: dict[str, Any], attempt: int, event_type: str) -> None:
+    async def _sync(self, event_id: str, state: SyncState, attempt: int, event_type: str) -> None:
         assert self.client is not None
         started = time.perf_counter()
         try:
-            outcome = await AppointmentSync(self.client, state, outbox_id, attempt).run(dt.datetime.now(dt.UTC))
+            outcome = await AppointmentSync(self.client, state, event_id, attempt).run(dt.datetime.now(dt.UTC))
         except Exception as e:  # a bug must not lose the event: it is retried and the error recorded
-            logs.log("sync_crashed", level="error", outbox_id=outbox_id, appointment_id=state.get("id"), error=repr(e))
-            outcome = Outcome(int(state["id"]), outbox_id)
-            outcome.failure = Verdict(Category.NETWORK, f"worker error: {e!r}")
-        record = outcome.record(attempt)
+            logs.log("sync_crashed", level="error", event_id=event_id, appointment_id=state.id, error=repr(e))
+            outcome = Outcome(state.id, event_id)
+            outcome.failure = Verdict(Category.NETWORK, f"worker error: {type(e).__name__}")
         for ex in outcome.exchanges:
             self.metrics.observe_request(str(ex.verdict.category), ex.duration_ms / 1000)
-        self.metrics.events[record["outcome"]] += 1
         self.metrics.rate_limit_waits = self.limiter.waits
         self.metrics.rate_limit_wait_s = self.limiter.waited_s
-        logs.log(
-            "event_" + record["outcome"],
-            outbox_id=outbox_id,
-            appointment_id=outcome.appointment_id,
-            event_type=event_type,
-            attempt=attempt,
-            category=record["category"],
-            requests=len(outcome.exchanges),
-            took_ms=round((time.perf_counter() - started) * 1000, 1),
-            error=record["error"][:500] if record["error"] else None,
-        )
-        self.pending_results.append(record)
+        took_ms = round((time.perf_counter() - started) * 1000, 1)
+        self.pending_results.append(Pending(outcome.result(), event_type, attempt, len(outcome.exchanges), took_ms))
         if len(self.pending_results) >= self.s.batch_size:
             self.flushed.set()
 
     # -- recording --------------------------------------------------------------------------------
     async def _flush(self) -> None:
-        """Record the pending outcomes. A batch that could not be recorded is put back, never dropped."""
+        """Record the pending results. A batch that could not be recorded is put back, never dropped."""
         async with self.flush_lock:
             while self.pending_results:
                 batch, self.pending_results = self.pending_results, []
                 try:
-                    lost = await self._record(batch)
+                    recorded = await self._record([p.result for p in batch])
                 except psycopg.Error as e:
-                    if isinstance(e, psycopg.OperationalError):  # the connection or the server: the batch waits
+                    if is_connection_error(e):  # the connection or the server: the batch waits
                         self.pending_results[:0] = batch
                         raise
-                    lost = await self._record_each(batch, e)
+                    recorded = await self._record_each(batch, e)
                 except BaseException:
                     self.pending_results[:0] = batch
                     raise
-                self._recorded(batch, lost)
+                self._recorded(batch, recorded)
 
-    async def _record(self, batch: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        return await self._fetch(
+    async def _record(self, results: list[SyncResult]) -> dict[str, str]:
+        rows = await self._fetch(
             "finish",
             {
                 "worker": self.s.worker_id,
-                "results": json.dumps(batch, default=str),
+                "results": encode_results(results),
                 "max_attempts": self.s.max_attempts,
                 "retry_base_s": self.s.retry_base_s,
                 "retry_cap_s": self.s.retry_cap_s,
             },
         )
+        return {str(event_id): str(outcome) for event_id, outcome in rows}
 
-    async def _record_each(self, batch: list[dict[str, Any]], error: psycopg.Error) -> list[tuple[Any, ...]]:
+    async def _record_each(self, batch: list[Pending], error: psycopg.Error) -> dict[str, str]:
         """The database refused a batch (a bug, or a result it can't take): record the results one at a time, so
         one bad result can't hold up the others (put back for ever, it once wedged a worker). A result refused on
-        its own is recorded as a retry without what it found at Cal.com (the next attempt looks that up again),
-        with the refusal as its error; one refused even so is logged in full and left to its lease."""
-        logs.log("finish_refused", level="error", error=str(error).strip(), results=len(batch))
-        lost: list[tuple[Any, ...]] = []
-        for i, result in enumerate(batch):
+        its own is recorded in reduced form, still an attempt: without what it found at Cal.com (the next attempt
+        looks that up again), with the refusal as its error; one refused even so is logged (ids only) and left to
+        its lease."""
+        logs.log("finish_refused", level="error", error=str(error).strip()[:500], results=len(batch))
+        recorded: dict[str, str] = {}
+        for i, pending in enumerate(batch):
             try:
-                # as it is; then as a retry with its archived requests; then as a bare retry
+                # as it is; then reduced with its archived exchanges; then reduced without them
                 for fallback in range(3):
-                    attempt = result if fallback == 0 else unrecordable(result, error, keep_attempts=fallback == 1)
+                    result = pending.result
+                    if fallback:
+                        result = unrecordable(result, error, keep_exchanges=fallback == 1)
                     try:
-                        lost += await self._record([attempt])
+                        recorded |= await self._record([result])
                         break
                     except psycopg.Error as e:
-                        if isinstance(e, psycopg.OperationalError):
+                        if is_connection_error(e):
                             raise
                         error = e  # the refusal of this result on its own is the one to report
                 else:
-                    logs.log("result_unrecordable", level="error", error=str(error).strip(), result=result)
+                    logs.log(
+                        "result_unrecordable",
+                        level="error",
+                        error=str(error).strip()[:500],
+                        event_id=str(pending.result.event_id),
+                        appointment_id=pending.result.appointment_id,
+                        category=pending.result.category,
+                    )
             except BaseException:
-                self._recorded(batch[:i], lost)
+                self._recorded(batch[:i], recorded)
                 self.pending_results[:0] = batch[i:]
                 raise
-        return lost
+        return recorded
 
-    def _recorded(self, batch: list[dict[str, Any]], lost: list[tuple[Any, ...]]) -> None:
-        self.held.difference_update(str(r["outbox_id"]) for r in batch)
-        for (outbox_id,) in lost:
-            self.metrics.lost_leases += 1
-            logs.log("lease_lost", level="warning", outbox_id=outbox_id, worker_id=self.s.worker_id)
+    def _recorded(self, batch: list[Pending], recorded: dict[str, str]) -> None:
+        """Log what the database recorded for each result (not what the worker hoped)."""
+        for p in batch:
+            event_id = str(p.result.event_id)
+            self.held.discard(event_id)
+            outcome = recorded.get(event_id)
+            if outcome is None:
+                continue  # unrecordable: logged as such, left to its lease
+            if outcome == "lease_lost":
+                self.metrics.lost_leases += 1
+                logs.log("lease_lost", level="warning", event_id=event_id, worker_id=self.s.worker_id)
+                continue
+            self.metrics.events[outcome] += 1
+            logs.log(
+                "event_" + outcome,
+                event_id=event_id,
+                appointment_id=p.result.appointment_id,
+                event_type=p.event_type,
+                attempt=p.attempt,
+                category=p.result.category,
+                requests=p.requests,
+                took_ms=p.took_ms,
+                error=p.result.error[:500] if p.result.error else None,
+            )
 
     async def _flusher(self) -> None:
         """Record outcomes every 20 ms (or at once when a batch is full). It is never cancelled mid-statement:
@@ -381,18 +406,37 @@ class Worker:
         logs.log("worker_stopped", worker_id=self.s.worker_id, events=dict(self.metrics.events))
 
 
-def unrecordable(result: dict[str, Any], error: psycopg.Error, *, keep_attempts: bool = False) -> dict[str, Any]:
-    """What is left of a result the database refused: a retry of its event with the refusal as the error."""
-    return {
-        "outbox_id": result["outbox_id"],
-        "appointment_id": result["appointment_id"],
-        "outcome": "retry",
-        # the attempt's own failure category; a success that could not be recorded retries as NETWORK
-        "category": result.get("category") if result.get("category") not in (None, "OK") else "NETWORK",
-        "error": f"the worker could not record this attempt ({str(error).strip()}); the next attempt looks up "
-        f"at Cal.com what it did. Its outcome was: {result.get('outcome')}: {result.get('error') or 'no error'}",
-        "attempts": result.get("attempts", []) if keep_attempts else [],
-    }
+@dataclass(frozen=True)
+class Pending:
+    """A result waiting to be recorded, with what its log line needs."""
+
+    result: SyncResult
+    event_type: str
+    attempt: int
+    requests: int
+    took_ms: float
+
+
+def is_connection_error(e: psycopg.Error) -> bool:
+    """The connection or the server is gone (retry the same statement later), as opposed to the database
+    refusing this statement (a value it can't take: the result must be recorded differently)."""
+    return e.sqlstate is None or e.sqlstate.startswith(("08", "57P"))
+
+
+def unrecordable(result: SyncResult, error: psycopg.Error, *, keep_exchanges: bool) -> SyncResult:
+    """What is left of a result the database refused: the attempt with the refusal as its error, and no facts. A
+    success that could not be recorded is retried as NETWORK (the next attempt looks up what it did)."""
+    return msgspec.structs.replace(
+        result,
+        category=result.category if result.category != str(Category.OK) else str(Category.NETWORK),
+        skipped=False,
+        error=f"the worker could not record this attempt ({str(error).strip()[:300]}); the next attempt looks up "
+        f"at Cal.com what it did. Its category was {result.category}",
+        detail=None,
+        bookings=[],
+        superseded=[],
+        exchanges=result.exchanges if keep_exchanges else [],
+    )
 
 
 def run(settings: WorkerSettings) -> int:

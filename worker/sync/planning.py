@@ -2,7 +2,7 @@
 
 The worker syncs an appointment's current state, not each event on its own, so the events it coalesces
 (create then cancel, several reschedules) cost at most the calls that state needs. Pure functions of the
-state the ``sync_state`` query returns; the pre-flight guards here make no API call.
+typed state (``contract.SyncState``); the pre-flight guards here make no API call.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from worker.sync.categories import Category, Verdict
-
-SIMPLE_SLOT = 0  # the appointment's own booking; a phase's booking has slot = phase id
+from worker.sync.contract import APPOINTMENT_SLOT, SyncState
 
 
 @dataclass(frozen=True)
@@ -30,9 +29,10 @@ class Target:
 
 @dataclass(frozen=True)
 class Known:
-    """A booking Cal.com has for the appointment (as far as we know)."""
+    """A booking Cal.com has for the appointment (as far as we know). ``slot`` is None for the booking of a
+    superseded phase, which is no slot of the appointment any more."""
 
-    slot: int
+    slot: int | None
     phase_id: int | None
     uid: str
     booking_id: int | None
@@ -57,18 +57,18 @@ class Plan:
 
 
 def parse_time(value: Any) -> dt.datetime:
-    t = dt.datetime.fromisoformat(str(value))
+    t = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
-def attendee(state: dict[str, Any]) -> dict[str, Any] | None:
+def attendee(state: SyncState) -> dict[str, Any] | None:
     """Name, e-mail and/or phone for Cal.com. Never an anonymous_ phone; the placeholder e-mail only when
     the customer has no real contact at all. None when there is nothing to send."""
-    c = state.get("customer") or {}
-    result: dict[str, Any] = {"name": c.get("name") or "Kunde", "timeZone": state.get("booking_timezone") or "UTC"}
-    email = c.get("email") if c.get("usable_email") else None
-    real_email = email if email and not c.get("email_is_placeholder") else None
-    phone = c.get("phone") if c.get("usable_phone") else None
+    c = state.customer
+    result: dict[str, Any] = {"name": (c.name if c else None) or "Kunde", "timeZone": state.booking_timezone or "UTC"}
+    email = c.email if c and c.usable_email else None
+    real_email = email if email and not (c and c.email_is_placeholder) else None
+    phone = c.phone if c and c.usable_phone else None
     if real_email:
         result["email"] = real_email
     if phone:
@@ -80,95 +80,95 @@ def attendee(state: dict[str, Any]) -> dict[str, Any] | None:
     return result
 
 
-def targets(state: dict[str, Any]) -> tuple[list[Target], Verdict | None]:
+def targets(state: SyncState) -> tuple[list[Target], Verdict | None]:
     """The bookings a bookable appointment needs: one per staff-required phase of a composite, else one."""
-    service = state.get("service") or {}
-    if state.get("is_composite"):
-        phases = [p for p in state.get("phases") or [] if p.get("staff_required")]
-        if state.get("composite_flagged") or not phases:
+    service = state.service
+    service_name = service.name if service else None
+    if state.is_composite:
+        phases = [p for p in state.phases if p.staff_required]
+        if state.composite_flagged or not phases:
             return [], Verdict(
                 Category.COMPOSITE_FAILURE,
-                f"composite appointment {state['id']} has no staff-required phases"
-                + (f": {state['composite_problem']}" if state.get("composite_problem") else ""),
+                f"composite appointment {state.id} has no staff-required phases"
+                + (f": {state.composite_problem}" if state.composite_problem else ""),
             )
-        event_map = state.get("event_map") or {}
         out = [
             Target(
-                p["id"],
-                p["id"],
-                event_map.get(p.get("segment_key") or ""),
-                parse_time(p["start_time"]),
-                parse_time(p["end_time"]),
-                f"{service.get('name')} - {p.get('segment_name') or p.get('segment_key')}",
+                p.id,
+                p.id,
+                state.event_type_of_segment(p.segment_key or ""),
+                parse_time(p.start_time),
+                parse_time(p.end_time),
+                f"{service_name} - {p.segment_name or p.segment_key}",
             )
             for p in phases
         ]
-        missing = [p.get("segment_key") for p, t in zip(phases, out, strict=True) if t.event_type_id is None]
+        missing = [p.segment_key for p, t in zip(phases, out, strict=True) if t.event_type_id is None]
         if missing:
             return out, Verdict(
                 Category.CONFIG_MISSING,
-                f"no Cal.com event type in calcom_event_map for service {service.get('id')} "
-                f"segment(s) {', '.join(map(str, missing))} and staff {state.get('staff_id')}",
+                f"no Cal.com event type in calcom_event_map for service {service.id if service else None} "
+                f"segment(s) {', '.join(map(str, missing))} and staff {state.staff_id}",
             )
         return out, None
+    assert state.starts_at is not None and state.ends_at is not None
     target = Target(
-        SIMPLE_SLOT,
+        APPOINTMENT_SLOT,
         None,
-        service.get("event_type_id"),
-        parse_time(state["starts_at"]),
-        parse_time(state["ends_at"]),
-        str(service.get("name") or "Termin"),
+        service.event_type_id if service else None,
+        parse_time(state.starts_at),
+        parse_time(state.ends_at),
+        str(service_name or "Termin"),
     )
     if target.event_type_id is None:
-        return [target], Verdict(Category.CONFIG_MISSING, f"service {service.get('id')} has no calcom_event_type_id")
+        return [target], Verdict(
+            Category.CONFIG_MISSING, f"service {service.id if service else None} has no calcom_event_type_id"
+        )
     return [target], None
 
 
-def known(state: dict[str, Any]) -> dict[int, Known]:
+def known(state: SyncState) -> dict[int, Known]:
     """What Cal.com has: the worker's record, else the booking uids the app stored itself."""
     out: dict[int, Known] = {}
-    for b in state.get("synced") or []:
-        slot = int(b["slot"])
-        out[slot] = Known(
-            slot,
-            None if slot == SIMPLE_SLOT else slot,
-            b["uid"],
-            b.get("booking_id"),
-            parse_time(b["start_at"]) if b.get("start_at") else None,
-            b.get("event_type_id"),
+    for b in state.synced:
+        out[b.slot] = Known(
+            b.slot,
+            None if b.slot == APPOINTMENT_SLOT else b.slot,
+            b.uid,
+            b.booking_id,
+            parse_time(b.start_at) if b.start_at else None,
+            b.event_type_id,
         )
     if not out:
-        if state.get("is_composite"):
-            for p in state.get("phases") or []:
-                if p.get("calcom_booking_uid"):
-                    out[p["id"]] = Known(
-                        p["id"], p["id"], p["calcom_booking_uid"], p.get("calcom_booking_id"), None, None
-                    )
-        elif state.get("calcom_v2_booking_uid"):
-            out[SIMPLE_SLOT] = Known(SIMPLE_SLOT, None, state["calcom_v2_booking_uid"], None, None, None)
+        if state.is_composite:
+            for p in state.phases:
+                if p.calcom_booking_uid:
+                    out[p.id] = Known(p.id, p.id, p.calcom_booking_uid, p.calcom_booking_id, None, None)
+        elif state.calcom_v2_booking_uid:
+            out[APPOINTMENT_SLOT] = Known(APPOINTMENT_SLOT, None, state.calcom_v2_booking_uid, None, None, None)
     return out
 
 
-def plan(state: dict[str, Any], now: dt.datetime) -> Plan:
-    status = state.get("status")
+def plan(state: SyncState, now: dt.datetime) -> Plan:
+    status = state.status
     have = known(state)
     result = Plan()
-    for s in state.get("superseded") or []:
+    for s in state.superseded:
         result.actions.append(
-            Action("cancel", known=Known(-1, s.get("phase_id"), s["uid"], None, None, None), superseded_id=s["id"])
+            Action("cancel", known=Known(None, s.phase_id, s.uid, None, None, None), superseded_id=s.id)
         )
     if status == "cancelled":
         result.actions += [Action("cancel", known=k) for k in have.values()]
         return result
     if status not in ("pending", "confirmed", "scheduled", "booked"):
         return result  # in progress, completed, no-show: what happened at Cal.com stays as it is
-    if state.get("calcom_sync_status") == "orphaned_local" and not have:
+    if state.calcom_sync_status == "orphaned_local" and not have:
         result.skip = True  # kept as history by the runbook: it exists only here, on purpose
         return result
-    if state.get("host_conflict"):
+    if state.host_conflict:
         result.guard = Verdict(
             Category.HOST_UNAVAILABLE,
-            f"host conflict: the host is also booked by appointment #{state['host_conflict']}; "
+            f"host conflict: the host is also booked by appointment #{state.host_conflict}; "
             "reschedule one of them (or cancel it), then it syncs",
         )
         return result
@@ -191,7 +191,7 @@ def plan(state: dict[str, Any], now: dt.datetime) -> Plan:
             first = min(a.target.start for a in changes if a.target)
             result.guard = Verdict(
                 Category.PAST_APPOINTMENT,
-                f"appointment {state['id']} starts at {first.isoformat()}, which is in the past: "
+                f"appointment {state.id} starts at {first.isoformat()}, which is in the past: "
                 "Cal.com refuses bookings in the past (cancel it or keep it as history)",
             )
             return result
@@ -199,7 +199,7 @@ def plan(state: dict[str, Any], now: dt.datetime) -> Plan:
         if result.attendee is None:
             result.guard = Verdict(
                 Category.MISSING_CONTACT,
-                f"customer {(state.get('customer') or {}).get('id')} has no usable e-mail or phone "
+                f"customer {state.customer.id if state.customer else None} has no usable e-mail or phone "
                 "(and no placeholder): give the customer a contact, then requeue",
             )
             return result
