@@ -14,6 +14,8 @@ Revises: 0013
   changes, so it is dropped and created again (with its grants) in one transaction.
 - ``calsync.sync_attempts`` gets ``response_size`` and ``response_truncated`` (nullable columns: catalog only).
 - Two categories: MALFORMED_RESPONSE (a 2xx without a usable booking) and REDIRECTED (a 3xx).
+- ``calsync.backfill_placeholder_emails`` (one batch of revision 0006's backfill) becomes
+  ``calsync.placeholder_email_backfill_batch``: the runbook step ``remediation.backfill_placeholder_emails`` keeps its name.
 
 **Breaks running code:** a worker of an older version cannot record results after this revision (its results
 have the old shape). Stop the workers, migrate, start the new version (the worker refuses to start on a database
@@ -42,6 +44,7 @@ def upgrade() -> None:
     op.execute(FROZEN["types"])
     op.execute(FROZEN["functions"])
     op.execute(FROZEN["categories"])
+    op.execute(FROZEN["rename"])
     online.ddl(FROZEN["columns"], FROZEN["drop_finish"], FROZEN["finish"], FROZEN["grants"])
 
 
@@ -53,4 +56,5 @@ def downgrade() -> None:
         FROZEN["grants"],
         "ALTER TABLE calsync.sync_attempts DROP COLUMN response_size, DROP COLUMN response_truncated",
     )
+    op.execute(FROZEN["rename_back"])
     op.execute(FROZEN["drop"])

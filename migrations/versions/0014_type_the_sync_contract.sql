@@ -472,6 +472,13 @@ $$;
 COMMENT ON FUNCTION calsync.finish_sync_events(text, jsonb, integer, timestamptz, interval, interval) IS
     'Record a batch of sync outcomes: archive attempts, update appointments/phases, delete delivered events, schedule retries or mark dead. Returns events whose lease was lost.';
 
+-- name: rename
+-- one name per thing: calsync's batch of revision 0006's backfill vs the runbook step remediation.backfill_placeholder_emails
+ALTER FUNCTION calsync.backfill_placeholder_emails(bigint, integer) RENAME TO placeholder_email_backfill_batch;
+
+-- name: rename_back
+ALTER FUNCTION calsync.placeholder_email_backfill_batch(bigint, integer) RENAME TO backfill_placeholder_emails;
+
 -- name: drop
 DROP FUNCTION calsync.appointment_sync_state(bigint[]);
 DROP FUNCTION calsync.sync_outcome(text, boolean, integer, integer);

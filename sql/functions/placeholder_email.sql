@@ -25,7 +25,7 @@ COMMENT ON FUNCTION calsync.tg_customers__fill_placeholder_email() IS
     'Trigger customers_fill_placeholder_email: no usable e-mail and no usable phone gives customer_<id>@<domain>.';
 
 -- Backfill in batches (by id): touching email fires the trigger above, the one place the rule lives.
-CREATE OR REPLACE FUNCTION calsync.backfill_placeholder_emails(p_after_id bigint, p_batch integer)
+CREATE OR REPLACE FUNCTION calsync.placeholder_email_backfill_batch(p_after_id bigint, p_batch integer)
 RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -44,5 +44,5 @@ BEGIN
     RETURN v_last;
 END
 $$;
-COMMENT ON FUNCTION calsync.backfill_placeholder_emails(bigint, integer) IS
+COMMENT ON FUNCTION calsync.placeholder_email_backfill_batch(bigint, integer) IS
     'One batch of the placeholder-email backfill: customers with id in (after_id, returned id]; NULL when done.';

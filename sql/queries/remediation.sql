@@ -23,7 +23,3 @@ UPDATE remediation.runs SET finished_at = now(), after = %(after)s::jsonb WHERE 
 -- name: remediation_last_run
 SELECT run_id, started_at, finished_at, operator, reason, steps, before, after
 FROM remediation.runs WHERE NOT dry_run AND finished_at IS NOT NULL ORDER BY started_at DESC LIMIT 1;
-
--- name: remediation_run_counts
-SELECT step, table_name, action, count(*) AS n FROM remediation.log WHERE run_id = %(run_id)s
-GROUP BY step, table_name, action ORDER BY min(id);

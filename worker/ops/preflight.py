@@ -15,9 +15,6 @@ import psycopg
 from worker.db import connect, query
 from worker.ops import migrate
 
-# Runbook steps (`calsync remediate --only STEP`) that fix a rule's violators, when one exists.
-REMEDIATION: dict[str, str] = {}
-
 
 @dataclass(frozen=True)
 class Finding:
@@ -28,7 +25,6 @@ class Finding:
     violations: int | None
     first_ids: list[int]
     fix: str
-    remediation: str | None
     error: str | None = None
 
     def as_dict(self) -> dict[str, object]:
@@ -73,7 +69,6 @@ def run(url: str) -> list[Finding]:
                         count,
                         first,
                         check.fix,
-                        REMEDIATION.get(check.rule),
                         error,
                     )
                 )
@@ -97,6 +92,5 @@ def render(findings: list[Finding]) -> str:
     if bad:
         lines += ["", "To fix before `calsync migrate` (or migrate with CALSYNC_PREFLIGHT=new-rows-only):"]
         for f in bad:
-            how = f"calsync remediate --only {f.remediation}" if f.remediation else f.fix
-            lines.append(f"  - {f.rule} ({f.description}): {how}")
+            lines.append(f"  - {f.rule} ({f.description}): {f.fix}")
     return "\n".join(lines)

@@ -6,7 +6,6 @@ import datetime as dt
 from collections import defaultdict
 from typing import Any
 
-import psycopg
 from psycopg.rows import dict_row
 
 from worker.db import connect, query
@@ -145,7 +144,3 @@ def render_markdown(r: dict[str, Any]) -> str:
         ]
         md.append("")
     return "\n".join(md)
-
-
-def last_run_counts(conn: psycopg.Connection[Any], run_id: str) -> list[tuple[Any, ...]]:
-    return list(conn.execute(query("remediation_run_counts").encode(), {"run_id": run_id}).fetchall())
