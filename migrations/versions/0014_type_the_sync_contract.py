@@ -32,7 +32,7 @@ from alembic import op
 from migrations import online
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
