@@ -27,6 +27,7 @@ EVENT_TYPES = [
     {"id": 2, "lengthInMinutes": 60, "hostUserId": 100, "slug": "long"},
     {"id": 3, "lengthInMinutes": 30, "hostUserId": 200},
     {"id": 4, "lengthInMinutes": 30, "hostUserId": 300, "lengthInMinutesOptions": [15, 30, 60]},
+    {"id": 5, "lengthInMinutes": 30, "hostUserId": 400, "emailRequired": False, "phoneField": "required"},
 ]
 DEFAULTS: dict[str, Any] = {
     "rate_limit": 100_000,
@@ -248,7 +249,11 @@ def test_contact_method_is_checked_before_the_event_type(api: httpx.Client) -> N
     ("attendee", "expected"),
     [
         ({"email": "not-an-email"}, "responses - {email}email_validation_error, "),
-        ({"phoneNumber": "anonymous_1763495863_2d3eaf7e"}, "responses - {attendeePhoneNumber}invalid_number, "),
+        (
+            {"email": "a@example.com", "phoneNumber": "anonymous_1763495863_2d3eaf7e"},
+            "responses - {attendeePhoneNumber}invalid_number, ",
+        ),
+        ({"phoneNumber": "+4915112345678"}, "responses - {email}error_required_field, "),  # e-mail required
     ],
 )
 def test_email_and_phone_errors_come_in_the_zod_shape(
@@ -262,12 +267,12 @@ def test_email_and_phone_errors_come_in_the_zod_shape(
 
 
 def test_phone_only_attendee_gets_a_placeholder_email(api: httpx.Client) -> None:
-    body = booking()
-    body["attendee"] = {"name": "A", "timeZone": "UTC", "phoneNumber": "+19876543210"}
+    body = booking(et=5)  # e-mail optional, phone required
+    body["attendee"] = {"name": "A", "timeZone": "UTC", "phoneNumber": "+4915112345678"}
     r = create(api, body)
     assert r.status_code == 201, r.text
     attendee = r.json()["data"]["attendees"][0]
-    assert attendee["email"] == "19876543210@sms.cal.com" and attendee["phoneNumber"] == "+19876543210"
+    assert attendee["email"] == "4915112345678@sms.cal.com" and attendee["phoneNumber"] == "+4915112345678"
 
 
 def test_length_in_minutes_rules(api: httpx.Client) -> None:

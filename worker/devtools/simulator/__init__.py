@@ -1,8 +1,11 @@
 """A local simulator of the Cal.com API v2 booking endpoints the sync worker uses (see /work/shared/calcom-api.md).
 
 A real HTTP server (aiohttp) with Cal.com's validation texts, both error body shapes, version routing, API-key
-auth, per-key rate limiting with a block, per-host overlap and idempotency rules, and seeded fault injection.
-Admin routes under /_sim/ register event types and inspect or reset the state.
+auth with users (whose keys see only their bookings), per-key throttling with a block, per-host overlap and
+idempotency rules, Cal.com's booking rules (lengths, phones, e-mails, recurring event types, cancelling the past;
+see `rules`), the event type and profile reads, and seeded fault injection. Admin routes under /_sim/ register
+event types and users, inspect or reset the state, and make outside changes (an attendee or host rescheduling or
+cancelling in Cal.com's own pages).
 """
 
 from worker.devtools.simulator.app import create_app

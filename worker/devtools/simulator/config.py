@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.devtools.simulator.state import EventType
+from worker.devtools.simulator.model import EventType
 
 API_KEYS_ENV = "CALSYNC_SIMULATOR_API_KEYS"
 DEFAULT_API_KEYS: tuple[str, ...] = ("cal_test_calsync",)
@@ -41,6 +41,7 @@ RUNTIME_FIELDS = frozenset(
         "latency_ms",
         "timeout_hang_s",
         "false_negative_message",
+        "clock_offset_s",
         *RATE_FIELDS,
     }
 )
@@ -66,6 +67,7 @@ class SimulatorConfig:
     false_negative_message: str = DEFAULT_FALSE_NEGATIVE_MESSAGE
     malformed_rate: float = 0.0
     conflict_rate: float = 0.0
+    clock_offset_s: float = 0.0  # the simulator's "now" is the real time plus this (tests of the past)
     event_types: tuple[EventType, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -118,6 +120,8 @@ def config_problems(c: SimulatorConfig) -> list[str]:
         problems.append("rate_limit must be at least 1")
     if c.rate_limit_window_s <= 0 or c.rate_limit_block_s < 0:
         problems.append("rate_limit_window_s must be > 0 and rate_limit_block_s >= 0")
+    if not math.isfinite(c.clock_offset_s):
+        problems.append("clock_offset_s must be a finite number of seconds")
     if c.timeout_hang_s < 0:
         problems.append("timeout_hang_s must be >= 0")
     if not c.api_keys or not all(isinstance(k, str) and k for k in c.api_keys):
@@ -244,6 +248,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--false-negative-message", default=d.false_negative_message, help="message of that 400")
     g.add_argument("--malformed-rate", type=rate, default=0.0, metavar="RATE", help="answer 2xx with a non-JSON body")
     g.add_argument(
+        "--clock-offset-s",
+        type=float,
+        default=d.clock_offset_s,
+        help="seconds added to the real time: the simulator's now, for tests of past bookings [0]",
+    )
+    g.add_argument(
         "--event-type",
         action="append",
         dest="event_types",
@@ -278,6 +288,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         false_negative_message=args.false_negative_message,
         malformed_rate=args.malformed_rate,
         conflict_rate=args.conflict_rate,
+        clock_offset_s=args.clock_offset_s,
         event_types=tuple(args.event_types or ()),
     )
 
@@ -303,6 +314,7 @@ def config_to_args(c: SimulatorConfig) -> list[str]:
         f"--false-negative-message={c.false_negative_message}",
         f"--malformed-rate={c.malformed_rate}",
         f"--conflict-rate={c.conflict_rate}",
+        f"--clock-offset-s={c.clock_offset_s}",
     ]
     if c.seed is not None:
         args.append(f"--seed={c.seed}")

@@ -11,8 +11,9 @@ Two shapes reach a client:
 `"<prop> property is wrong,<constraints> <children>"`, siblings joined by ", ".
 
 The second half validates request bodies the way Cal.com's pipes do (`parse_create`, `parse_legacy_create`,
-`parse_simple_body`) and turns what they reject into the errors above. Email/phone checks happen later, in core
-(`response_issues`, Zod shape), after the event type was found.
+`parse_simple_body`) and turns what they reject into the errors above. E-mail and phone checks happen later, in
+core (`rules.response_issues`, Zod shape), after the event type was found: the attendee's e-mail and phone are
+passed on as given, untrimmed.
 """
 
 from __future__ import annotations
@@ -165,7 +166,7 @@ LANGUAGES = (
 CREATE_FIELDS = frozenset({
     "start", "lengthInMinutes", "eventTypeId", "eventTypeSlug", "username", "teamSlug", "organizationSlug",
     "attendee", "guests", "meetingUrl", "location", "metadata", "bookingFieldsResponses", "routing",
-    "emailVerificationCode", "allowConflicts",
+    "emailVerificationCode", "allowConflicts", "recurrenceCount",
 })
 # fmt: on
 METADATA_MESSAGE = (
@@ -176,9 +177,6 @@ EVENT_TYPE_MISSING = "Either eventTypeId or eventTypeSlug + username or eventTyp
 CREATE_FIELDS_2026 = CREATE_FIELDS | {"allowBookingOutOfBounds", "skipBookingLimits"}
 ATTENDEE_FIELDS = ("name", "email", "timeZone", "phoneNumber", "language")
 _ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}([.,]\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$")
-_EMAIL_RE = re.compile(r"^(?!\.)(?!.*\.\.)([A-Z0-9_'+\-.]*)[A-Z0-9_+-]@([A-Z0-9][A-Z0-9\-]*\.)+[A-Z]{2,}$", re.I)
-_PHONE_NOISE = re.compile(r"[\s\-().]")
-_PHONE_RE = re.compile(r"^\+[1-9]\d{6,14}$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -196,8 +194,8 @@ def parse_iso_ms(text: Any) -> int | None:
 
 
 @lru_cache(maxsize=1)
-def _zones() -> frozenset[str]:
-    return frozenset(z.lower() for z in zoneinfo.available_timezones() | {"UTC"})
+def _zones() -> dict[str, str]:
+    return {z.lower(): z for z in zoneinfo.available_timezones() | {"UTC"}}
 
 
 def valid_time_zone(value: Any) -> bool:
@@ -205,13 +203,9 @@ def valid_time_zone(value: Any) -> bool:
     return isinstance(value, str) and value.lower() in _zones()
 
 
-def valid_email(value: str) -> bool:
-    return bool(_EMAIL_RE.match(value))
-
-
-def valid_phone(value: str) -> bool:
-    """International format, as libphonenumber's isValidPhoneNumber roughly checks it."""
-    return bool(_PHONE_RE.match(_PHONE_NOISE.sub("", value)))
+def canonical_time_zone(value: str) -> str:
+    """The IANA spelling of a zone `valid_time_zone` accepted ("europe/berlin" → "Europe/Berlin")."""
+    return _zones().get(value.lower(), "UTC")
 
 
 def _is_int(v: Any) -> bool:
@@ -249,6 +243,7 @@ class CreateInput:
     username: str | None = None
     team_slug: str | None = None
     length: int | None = None
+    recurrence_count: int | None = None
     guests: list[str] = field(default_factory=list)
     meeting_url: str | None = None
     location: Any = None
@@ -269,6 +264,16 @@ def _type_checks(body: JSON, checks: dict[str, tuple[type | tuple[type, ...], st
 
 def _as_tuple(t: type | tuple[type, ...]) -> tuple[type, ...]:
     return t if isinstance(t, tuple) else (t,)
+
+
+def parse_json_body(raw: bytes, path: str) -> Any:
+    """A request body as Express's JSON parser hands it to Nest: empty is `{}`, bad JSON a 400."""
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise bad_request(f"Unexpected token in JSON at position {getattr(exc, 'pos', 0)}", path) from None
 
 
 def _body_object(body: Any, path: str) -> JSON:
@@ -298,6 +303,11 @@ def parse_create(body: Any, version: str, path: str) -> CreateInput:
             c["isInt"] = "lengthInMinutes must be an integer number"
         if c:
             errs.append(FieldError("lengthInMinutes", c, value=length))
+    count = body.get("recurrenceCount")
+    if count is not None and (not _is_int(count) or count < 1):
+        c = {"isInt": "recurrenceCount must be an integer number"} if not _is_int(count) else {}
+        c.setdefault("min", "recurrenceCount must not be less than 1")
+        errs.append(FieldError("recurrenceCount", c, value=count))
     et_id = body.get("eventTypeId")
     if et_id is not None and not _is_int(et_id):
         errs.append(FieldError("eventTypeId", {"isInt": "eventTypeId must be an integer number"}, value=et_id))
@@ -367,14 +377,15 @@ def parse_create(body: Any, version: str, path: str) -> CreateInput:
         start_ms=start_ms,
         name=att["name"],
         time_zone=att["timeZone"],
-        email=(att.get("email") or "").strip() or None,
-        phone=(att.get("phoneNumber") or "").strip() or None,
+        email=att.get("email"),
+        phone=att.get("phoneNumber"),
         language=att.get("language") or "en",
         event_type_id=int(et_id) if et_id is not None else None,
         event_type_slug=slug,
         username=body.get("username"),
         team_slug=body.get("teamSlug"),
         length=int(length) if length is not None else None,
+        recurrence_count=int(count) if count is not None else None,
         guests=list(guests or []),
         meeting_url=url,
         location=loc,
@@ -431,16 +442,6 @@ def parse_legacy_create(body: Any, path: str) -> CreateInput:
         metadata=dict(body["metadata"]),
         responses={k: v for k, v in responses.items() if k != "name"},
     )
-
-
-def response_issues(email: str | None, phone: str | None) -> list[tuple[str, str]]:
-    """The core Zod responses schema's complaints about the attendee's email and phone."""
-    issues = []
-    if email is not None and not valid_email(email):
-        issues.append(("responses", "{email}email_validation_error"))
-    if phone is not None and not valid_phone(phone):
-        issues.append(("responses", "{attendeePhoneNumber}invalid_number"))
-    return issues
 
 
 def parse_simple_body(

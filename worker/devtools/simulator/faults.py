@@ -1,4 +1,5 @@
-"""Fault injection for /v2 booking endpoints: which fault (if any) a request gets, and its extra latency.
+"""Fault injection for the routed /v2 endpoints (bookings, event types, /v2/me): which fault (if any) a request
+gets, and its extra latency.
 
 One seeded `random.Random` makes runs reproducible for a given request order (`--seed`). Per request one uniform
 draw picks at most one fault, the rates being consecutive slices of [0, 1): so each rate is the exact per-request

@@ -8,6 +8,7 @@ terminates the child (SIGTERM, then SIGKILL after 5 s). API keys reach the child
     with SimulatorProcess(SimulatorConfig(rate_limit=1000), event_types=event_types) as sim:
         httpx.post(f"{sim.v2_url}/bookings", ...)
         sim.bookings(metadata_key="appointment_id", metadata_value="42")
+        sim.reschedule_as(uid, "2030-01-07T10:00:00Z", by="attendee")  # an outside change
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from aiohttp import web
 
 from worker.devtools.simulator.app import create_app
 from worker.devtools.simulator.config import API_KEYS_ENV, SimulatorConfig, config_to_args
-from worker.devtools.simulator.state import EventType
+from worker.devtools.simulator.model import EventType
 
 BANNER = "calsync-simulator listening on"
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -207,11 +208,40 @@ class SimulatorProcess:
         result: list[dict[str, Any]] = self.admin("GET", "/_sim/bookings", params=params)["bookings"]
         return result
 
+    def register_users(self, users: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Users and their API keys (`{"id", "apiKeys": [...], "teams": {"<id>": "MEMBER"|"ADMIN"|"OWNER"}, ...}`)."""
+        result: list[dict[str, Any]] = self.admin("POST", "/_sim/users", json=[dict(u) for u in users])["users"]
+        return result
+
+    def reschedule_as(
+        self,
+        uid: str,
+        start: str,
+        by: str = "attendee",
+        reason: str | None = None,
+        length_in_minutes: int | None = None,
+    ) -> dict[str, Any]:
+        """The attendee or the host moves booking `uid` in Cal.com's pages: `{"booking": new, "previous": old}`."""
+        body: dict[str, Any] = {"start": start, "by": by}
+        if reason is not None:
+            body["reason"] = reason
+        if length_in_minutes is not None:
+            body["lengthInMinutes"] = length_in_minutes
+        result: dict[str, Any] = self.admin("POST", f"/_sim/bookings/{uid}/reschedule", json=body)
+        return result
+
+    def cancel_as(self, uid: str, by: str = "attendee", reason: str | None = None) -> dict[str, Any]:
+        """The attendee or the host cancels booking `uid` in Cal.com's pages: `{"booking": the cancelled one}`."""
+        body: dict[str, Any] = {"by": by} if reason is None else {"by": by, "reason": reason}
+        result: dict[str, Any] = self.admin("POST", f"/_sim/bookings/{uid}/cancel", json=body)
+        return result
+
     def stats(self) -> dict[str, Any]:
         result: dict[str, Any] = self.admin("GET", "/_sim/stats")
         return result
 
     def reset(self, event_types: bool = False) -> None:
+        """Bookings, counters and limits start over; with `event_types` the event types and users too."""
         self.admin("POST", "/_sim/reset", json={"eventTypes": event_types})
 
     def set_config(self, **changes: Any) -> dict[str, Any]:

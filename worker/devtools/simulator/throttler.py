@@ -1,4 +1,6 @@
-"""Per-key fixed-window rate limiter with a block, like Cal.com's throttler guard (calcom-api.md §2 "Rate limit").
+"""`Throttler`: per-key fixed windows with a block, like Cal.com's CustomThrottlerGuard (calcom-api.md §2 "Rate
+limit"; apps/api/v2/src/lib/throttler/throttler-guard.ts). Named after the guard, not "rate limiter": the worker
+has its own client-side RateLimiter (worker/sync/ratelimit.py), a different thing.
 
 Each tracker (API key hash, access token hash, or client IP) gets `limit` requests per `window_s` window. The
 request that exceeds the limit is refused and starts a block of `block_s` seconds during which every request of
@@ -55,7 +57,7 @@ class _Bucket:
         self.blocked_until = 0.0
 
 
-class RateLimiter:
+class Throttler:
     def __init__(
         self, limit: int, window_s: float, block_s: float, clock: Callable[[], float] = time.monotonic
     ) -> None:
