@@ -1,24 +1,51 @@
 """The `calsync` command line.
 
-Every option that names a resource can also be set by the environment variable shown in `--help`.
+Every option that names a resource can also be set by the environment variable shown in `--help`. Errors are one
+line on stderr with the exit codes listed in `worker.errors` (`--debug` or CALSYNC_DEBUG=1 adds the traceback);
+`main` is the one place that reports them.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
-import os
 import sys
+import uuid
 from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from worker import __doc__ as package_doc
+from worker.errors import CliError, Exit, debug_requested, report
 
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _env_default(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(name, default)
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (exit 2) instead of the usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CliError(f"{message} (see `{self.prog} --help`)", Exit.USAGE, prog=self.prog)
+
+
+def _arg(parse: Callable[[str], Any], expected: str | None = None) -> Callable[[str], Any]:
+    """An argparse `type` from a parser that raises ValueError (the typed parsers of worker.sync.settings, or a
+    function and what it expects): its error says what the flag takes."""
+    expected = expected or str(getattr(parse, "expected", "valid"))
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {expected}") from None
+
+    convert.__name__ = expected
+    return convert
+
+
+def _run_id(text: str) -> str:
+    return str(uuid.UUID(text))
 
 
 def _add_db_url(p: argparse.ArgumentParser) -> None:
@@ -32,46 +59,53 @@ def _add_db_url(p: argparse.ArgumentParser) -> None:
 
 # -- db -------------------------------------------------------------------------------------------
 def cmd_db(args: argparse.Namespace) -> int:
-    from worker.devtools.embedded import EmbeddedError, EmbeddedPostgres
+    from worker.devtools.embedded import EmbeddedPostgres
 
     emb = EmbeddedPostgres()
-    try:
-        if args.action == "start":
-            st = emb.start()
-            print(f"embedded PostgreSQL running on 127.0.0.1:{st.port} (data: {st.datadir})")
-        elif args.action == "stop":
-            print("stopped" if emb.stop() else "not running")
-        elif args.action == "status":
-            info = emb.describe()
-            if args.json:
-                print(json.dumps(info, indent=2))
-            else:
-                for k, v in info.items():
-                    print(f"{k:12} {v}")
-            return 0 if info["running"] else 3
-        elif args.action == "url":
-            state = emb.state()
-            if state is None:
-                print(
-                    "calsync: the embedded database was never started; run `calsync db start`",
-                    file=sys.stderr,
-                )
-                return 1
-            print(state.url)
-        elif args.action == "reset":
-            emb.destroy()
-            print("embedded database stopped and its data deleted")
-    except EmbeddedError as e:
-        print(f"calsync: {e}", file=sys.stderr)
-        return 1
-    return 0
+    if args.action == "start":
+        st = emb.start()
+        print(f"embedded PostgreSQL running on 127.0.0.1:{st.port} (data: {st.datadir})")
+    elif args.action == "stop":
+        print("stopped" if emb.stop() else "not running")
+    elif args.action == "status":
+        info = emb.describe()
+        if args.json:
+            print(json.dumps(info, indent=2))
+        else:
+            for k, v in info.items():
+                print(f"{k:12} {v}")
+        return Exit.OK if info["running"] else Exit.DATABASE_UNREACHABLE
+    elif args.action == "url":
+        state = emb.state()
+        if state is None:
+            raise CliError("the embedded database was never started; run `calsync db start`")
+        print(state.url)
+    elif args.action == "reset":
+        emb.destroy()
+        print("embedded database stopped and its data deleted")
+    return Exit.OK
 
 
 # -- migrate / adopt --------------------------------------------------------------------------------
+def _check_migration_settings() -> None:
+    """The settings the revisions read themselves (migrations/online.py), checked before the first revision runs."""
+    from worker.sync.settings import Choice, Duration, Integer, Setting
+
+    for s in (
+        Setting("lock_timeout", "CALSYNC_LOCK_TIMEOUT", Duration(), "", has_flag=False),
+        Setting("statement_timeout", "CALSYNC_STATEMENT_TIMEOUT", Duration(), "", has_flag=False),
+        Setting("lock_retries", "CALSYNC_LOCK_RETRIES", Integer(1), "", has_flag=False),
+        Setting("batch_size", "CALSYNC_BATCH_SIZE", Integer(1), "", has_flag=False),
+        Setting("preflight", "CALSYNC_PREFLIGHT", Choice(("refuse", "new-rows-only")), "", has_flag=False),
+    ):
+        s.read(None)
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from worker.db import resolve_url
+    from worker.db import check_url, given_url, resolve_url
     from worker.ops import migrate
 
+    _check_migration_settings()
     if args.preflight:
         from worker.ops import preflight
 
@@ -80,11 +114,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             print(json.dumps([f.as_dict() for f in findings], indent=2))
         else:
             print(preflight.render(findings))
-        return 1 if any(f.violations for f in findings) else 0
-    if args.sql:
-        url = args.database_url or os.environ.get("CALSYNC_DATABASE_URL") or "postgresql://offline/calsync"
-        migrate.upgrade(url, args.target, sql=True)
-        return 0
+        return Exit.FAILED if any(f.violations for f in findings) else Exit.OK
+    if args.sql:  # offline: the URL only picks the dialect, nothing connects
+        source, given = given_url(args.database_url)
+        migrate.upgrade(check_url(given, source) if given else "postgresql://offline/calsync", args.target, sql=True)
+        return Exit.OK
     url = resolve_url(args.database_url)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
@@ -101,10 +135,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             print(f"  {diag.message_detail}", file=sys.stderr)
             print("  " + (diag.message_hint or "").replace("\n", "\n  "), file=sys.stderr)
             print(f"database left at {sorted(migrate.current_heads(url))}", file=sys.stderr)
-            return 2
+            return Exit.USAGE  # documented before the exit code table: the pre-flight refusal is 2
         raise
     print(f"database at {sorted(migrate.current_heads(url))}")
-    return 0
+    return Exit.OK
 
 
 def cmd_adopt(args: argparse.Namespace) -> int:
@@ -114,23 +148,21 @@ def cmd_adopt(args: argparse.Namespace) -> int:
     try:
         adopt(resolve_url(args.database_url))
     except AdoptRefused as e:
-        print(f"calsync adopt: refused: {e}", file=sys.stderr)
-        return 1
+        print(f"calsync adopt: refused: {e}", file=sys.stderr)  # a report: each column that does not match
+        return Exit.FAILED
     print("stamped revision 0001; now run `calsync migrate`")
-    return 0
+    return Exit.OK
 
 
 # -- generate / demo --------------------------------------------------------------------------------
 def cmd_generate(args: argparse.Namespace) -> int:
-    import datetime as dt
-
     from worker.db import resolve_url
     from worker.devtools import datagen
 
     params = datagen.Params(
         salons=args.scale,
         appointments_per_salon=args.appointments_per_salon,
-        anchor=dt.date.fromisoformat(args.anchor) if args.anchor else None,
+        anchor=args.anchor,
         seed=args.seed,
     )
     timings = datagen.run(resolve_url(args.database_url), params)
@@ -138,7 +170,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     for step, secs in timings.items():
         print(f"{step:24} {secs:8.2f} s")
     print(f"{'total':24} {total:8.2f} s  ({args.scale * args.appointments_per_salon:,} appointments)")
-    return 0
+    return Exit.OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -148,24 +180,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from worker.db import resolve_url
-    from worker.ops.migrate import NotAtHead
-    from worker.sync import drain as outbox
+    """Start-up failures (a bad setting, the database unreachable or not at head: psycopg.OperationalError and
+    NotAtHead from the head check and the pool's first connections) reach `main`'s handler as they are."""
     from worker.sync import settings
 
-    try:
-        cfg = settings.from_args(args, resolve_url(args.database_url))
-        return outbox.run(cfg)
-    except NotAtHead as e:
-        print(f"calsync worker: refusing to start: {e}", file=sys.stderr)
-        return 2
+    cfg = settings.from_args(args)  # before the drain loop's imports: a bad setting fails fast
+    from worker.sync import drain as outbox
+
+    return outbox.run(cfg)
 
 
 def cmd_simulator(args: argparse.Namespace) -> int:
     from worker.devtools.simulator import config, server
 
-    server.run(config.config_from_args(args))
-    return 0
+    try:
+        cfg = config.config_from_args(args)
+    except ValueError as e:  # the config's own checks (ports, rates that add up to more than 1)
+        raise CliError(f"{e} (see `calsync simulator --help`)", Exit.USAGE) from None
+    server.run(cfg)
+    return Exit.OK
 
 
 def _dump(value: object) -> str:
@@ -178,7 +211,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     h = report.status(resolve_url(args.database_url))
     print(_dump(h) if args.json else report.render_status(h))
-    return {"HEALTHY": 0, "DEGRADED": 1}.get(str(h["health"]), 2)
+    return {"HEALTHY": Exit.OK, "DEGRADED": Exit.FAILED}.get(str(h["health"]), Exit.USAGE)  # 2: CRITICAL
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -195,7 +228,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(_dump(r))
     else:
         print(report.render_report(r))
-    return 0
+    return Exit.OK
 
 
 def cmd_remediate(args: argparse.Namespace) -> int:
@@ -210,14 +243,13 @@ def cmd_remediate(args: argparse.Namespace) -> int:
             print(_dump(changes))
         else:
             print(f"undid run {args.undo}: {len(changes)} change(s) reverted")
-        return 0
+        return Exit.OK
     try:
         result = remediation.run(
             url, args.only, dry_run=args.dry_run, reason=args.reason, past_mode=args.past, categories=args.category
         )
-    except ValueError as e:
-        print(f"calsync remediate: {e}", file=sys.stderr)
-        return 2
+    except ValueError as e:  # the runbook's own check of the steps asked for
+        raise CliError(str(e), Exit.USAGE) from None
     if args.json:
         print(
             _dump(
@@ -232,12 +264,22 @@ def cmd_remediate(args: argparse.Namespace) -> int:
         )
     else:
         print(report.render_run(result))
-    return 0
+    return Exit.OK
+
+
+_DEBUG_HELP = "on an error, print the traceback too [env CALSYNC_DEBUG=1]"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="calsync", description=package_doc)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(
+        prog="calsync",
+        description=package_doc,
+        epilog="Exit codes: 0 ok, 1 failed (status: degraded), 2 usage or setting error (status: critical; migrate: "
+        "refused by its pre-flight), 3 database unreachable (db status: not running), 4 database not at the "
+        "revision this code needs, 130 interrupted.",
+    )
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     p = sub.add_parser("db", help="the embedded PostgreSQL server (data under ./.calsync, env CALSYNC_HOME)")
     p.add_argument("action", choices=["start", "stop", "status", "url", "reset"])
@@ -262,13 +304,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="load deterministic demo/benchmark data into an empty database")
     _add_db_url(p)
-    p.add_argument("--scale", type=int, default=1, help="number of salons (1,000 appointments each by default)")
-    p.add_argument("--appointments-per-salon", type=int, default=1000)
-    p.add_argument("--anchor", default=None, help="the 'today' of the data, YYYY-MM-DD (default: today)")
-    p.add_argument("--seed", type=int, default=42)
-    p.set_defaults(handler=cmd_generate)
-
     from worker.sync import settings
+
+    whole = _arg(settings.Integer(1))
+    p.add_argument("--scale", type=whole, default=1, help="number of salons (1,000 appointments each by default)")
+    p.add_argument("--appointments-per-salon", type=whole, default=1000)
+    p.add_argument(
+        "--anchor",
+        type=_arg(dt.date.fromisoformat, "a date YYYY-MM-DD"),
+        default=None,
+        help="the 'today' of the data, YYYY-MM-DD (default: today)",
+    )
+    p.add_argument("--seed", type=_arg(int, "a whole number"), default=42)
+    p.set_defaults(handler=cmd_generate)
 
     p = sub.add_parser("worker", help="drain the outbox to Cal.com (run as a systemd service)")
     settings.add_arguments(p)
@@ -308,20 +356,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="past appointments that never synced: keep as history (default) or cancel",
     )
     p.add_argument("--category", nargs="+", help="requeue only failures of these categories")
-    p.add_argument("--undo", metavar="RUN_ID", help="revert a run")
+    p.add_argument("--undo", metavar="RUN_ID", type=_arg(_run_id, "a run id (a UUID)"), help="revert a run")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_remediate)
 
     p = sub.add_parser("demo", help="the end-to-end demo on the embedded database")
     p.add_argument("--keep", action="store_true", help="keep the existing demo database instead of resetting it")
     p.set_defaults(handler=cmd_demo)
+    for p in sub.choices.values():  # `calsync status --debug` works too (SUPPRESS: the global flag is not reset)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    handler: Handler = args.handler
-    return handler(args)
+    """Run one command; whatever it raises becomes one line on stderr and an exit code (worker.errors.report)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = argparse.Namespace(command=next((a for a in argv if not a.startswith("-")), None), database_url=None)
+    debug = False
+    try:
+        debug = debug_requested(argv)
+        args = build_parser().parse_args(argv)
+        handler: Handler = args.handler
+        return handler(args)
+    except (Exception, KeyboardInterrupt) as exc:
+        from worker.db import describe
+
+        prog = f"calsync {args.command}" if args.command else "calsync"
+        return report(exc, prog=prog, database=describe(getattr(args, "database_url", None)), debug=debug)
 
 
 if __name__ == "__main__":

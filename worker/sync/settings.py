@@ -1,31 +1,172 @@
-"""Worker settings: every one can be given as a flag or an environment variable (shown in --help)."""
+"""Worker settings: every one can be given as a flag or an environment variable (shown in --help).
+
+Each setting is read by one typed parser (`Setting.read`): the flag if given, else the environment variable (empty
+counts as unset), else the default. A value the parser cannot use stops the command before anything connects, with a
+`SettingError` (exit 2) that names the variable and the flag and says what to give instead.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import socket
+import urllib.parse
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-ENV = {
-    "database_url": "CALSYNC_DATABASE_URL",
-    "base_url": "CALCOM_BASE_URL",
-    "concurrency": "CALSYNC_CONCURRENCY",
-    "rate_limit": "CALSYNC_RATE_LIMIT",
-    "rate_window_s": "CALSYNC_RATE_WINDOW_S",
-    "batch_size": "CALSYNC_BATCH",
-    "lease_s": "CALSYNC_LEASE_S",
-    "max_attempts": "CALSYNC_MAX_ATTEMPTS",
-    "retry_base_s": "CALSYNC_RETRY_BASE_S",
-    "retry_cap_s": "CALSYNC_RETRY_CAP_S",
-    "poll_interval_s": "CALSYNC_POLL_INTERVAL_S",
-    "request_timeout_s": "CALSYNC_REQUEST_TIMEOUT_S",
-    "shutdown_deadline_s": "CALSYNC_SHUTDOWN_DEADLINE_S",
-    "metrics_port": "CALSYNC_METRICS_PORT",
-    "worker_id": "CALSYNC_WORKER_ID",
-}
+from worker.errors import CliError, Exit, SettingError
+
+
+class Invalid(ValueError):
+    """What a parser raises: why the text cannot be used."""
+
+
+@dataclass(frozen=True)
+class Integer:
+    low: int
+    high: int | None = None
+
+    @property
+    def expected(self) -> str:
+        if self.high is None:
+            return f"a whole number >= {self.low}"
+        return f"a whole number from {self.low} to {self.high}"
+
+    def __call__(self, text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise Invalid("not a whole number") from None
+        if value < self.low or (self.high is not None and value > self.high):
+            raise Invalid("out of range")
+        return value
+
+
+@dataclass(frozen=True)
+class Number:
+    """A finite decimal number >= low (> low when `exclusive`)."""
+
+    low: float
+    exclusive: bool = False
+
+    @property
+    def expected(self) -> str:
+        return f"a number {'>' if self.exclusive else '>='} {self.low:g}"
+
+    def __call__(self, text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise Invalid("not a number") from None
+        if not math.isfinite(value):
+            raise Invalid("not a finite number")
+        if value < self.low or (self.exclusive and value == self.low):
+            raise Invalid("out of range")
+        return value
+
+
+@dataclass(frozen=True)
+class Text:
+    expected: str = "a non-empty text"
+
+    def __call__(self, text: str) -> str:
+        if not text.strip():
+            raise Invalid("empty")
+        return text.strip()
+
+
+@dataclass(frozen=True)
+class Choice:
+    choices: tuple[str, ...]
+
+    @property
+    def expected(self) -> str:
+        return " or ".join(repr(c) for c in self.choices)
+
+    def __call__(self, text: str) -> str:
+        if text not in self.choices:
+            raise Invalid("not one of the choices")
+        return text
+
+
+_DURATION = re.compile(r"\d+(\.\d+)?\s*(us|ms|s|min|h|d)?")
+
+
+@dataclass(frozen=True)
+class Duration:
+    """A PostgreSQL time setting, such as 500ms, 30s or 2min (a bare number is milliseconds)."""
+
+    expected: str = "a duration such as 500ms, 30s or 2min"
+
+    def __call__(self, text: str) -> str:
+        if not _DURATION.fullmatch(text):
+            raise Invalid("not a PostgreSQL duration")
+        return text
+
+
+@dataclass(frozen=True)
+class HttpUrl:
+    """An http(s) URL without credentials, query or fragment; a trailing ``/`` or ``/v2`` is dropped, because the
+    client appends ``/v2/bookings`` itself (Cal.com's documentation gives the API as ``https://api.cal.com/v2``)."""
+
+    expected: str = "an http:// or https:// URL such as https://api.cal.com"
+
+    def __call__(self, text: str) -> str:
+        parts = urllib.parse.urlsplit(text.strip())
+        if parts.scheme.lower() not in ("http", "https"):
+            raise Invalid(f"Cal.com is reached over http or https, not {parts.scheme or 'a bare host name'}")
+        if not parts.hostname:
+            raise Invalid("no host")
+        if parts.username or parts.password:
+            raise Invalid("credentials do not go in the URL (it is logged): the API key is read from CALCOM_API_KEY")
+        if parts.query or parts.fragment:
+            raise Invalid("a query or fragment has no place in a base URL")
+        try:
+            parts.port  # noqa: B018 - urlsplit checks the port only when asked
+        except ValueError:
+            raise Invalid("the port is not a number from 0 to 65535") from None
+        path = parts.path.rstrip("/").removesuffix("/v2").rstrip("/")
+        return urllib.parse.urlunsplit((parts.scheme.lower(), parts.netloc, path, "", ""))
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its field, environment variable, parser and help."""
+
+    name: str
+    env: str
+    parse: Callable[[str], Any]
+    help: str
+    has_flag: bool = True
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def expected(self) -> str:
+        return str(getattr(self.parse, "expected", "a valid value"))
+
+    def read(self, flag_value: str | None) -> Any:
+        """The flag's value if given, else the environment variable's; None when neither is set."""
+        if flag_value is not None:
+            source, text = self.flag, flag_value
+        elif text := os.environ.get(self.env, "").strip():
+            source = self.env
+        else:
+            return None
+        try:
+            return self.parse(text)
+        except Invalid as e:
+            names = f"{self.env} (flag {self.flag})" if self.has_flag else self.env
+            raise SettingError(
+                source=source, value=text, problem=str(e), names=names, expected=f"{self.expected}, or unset it"
+            ) from None
 
 
 @dataclass
@@ -53,50 +194,88 @@ class WorkerSettings:
             self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-class MissingApiKey(SystemExit):
-    pass
+SETTINGS = (
+    Setting("base_url", "CALCOM_BASE_URL", HttpUrl(), "Cal.com API base URL, with or without /v2"),
+    Setting("concurrency", "CALSYNC_CONCURRENCY", Integer(1), "appointments synced at once"),
+    Setting("rate_limit", "CALSYNC_RATE_LIMIT", Integer(1), "requests per rate window allowed by Cal.com for the key"),
+    Setting("rate_window_s", "CALSYNC_RATE_WINDOW_S", Number(0, exclusive=True), "rate window in seconds"),
+    Setting("batch_size", "CALSYNC_BATCH", Integer(1), "events claimed per statement"),
+    Setting("lease_s", "CALSYNC_LEASE_S", Number(0, exclusive=True), "lease on a claimed event, seconds"),
+    Setting(
+        "max_attempts",
+        "CALSYNC_MAX_ATTEMPTS",
+        Integer(1),
+        "attempts before an event is dead and its appointment flagged",
+    ),
+    Setting(
+        "retry_base_s",
+        "CALSYNC_RETRY_BASE_S",
+        Number(0),
+        "first retry delay; doubles per failed attempt (+-25%% jitter)",
+    ),
+    Setting("retry_cap_s", "CALSYNC_RETRY_CAP_S", Number(0), "longest retry delay"),
+    Setting(
+        "poll_interval_s",
+        "CALSYNC_POLL_INTERVAL_S",
+        Number(0, exclusive=True),
+        "poll when no notification arrives, seconds",
+    ),
+    Setting(
+        "request_timeout_s",
+        "CALSYNC_REQUEST_TIMEOUT_S",
+        Number(0, exclusive=True),
+        "timeout of each HTTP request, seconds",
+    ),
+    Setting(
+        "shutdown_deadline_s",
+        "CALSYNC_SHUTDOWN_DEADLINE_S",
+        Number(0),
+        "on SIGTERM, finish in-flight work for at most this long",
+    ),
+    Setting(
+        "metrics_port", "CALSYNC_METRICS_PORT", Integer(0, 65535), "serve Prometheus metrics on 127.0.0.1:PORT (0: off)"
+    ),
+    Setting("worker_id", "CALSYNC_WORKER_ID", Text(), "this worker's id (leases, logs)"),
+)
+
+
+class MissingApiKey(CliError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, Exit.USAGE)
 
 
 def read_api_key() -> str:
     """CALCOM_API_KEY, else the file CALCOM_API_KEY_FILE, else the systemd credential calcom_api_key."""
-    if key := os.environ.get("CALCOM_API_KEY"):
-        return key.strip()
-    path = os.environ.get("CALCOM_API_KEY_FILE")
+    if key := os.environ.get("CALCOM_API_KEY", "").strip():
+        return key
+    named = os.environ.get("CALCOM_API_KEY_FILE", "").strip()
+    path = named
     if not path and (creds := os.environ.get("CREDENTIALS_DIRECTORY")):
         path = str(Path(creds) / "calcom_api_key")
     if path and Path(path).is_file():
-        return Path(path).read_text().strip()
+        if key := Path(path).read_text().strip():
+            return key
+        raise MissingApiKey(f"the Cal.com API key file {path} is empty: put the key in it")
+    if named:
+        raise MissingApiKey(f"CALCOM_API_KEY_FILE={named!r} is not a file: set it to the file that holds the key")
     raise MissingApiKey(
-        "calsync worker: no Cal.com API key: set CALCOM_API_KEY, CALCOM_API_KEY_FILE, or the systemd credential "
+        "no Cal.com API key: set CALCOM_API_KEY, CALCOM_API_KEY_FILE, or the systemd credential "
         "calcom_api_key (LoadCredential=calcom_api_key:/etc/calsync/calcom_api_key)"
     )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    d = WorkerSettings(database_url="", api_key="")
-
-    def opt(name: str, type_: type, help_: str) -> None:
-        env = ENV[name]
-        default = getattr(d, name)
-        p.add_argument(
-            f"--{name.replace('_', '-')}", type=type_, default=None, help=f"{help_} [env {env}; default {default}]"
-        )
-
+    d = WorkerSettings(database_url="", api_key="", worker_id="host:pid:random")
     p.add_argument("--database-url", default=None, help="PostgreSQL URL [env CALSYNC_DATABASE_URL, then DATABASE_URL]")
-    opt("base_url", str, "Cal.com API base URL")
-    opt("concurrency", int, "appointments synced at once")
-    opt("rate_limit", int, "requests per rate window allowed by Cal.com for the key")
-    opt("rate_window_s", float, "rate window in seconds")
-    opt("batch_size", int, "events claimed per statement")
-    opt("lease_s", float, "lease on a claimed event, seconds")
-    opt("max_attempts", int, "attempts before an event is dead and its appointment flagged")
-    opt("retry_base_s", float, "first retry delay; doubles per failed attempt (+-25%% jitter)")
-    opt("retry_cap_s", float, "longest retry delay")
-    opt("poll_interval_s", float, "poll when no notification arrives, seconds")
-    opt("request_timeout_s", float, "timeout of each HTTP request, seconds")
-    opt("shutdown_deadline_s", float, "on SIGTERM, finish in-flight work for at most this long")
-    opt("metrics_port", int, "serve Prometheus metrics on 127.0.0.1:PORT")
-    opt("worker_id", str, "this worker's id (leases, logs)")
+    for s in SETTINGS:
+        default = getattr(d, s.name)
+        shown = "off" if default is None else default
+        p.add_argument(
+            s.flag,
+            default=None,
+            metavar=s.name.upper(),
+            help=f"{s.help}: {s.expected} [env {s.env}; default {shown}]",
+        )
     p.add_argument("--once", action="store_true", help="drain what is due, then exit")
     p.epilog = (
         "The API key comes from CALCOM_API_KEY, CALCOM_API_KEY_FILE or the systemd credential "
@@ -104,16 +283,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def from_args(args: argparse.Namespace, database_url: str) -> WorkerSettings:
-    values: dict[str, object] = {}
-    for name, env in ENV.items():
-        if name == "database_url":
-            continue
-        field_type = type(getattr(WorkerSettings(database_url="", api_key="", worker_id="x"), name) or 0)
-        value = getattr(args, name, None)
-        if value is None and env in os.environ:
-            raw = os.environ[env]
-            value = raw if name in ("base_url", "worker_id") else (float(raw) if field_type is float else int(raw))
-        if value is not None:
-            values[name] = value
-    return WorkerSettings(database_url=database_url, api_key=read_api_key(), once=args.once, **values)  # type: ignore[arg-type]
+def from_args(args: argparse.Namespace) -> WorkerSettings:
+    """The settings from flags and environment, each checked, then the API key, then the database URL (checked,
+    not connected to): a bad value stops here, before anything connects."""
+    from worker.db import resolve_url
+
+    values = {s.name: value for s in SETTINGS if (value := s.read(getattr(args, s.name, None))) is not None}
+    api_key = read_api_key()
+    return WorkerSettings(database_url=resolve_url(args.database_url), api_key=api_key, once=args.once, **values)
