@@ -8,8 +8,23 @@ event types and users, inspect or reset the state, and make outside changes (an 
 cancelling in Cal.com's own pages).
 """
 
-from worker.devtools.simulator.app import create_app
-from worker.devtools.simulator.config import SimulatorConfig
-from worker.devtools.simulator.server import SimulatorProcess, run
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from worker.devtools.simulator.app import create_app
+    from worker.devtools.simulator.config import SimulatorConfig
+    from worker.devtools.simulator.server import SimulatorProcess, run
 
 __all__ = ["SimulatorConfig", "SimulatorProcess", "create_app", "run"]
+_HOME = {"create_app": "app", "SimulatorConfig": "config", "SimulatorProcess": "server", "run": "server"}
+
+
+def __getattr__(name: str) -> Any:
+    """Load on first use: `calsync --help` (which reads the simulator's flags from .config) must not pay for
+    importing aiohttp and the server."""
+    if name in _HOME:
+        return getattr(importlib.import_module(f"worker.devtools.simulator.{_HOME[name]}"), name)
+    raise AttributeError(name)
