@@ -30,11 +30,28 @@ class Category(StrEnum):
 
 
 RETRYABLE = frozenset(
-    {Category.AUTH, Category.RATE_LIMITED, Category.SERVER_ERROR, Category.NETWORK, Category.CONFLICT}
+    {
+        Category.AUTH,
+        Category.RATE_LIMITED,
+        Category.SERVER_ERROR,
+        Category.NETWORK,
+        Category.CONFLICT,
+        Category.MALFORMED_RESPONSE,
+        Category.REDIRECTED,  # like AUTH: retried until the configuration (the base URL) is fixed
+    }
 )
 # Outcomes after which the booking may exist at Cal.com although we did not see it succeed: before creating
-# again, look it up (and adopt it) instead.
-AMBIGUOUS = frozenset({Category.SERVER_ERROR, Category.NETWORK, Category.CONFLICT})
+# again, look it up (and adopt it) instead. A 2xx we could not use may well have booked; so may a 3xx (a 303
+# after a POST says it was done).
+AMBIGUOUS = frozenset(
+    {
+        Category.SERVER_ERROR,
+        Category.NETWORK,
+        Category.CONFLICT,
+        Category.MALFORMED_RESPONSE,
+        Category.REDIRECTED,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -64,15 +81,36 @@ def error_message(body: object, text: str) -> str:
     return text
 
 
-def classify(action: str, status: int | None, body: object, text: str, error: str | None = None) -> Verdict:
-    """Map one HTTP outcome (or transport error) to a category."""
+def classify(
+    status: int | None, body: object, text: str, error: str | None = None, *, location: str | None = None
+) -> Verdict:
+    """Map one HTTP outcome (or transport error) to a category.
+
+    ``error`` with a status: the body could not be used (cut at the cap, undecodable); ``location``: a redirect's
+    target. A 2xx is OK only as Cal.com's success envelope (``{"status": "success", "data": …}``); whether ``data``
+    is what was asked for, the client checks (``calcom.shape_problem``).
+    """
     if status is None:
         return Verdict(Category.NETWORK, error or "no response")
-    message = error_message(body, text)
+    message = error_message(body, text) or error or ""
     if 200 <= status < 300:
-        if body is None:
-            return Verdict(Category.NETWORK, f"HTTP {status} with a body that is not JSON: {text[:200]}")
+        if error:
+            return Verdict(Category.MALFORMED_RESPONSE, f"HTTP {status}: {error}")
+        if not isinstance(body, dict):
+            what = "a body that is not JSON" if body is None else "a JSON body that is not an object"
+            return Verdict(Category.MALFORMED_RESPONSE, f"HTTP {status} with {what}: {text[:200]}")
+        if body.get("status") != "success":
+            said = f"HTTP {status} whose status is {body.get('status')!r}, not 'success'"
+            return Verdict(Category.MALFORMED_RESPONSE, f"{said}: {message}" if message else said)
+        if "data" not in body:
+            return Verdict(Category.MALFORMED_RESPONSE, f"HTTP {status} without data")
         return Verdict(Category.OK, "")
+    if 300 <= status < 400:
+        where = f" to {location}" if location else " without a Location"
+        return Verdict(
+            Category.REDIRECTED,
+            f"HTTP {status}: redirected{where}; redirects are never followed: check the base URL (CALCOM_BASE_URL)",
+        )
     if status == 429:
         return Verdict(Category.RATE_LIMITED, message)
     if status in (401, 403):
