@@ -10,6 +10,140 @@ CREATE EXTENSION IF NOT EXISTS btree_gist WITH SCHEMA public;
 
 COMMENT ON EXTENSION btree_gist IS 'created by calsync revision 0002';
 
+CREATE TYPE calsync.sync_customer AS (
+	id bigint,
+	name text,
+	email text,
+	phone text,
+	email_is_placeholder boolean,
+	usable_email boolean,
+	usable_phone boolean
+);
+
+CREATE TYPE calsync.sync_known_booking AS (
+	slot bigint,
+	uid text,
+	booking_id bigint,
+	start_at timestamp with time zone,
+	end_at timestamp with time zone,
+	event_type_id bigint
+);
+
+CREATE TYPE calsync.sync_phase AS (
+	id bigint,
+	sequence_order bigint,
+	segment_key text,
+	segment_name text,
+	staff_required boolean,
+	start_time timestamp with time zone,
+	end_time timestamp with time zone,
+	calcom_booking_uid text,
+	calcom_booking_id bigint,
+	calcom_sync_status text
+);
+
+CREATE TYPE calsync.sync_segment_event_type AS (
+	segment_key text,
+	event_type_id bigint
+);
+
+CREATE TYPE calsync.sync_service AS (
+	id bigint,
+	name text,
+	event_type_id bigint
+);
+
+CREATE TYPE calsync.sync_superseded_booking AS (
+	id bigint,
+	phase_id bigint,
+	uid text
+);
+
+CREATE TYPE calsync.appointment_sync_state AS (
+	id bigint,
+	deleted boolean,
+	status text,
+	starts_at timestamp with time zone,
+	ends_at timestamp with time zone,
+	is_composite boolean,
+	booking_timezone text,
+	staff_id uuid,
+	calcom_v2_booking_uid text,
+	calcom_sync_status text,
+	event_times timestamp with time zone[],
+	host_conflict bigint,
+	customer calsync.sync_customer,
+	service calsync.sync_service,
+	phases calsync.sync_phase[],
+	event_map calsync.sync_segment_event_type[],
+	synced calsync.sync_known_booking[],
+	superseded calsync.sync_superseded_booking[],
+	composite_problem text,
+	composite_flagged boolean
+);
+
+CREATE TYPE calsync.sync_booking_fact AS (
+	phase_id bigint,
+	uid text,
+	booking_id bigint,
+	start_at timestamp with time zone,
+	end_at timestamp with time zone,
+	event_type_id bigint,
+	cancelled boolean
+);
+
+CREATE TYPE calsync.sync_decision AS (
+	event_id uuid,
+	appointment_id bigint,
+	outcome text,
+	category text,
+	error text,
+	message text,
+	detail jsonb,
+	retry_after_s double precision,
+	made_progress boolean,
+	exchanges integer
+);
+
+CREATE TYPE calsync.sync_exchange AS (
+	phase_id bigint,
+	action text,
+	request_method text,
+	request_path text,
+	request_body jsonb,
+	response_status bigint,
+	response_headers jsonb,
+	response_body text,
+	response_size bigint,
+	response_truncated boolean,
+	duration_ms double precision,
+	category text,
+	error text,
+	at timestamp with time zone
+);
+
+CREATE TYPE calsync.sync_failure_detail AS (
+	message text,
+	field text,
+	http_status bigint,
+	action text,
+	phase_id bigint,
+	request_id text
+);
+
+CREATE TYPE calsync.sync_result AS (
+	event_id uuid,
+	appointment_id bigint,
+	category text,
+	skipped boolean,
+	error text,
+	detail calsync.sync_failure_detail,
+	retry_after_s double precision,
+	bookings calsync.sync_booking_fact[],
+	superseded bigint[],
+	exchanges calsync.sync_exchange[]
+);
+
 CREATE TYPE remediation.change AS (
 	step text,
 	table_name text,
@@ -20,6 +154,88 @@ CREATE TYPE remediation.change AS (
 );
 
 COMMENT ON TYPE remediation.change IS 'One change of a runbook step: what it did (or would do) to which row, before and after.';
+
+CREATE FUNCTION calsync.appointment_sync_state(p_ids bigint[]) RETURNS SETOF calsync.appointment_sync_state
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT ROW(
+        x.id, a.id IS NULL, CASE WHEN a.id IS NULL THEN 'cancelled' ELSE a.status END, a.starts_at, a.ends_at,
+        coalesce(a.is_composite, false), a.booking_timezone, a.staff_id, a.calcom_v2_booking_uid,
+        a.calcom_sync_status,
+        -- the times the appointment had in its undelivered events (where an earlier attempt may have booked it)
+        coalesce((SELECT array_agg(DISTINCT (o.payload->>'starts_at')::timestamptz) FROM calsync.outbox o
+                  WHERE a.id IS NOT NULL AND o.aggregateid = a.id::text AND o.payload ? 'starts_at'), '{}'),
+        -- a host conflict listed as a known issue (grandfathered by the rules' pre-flight, or flagged by the
+        -- runbook) that still exists: not synced until the business reschedules one of the bookings
+        CASE WHEN EXISTS (
+            SELECT 1 FROM calsync.integrity_issues i
+            WHERE i.rule = 'host_busy_time_no_overlap' AND i.table_name = 'appointments' AND i.row_id = a.id
+              AND i.resolved_at IS NULL)
+            THEN (SELECT h.other_id FROM remediation.host_conflicts_of(a.id) AS h LIMIT 1) END,
+        CASE WHEN c.id IS NOT NULL THEN ROW(
+            c.id, c.name, c.email, c.phone, coalesce(c.email_is_placeholder, false), calsync.is_usable_email(c.email),
+            calsync.is_usable_phone(c.phone))::calsync.sync_customer END,
+        CASE WHEN s.id IS NOT NULL THEN ROW(s.id, s.name, s.calcom_event_type_id)::calsync.sync_service END,
+        coalesce((
+            SELECT array_agg(ROW(p.id, p.sequence_order, p.segment_key, p.segment_name, p.staff_required,
+                                 p.start_time, p.end_time, p.calcom_booking_uid, p.calcom_booking_id,
+                                 p.calcom_sync_status)::calsync.sync_phase ORDER BY p.sequence_order, p.id)
+            FROM appointment_phases p WHERE p.appointment_id = a.id), '{}'),
+        coalesce((
+            SELECT array_agg(ROW(m.segment_key, coalesce(m.child_event_type_id, m.event_type_id))
+                             ::calsync.sync_segment_event_type ORDER BY m.segment_key)
+            FROM calcom_event_map m
+            WHERE m.service_id = a.service_id AND m.staff_id = a.staff_id
+              AND coalesce(m.child_event_type_id, m.event_type_id) IS NOT NULL), '{}'),
+        coalesce((
+            SELECT array_agg(ROW(b.slot, b.uid, b.booking_id, b.start_at, b.end_at, b.event_type_id)
+                             ::calsync.sync_known_booking ORDER BY b.slot)
+            FROM calsync.synced_bookings b WHERE b.appointment_id = x.id), '{}'),
+        coalesce((
+            SELECT array_agg(ROW(sp.id, sp.phase_id, sp.calcom_booking_uid)::calsync.sync_superseded_booking
+                             ORDER BY sp.id)
+            FROM calsync.superseded_phases sp
+            WHERE sp.appointment_id = a.id AND sp.calcom_booking_uid IS NOT NULL AND sp.calcom_cancelled_at IS NULL),
+            '{}'),
+        (SELECT i.detail FROM calsync.integrity_issues i
+         WHERE i.rule = 'appointments_composite_has_phases' AND i.table_name = 'appointments' AND i.row_id = a.id
+           AND i.resolved_at IS NULL LIMIT 1),
+        EXISTS (
+            SELECT 1 FROM calsync.integrity_issues i
+            WHERE i.rule = 'appointments_composite_has_phases' AND i.table_name = 'appointments' AND i.row_id = a.id
+              AND i.resolved_at IS NULL)
+    )::calsync.appointment_sync_state
+    FROM unnest(p_ids) AS x(id)
+    LEFT JOIN appointments a ON a.id = x.id
+    LEFT JOIN customers c ON c.id = a.customer_id
+    LEFT JOIN services s ON s.id = a.service_id
+$$;
+
+COMMENT ON FUNCTION calsync.appointment_sync_state(p_ids bigint[]) IS 'What the worker needs to sync these appointments, one calsync.appointment_sync_state each (deleted ones too).';
+
+CREATE FUNCTION calsync.authenticate_worker(p_function text, p_worker text) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_token text := nullif(current_setting('calsync.worker_token', true), '');
+BEGIN
+    IF v_token IS NULL AND calsync.caller_is_admin() THEN
+        RETURN;
+    END IF;
+    -- one message whether the id is unknown or its secret differs: the error tells no one which ids exist
+    IF v_token IS NULL OR NOT EXISTS (
+        SELECT 1 FROM calsync.outbox_listeners l
+        WHERE l.worker_id = p_worker AND l.token_hash = sha256(convert_to(v_token, 'UTF8'))) THEN
+        RAISE EXCEPTION '%: this session is not worker % (no worker of that id is registered under its calsync.worker_token)',
+                        p_function, p_worker
+            USING ERRCODE = 'CS020', CONSTRAINT = 'worker_token_matches',
+                  HINT = 'A worker sets calsync.worker_token on each connection, registers with calsync.register_listener(worker_id), and then acts only as that worker.';
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.authenticate_worker(p_function text, p_worker text) IS 'Refuse (CS020, worker_token_matches) a session that is not p_worker: it must present the secret registered for p_worker in calsync.worker_token; an admin session without one may act for any worker.';
 
 CREATE FUNCTION calsync.backfill_composite_phases(p_after_id bigint, p_batch integer) RETURNS bigint
     LANGUAGE plpgsql
@@ -95,32 +311,27 @@ $$;
 
 COMMENT ON FUNCTION calsync.backfill_host_busy_time(p_after_id bigint, p_batch integer) IS 'One batch of the host busy-time backfill: appointments with id in (after_id, returned id]; NULL when done.';
 
-CREATE FUNCTION calsync.backfill_placeholder_emails(p_after_id bigint, p_batch integer) RETURNS bigint
-    LANGUAGE plpgsql
-    AS $$
-DECLARE
-    v_last bigint;
-BEGIN
-    SELECT max(id) INTO v_last
-    FROM (SELECT id FROM customers WHERE id > p_after_id ORDER BY id LIMIT p_batch) AS b;
-    IF v_last IS NULL THEN
-        RETURN NULL;
-    END IF;
-    UPDATE customers SET email = email
-    WHERE id > p_after_id AND id <= v_last
-      AND ((NOT calsync.is_usable_email(email) AND NOT calsync.is_usable_phone(phone))
-           OR (email IS NOT NULL AND btrim(email) = '')
-           OR (email = calsync.placeholder_email(id) AND NOT email_is_placeholder));
-    RETURN v_last;
-END
-$$;
-
-COMMENT ON FUNCTION calsync.backfill_placeholder_emails(p_after_id bigint, p_batch integer) IS 'One batch of the placeholder-email backfill: customers with id in (after_id, returned id]; NULL when done.';
-
-CREATE FUNCTION calsync.claim_sync_events(p_worker text, p_limit integer, p_lease interval, p_now timestamp with time zone DEFAULT now()) RETURNS TABLE(outbox_id uuid, appointment_id bigint, event_type text, attempts integer, covers_seq bigint)
-    LANGUAGE sql SECURITY DEFINER
+CREATE FUNCTION calsync.caller_is_admin() RETURNS boolean
+    LANGUAGE sql STABLE
     SET search_path TO 'public', 'pg_temp'
     AS $$
+    SELECT pg_has_role(CASE WHEN current_setting('role') = 'none' THEN session_user
+                            ELSE current_setting('role')::name END,
+                       (SELECT n.nspowner FROM pg_namespace n WHERE n.nspname = 'calsync'), 'USAGE')
+$$;
+
+COMMENT ON FUNCTION calsync.caller_is_admin() IS 'True when the calling session''s role (SET ROLE, else the login role) has the calsync schema owner''s privileges or is a superuser: no worker limit applies.';
+
+CREATE FUNCTION calsync.claim_sync_events(p_worker text, p_limit integer, p_lease interval, p_now timestamp with time zone DEFAULT now()) RETURNS TABLE(outbox_id uuid, appointment_id bigint, event_type text, attempts integer, covers_seq bigint)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+BEGIN
+    PERFORM calsync.authenticate_worker('calsync.claim_sync_events', p_worker);
+    PERFORM calsync.enforce_worker_limits('calsync.claim_sync_events', p_now,
+                                          p_lease => coalesce(p_lease, interval '0'));
+    RETURN QUERY
     WITH heads AS (
         SELECT o.id, o.aggregateid, o.type
         FROM calsync.outbox o
@@ -146,7 +357,8 @@ CREATE FUNCTION calsync.claim_sync_events(p_worker text, p_limit integer, p_leas
         RETURNING d.outbox_id, d.aggregateid, d.attempts, d.covers_seq
     )
     SELECT c.outbox_id, c.aggregateid::bigint, h.type, c.attempts, c.covers_seq
-    FROM claimed c JOIN heads h ON h.id = c.outbox_id
+    FROM claimed c JOIN heads h ON h.id = c.outbox_id;
+END
 $$;
 
 COMMENT ON FUNCTION calsync.claim_sync_events(p_worker text, p_limit integer, p_lease interval, p_now timestamp with time zone) IS 'Claim up to p_limit outbox events under a lease, at most one per appointment (one statement, SKIP LOCKED).';
@@ -236,6 +448,63 @@ $$;
 
 COMMENT ON FUNCTION calsync.derive_phases(p_segments jsonb) IS 'The phases of a composite service''s segments (offsets relative to the start); none when segments_problem() is not NULL.';
 
+CREATE FUNCTION calsync.enforce_worker_limits(p_function text, p_now timestamp with time zone, p_lease interval DEFAULT NULL::interval, p_keep interval DEFAULT NULL::interval, p_keep_attempts interval DEFAULT NULL::interval, p_dead_after interval DEFAULT NULL::interval) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_limit interval;
+BEGIN
+    IF calsync.caller_is_admin() THEN
+        RETURN;
+    END IF;
+    IF p_now IS DISTINCT FROM now() THEN
+        RAISE EXCEPTION '%: calsync_worker works at the database''s time: p_now must be now() (%), not %',
+                        p_function, now(), coalesce(p_now::text, 'NULL')
+            USING ERRCODE = 'CS013', CONSTRAINT = 'worker_time_is_now',
+                  HINT = 'Leave p_now out (it defaults to now()); only an owner or a superuser may pass another time.';
+    END IF;
+    IF p_lease IS NOT NULL THEN
+        v_limit := calsync.worker_limit('worker_max_lease');
+        IF p_lease <= interval '0' OR p_lease > v_limit THEN
+            RAISE EXCEPTION '%: a lease of % is refused: calsync_worker leases for more than 0 and at most % (calsync.settings worker_max_lease)',
+                            p_function, p_lease, v_limit
+                USING ERRCODE = 'CS010', CONSTRAINT = 'worker_lease_within_max',
+                      HINT = 'Lease for a few minutes (CALSYNC_LEASE_S) and renew while the work runs.';
+        END IF;
+    END IF;
+    IF p_keep IS NOT NULL THEN
+        v_limit := calsync.worker_limit('worker_min_keep_dead');
+        IF p_keep < v_limit THEN
+            RAISE EXCEPTION '%: keeping dead events for % is refused: calsync_worker keeps them at least % (calsync.settings worker_min_keep_dead)',
+                            p_function, p_keep, v_limit
+                USING ERRCODE = 'CS011', CONSTRAINT = 'worker_keeps_history',
+                      HINT = 'Call calsync.prune_sync_history() with its defaults; an owner or a superuser may prune sooner.';
+        END IF;
+    END IF;
+    IF p_keep_attempts IS NOT NULL THEN
+        v_limit := calsync.worker_limit('worker_min_keep_attempts');
+        IF p_keep_attempts < v_limit THEN
+            RAISE EXCEPTION '%: keeping sync attempts for % is refused: calsync_worker keeps them at least % (calsync.settings worker_min_keep_attempts)',
+                            p_function, p_keep_attempts, v_limit
+                USING ERRCODE = 'CS011', CONSTRAINT = 'worker_keeps_history',
+                      HINT = 'Call calsync.prune_sync_history() with its defaults; an owner or a superuser may prune sooner.';
+        END IF;
+    END IF;
+    IF p_dead_after IS NOT NULL THEN
+        v_limit := calsync.worker_limit('worker_min_dead_after');
+        IF p_dead_after < v_limit THEN
+            RAISE EXCEPTION '%: reaping the leases of workers silent for % is refused: calsync_worker waits at least % (calsync.settings worker_min_dead_after)',
+                            p_function, p_dead_after, v_limit
+                USING ERRCODE = 'CS012', CONSTRAINT = 'worker_reaps_the_silent',
+                      HINT = 'A live worker heart-beats every few seconds; reap after a silence of several heartbeats.';
+        END IF;
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.enforce_worker_limits(p_function text, p_now timestamp with time zone, p_lease interval, p_keep interval, p_keep_attempts interval, p_dead_after interval) IS 'Refuse what calsync_worker may not ask (not now(): CS013; lease beyond worker_max_lease: CS010; retention below the floors: CS011; reaping before worker_min_dead_after: CS012); admins are not bound.';
+
 CREATE FUNCTION calsync.enqueue_sync(p_appointment_id bigint, p_type text, p_payload jsonb) RETURNS uuid
     LANGUAGE plpgsql
     AS $$
@@ -251,130 +520,211 @@ $$;
 
 COMMENT ON FUNCTION calsync.enqueue_sync(p_appointment_id bigint, p_type text, p_payload jsonb) IS 'Add one event (create, cancel or reschedule) for an appointment to calsync.outbox; returns its id.';
 
-CREATE FUNCTION calsync.finish_sync_events(p_worker text, p_results jsonb, p_max_attempts integer, p_now timestamp with time zone DEFAULT now(), p_retry_base interval DEFAULT '00:00:05'::interval, p_retry_cap interval DEFAULT '01:00:00'::interval) RETURNS TABLE(lost_outbox_id uuid)
+CREATE FUNCTION calsync.finish_sync_events(p_worker text, p_results jsonb, p_max_attempts integer, p_now timestamp with time zone DEFAULT now(), p_retry_base interval DEFAULT '00:00:05'::interval, p_retry_cap interval DEFAULT '01:00:00'::interval) RETURNS TABLE(recorded_event_id uuid, recorded_outcome text)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
     AS $$
 DECLARE
+    v_all calsync.sync_result[] := ARRAY(SELECT r FROM jsonb_populate_recordset(NULL::calsync.sync_result, p_results) AS r);
     v_owned uuid[];
-    v_results jsonb;
+    v_last calsync.sync_result[];  -- the last result of each event this worker still holds
+    v_decided calsync.sync_decision[];
     v_writer text := current_setting('calsync.writer', true);
 BEGIN
     PERFORM set_config('calsync.writer', 'worker', true);  -- these writes must not enqueue (no loops)
     INSERT INTO calsync.sync_attempts
         (outbox_id, appointment_id, phase_id, worker_id, action, attempt, request_method, request_path,
-         request_body, response_status, response_headers, response_body, duration_ms, category, retryable,
-         error, created_at)
-    SELECT (r->>'outbox_id')::uuid, (r->>'appointment_id')::bigint, (a->>'phase_id')::bigint, p_worker,
-           a->>'action', (a->>'attempt')::int, a->>'request_method', a->>'request_path', a->'request_body',
-           (a->>'response_status')::int, a->'response_headers', a->>'response_body',
-           (a->>'duration_ms')::double precision, a->>'category', (a->>'retryable')::boolean, a->>'error',
-           coalesce((a->>'at')::timestamptz, p_now)
-    FROM jsonb_array_elements(p_results) AS r, jsonb_array_elements(coalesce(r->'attempts', '[]')) AS a;
+         request_body, response_status, response_headers, response_body, response_size, response_truncated,
+         duration_ms, category, retryable, error, created_at)
+    SELECT r.event_id, r.appointment_id, e.phase_id, p_worker, e.action, d.attempts, e.request_method,
+           e.request_path, e.request_body, e.response_status, e.response_headers, e.response_body, e.response_size,
+           e.response_truncated, e.duration_ms, e.category, CASE WHEN e.category <> 'OK' THEN k.retryable END,
+           e.error, coalesce(e.at, p_now)
+    FROM unnest(v_all) AS r
+    CROSS JOIN LATERAL unnest(r.exchanges) AS e
+    LEFT JOIN calsync.outbox_delivery d ON d.outbox_id = r.event_id
+    LEFT JOIN remediation.categories k ON k.category = e.category;
     SELECT coalesce(array_agg(x.outbox_id), '{}') INTO v_owned
     FROM (SELECT d.outbox_id FROM calsync.outbox_delivery d
-          WHERE d.outbox_id IN (SELECT (r->>'outbox_id')::uuid FROM jsonb_array_elements(p_results) AS r)
+          WHERE d.outbox_id IN (SELECT r.event_id FROM unnest(v_all) AS r)
             AND d.locked_by = p_worker AND d.status = 'running'
           ORDER BY d.outbox_id FOR UPDATE) AS x;
-    RETURN QUERY
-        SELECT DISTINCT (r->>'outbox_id')::uuid FROM jsonb_array_elements(p_results) AS r
-        WHERE NOT (r->>'outbox_id')::uuid = ANY (v_owned);
-    -- the state changes take the last result of each event (all attempts are archived above)
-    SELECT jsonb_agg(r ORDER BY ri) INTO v_results
-    FROM (SELECT DISTINCT ON (r->>'outbox_id') r, ri FROM jsonb_array_elements(p_results) WITH ORDINALITY AS o(r, ri)
-          ORDER BY r->>'outbox_id', ri DESC) AS last;
-    -- what Cal.com has now, per appointment and phase (slot 0: the appointment itself). One result may name a
-    -- slot more than once (found by the lookup, then moved or cancelled and booked again), and a batch may
-    -- hold two results of one event (its lease ran out and it was claimed again): the last word counts.
+    RETURN QUERY SELECT DISTINCT r.event_id, 'lease_lost' FROM unnest(v_all) AS r WHERE NOT r.event_id = ANY (v_owned);
+    -- a batch may hold two results of one event (its lease ran out and it was claimed again): the last counts
+    v_last := ARRAY(SELECT DISTINCT ON ((v_all[i]).event_id) v_all[i] FROM generate_subscripts(v_all, 1) AS i
+                    WHERE (v_all[i]).event_id = ANY (v_owned) ORDER BY (v_all[i]).event_id, i DESC);
+    -- what Cal.com has now, per appointment and slot (calsync.synced_bookings). One result may name a slot more
+    -- than once (found by the lookup, then moved or cancelled and booked again): the last word counts.
     WITH b AS (
-        SELECT DISTINCT ON (appointment_id, slot) appointment_id, slot, b
-        FROM (SELECT (r->>'appointment_id')::bigint AS appointment_id,
-                     coalesce((x->>'phase_id')::bigint, 0) AS slot, x AS b, ri, xi
-              FROM jsonb_array_elements(p_results) WITH ORDINALITY AS o(r, ri),
-                   jsonb_array_elements(coalesce(r->'bookings', '[]')) WITH ORDINALITY AS e(x, xi)
-              WHERE (r->>'outbox_id')::uuid = ANY (v_owned)) AS said
-        ORDER BY appointment_id, slot, ri DESC, xi DESC
+        SELECT DISTINCT ON ((v_all[i]).appointment_id, coalesce(f.phase_id, 0))
+               (v_all[i]).appointment_id AS appointment_id, coalesce(f.phase_id, 0) AS slot, f.uid, f.booking_id,
+               f.start_at, f.end_at, f.event_type_id, coalesce(f.cancelled, false) AS cancelled
+        FROM generate_subscripts(v_all, 1) AS i,
+             unnest((v_all[i]).bookings) WITH ORDINALITY
+                 AS f(phase_id, uid, booking_id, start_at, end_at, event_type_id, cancelled, fi)
+        WHERE (v_all[i]).event_id = ANY (v_owned) AND f.uid IS NOT NULL
+        ORDER BY (v_all[i]).appointment_id, coalesce(f.phase_id, 0), i DESC, fi DESC
     ),
     gone AS (
         DELETE FROM calsync.synced_bookings s USING b
-        WHERE coalesce((b.b->>'cancelled')::boolean, false) AND s.appointment_id = b.appointment_id
-          AND s.slot = b.slot
+        WHERE b.cancelled AND s.appointment_id = b.appointment_id AND s.slot = b.slot
     )
     INSERT INTO calsync.synced_bookings AS s (appointment_id, slot, uid, booking_id, start_at, end_at, event_type_id, synced_at)
-    SELECT b.appointment_id, b.slot, b.b->>'uid', (b.b->>'booking_id')::bigint,
-           (b.b->>'start_at')::timestamptz, (b.b->>'end_at')::timestamptz, (b.b->>'event_type_id')::bigint, p_now
-    FROM b WHERE NOT coalesce((b.b->>'cancelled')::boolean, false)
+    SELECT b.appointment_id, b.slot, b.uid, b.booking_id, b.start_at, b.end_at, b.event_type_id, p_now
+    FROM b WHERE NOT b.cancelled
     ON CONFLICT (appointment_id, slot) DO UPDATE
         SET uid = excluded.uid, booking_id = excluded.booking_id, start_at = excluded.start_at,
             end_at = excluded.end_at, event_type_id = excluded.event_type_id, synced_at = excluded.synced_at;
     UPDATE calsync.superseded_phases sp SET calcom_cancelled_at = p_now
-    FROM jsonb_array_elements(p_results) AS r, jsonb_array_elements_text(coalesce(r->'superseded', '[]')) AS x(id)
-    WHERE (r->>'outbox_id')::uuid = ANY (v_owned) AND sp.id = x.id::bigint;
+    FROM unnest(v_all) AS r, unnest(r.superseded) AS x(id)
+    WHERE r.event_id = ANY (v_owned) AND sp.id = x.id AND sp.appointment_id = r.appointment_id;
+    -- each event's last result, decided: its outcome (calsync.sync_outcome) and what the state changes need
+    v_decided := ARRAY(
+        SELECT ROW(r.event_id, r.appointment_id,
+                   calsync.sync_outcome(r.category, coalesce(r.skipped, false), d.attempts, p_max_attempts),
+                   r.category, r.error, coalesce((r.detail).message, r.error),
+                   CASE WHEN r.detail IS DISTINCT FROM NULL THEN to_jsonb(r.detail) || jsonb_build_object(
+                       'category', r.category, 'retryable', k.retryable, 'attempt', d.attempts) END,
+                   r.retry_after_s, coalesce(cardinality(r.bookings), 0) > 0, coalesce(cardinality(r.exchanges), 0))::calsync.sync_decision
+        FROM unnest(v_last) AS r
+        JOIN calsync.outbox_delivery d ON d.outbox_id = r.event_id
+        LEFT JOIN remediation.categories k ON k.category = r.category);
+    RETURN QUERY SELECT x.event_id, x.outcome FROM unnest(v_decided) AS x;
+    -- phases: the booking Cal.com has for each; the staff-required phases without one in this result take the
+    -- event's state (synced once they have a booking, failed with the reason)
     UPDATE appointment_phases p
-    SET calcom_booking_id = CASE WHEN f ? 'calcom_booking_id' THEN (f->>'calcom_booking_id')::bigint ELSE p.calcom_booking_id END,
-        calcom_booking_uid = CASE WHEN f ? 'calcom_booking_uid' THEN f->>'calcom_booking_uid' ELSE p.calcom_booking_uid END,
-        calcom_sync_status = coalesce(f->>'calcom_sync_status', p.calcom_sync_status),
-        sync_error_message = CASE WHEN f ? 'sync_error_message' THEN f->>'sync_error_message' ELSE p.sync_error_message END,
+    SET calcom_booking_id = s.booking_id, calcom_booking_uid = s.uid, calcom_sync_status = 'synced',
+        sync_error_message = NULL, updated_at = p_now
+    FROM unnest(v_last) AS r
+    CROSS JOIN LATERAL (SELECT DISTINCT f.phase_id FROM unnest(r.bookings) AS f
+                        WHERE f.phase_id IS NOT NULL AND NOT coalesce(f.cancelled, false) AND f.uid IS NOT NULL) AS f
+    JOIN calsync.synced_bookings s ON s.appointment_id = r.appointment_id AND s.slot = f.phase_id
+    WHERE p.id = f.phase_id AND p.appointment_id = r.appointment_id;
+    UPDATE appointment_phases p
+    SET calcom_sync_status = CASE WHEN x.outcome = 'synced' THEN 'synced' ELSE 'failed' END,
+        sync_error_message = CASE WHEN x.outcome = 'synced' THEN NULL ELSE x.message END,
         updated_at = p_now
-    FROM (SELECT DISTINCT ON ((f->>'id')::bigint) f, (r->>'appointment_id')::bigint AS appointment_id  -- the last word
-          FROM jsonb_array_elements(v_results) WITH ORDINALITY AS o(r, ri),
-               jsonb_array_elements(coalesce(r->'phases', '[]')) WITH ORDINALITY AS e(f, fi)
-          WHERE (r->>'outbox_id')::uuid = ANY (v_owned)
-          ORDER BY (f->>'id')::bigint, ri DESC, fi DESC) AS said
-    WHERE p.id = (f->>'id')::bigint AND p.appointment_id = said.appointment_id;
+    FROM unnest(v_decided) AS x
+    JOIN appointments a ON a.id = x.appointment_id AND a.is_composite
+    WHERE x.outcome <> 'skipped' AND p.appointment_id = x.appointment_id AND p.staff_required
+      AND NOT EXISTS (SELECT 1 FROM unnest(v_last) AS r, unnest(r.bookings) AS f
+                      WHERE r.event_id = x.event_id AND f.phase_id = p.id AND NOT coalesce(f.cancelled, false)
+                        AND f.uid IS NOT NULL)
+      AND p.calcom_sync_status IS DISTINCT FROM CASE WHEN x.outcome = 'synced' THEN 'synced' ELSE 'failed' END
+      AND (x.outcome <> 'synced' OR p.calcom_booking_uid IS NOT NULL);
+    -- the appointment: its booking (its own, or for a composite its first staff-required phase's, as the app
+    -- did), and its sync state from the event's outcome
     UPDATE appointments a
-    SET calcom_booking_id = CASE WHEN v ? 'calcom_booking_id' THEN (v->>'calcom_booking_id')::bigint ELSE a.calcom_booking_id END,
-        calcom_v2_booking_id = CASE WHEN v ? 'calcom_v2_booking_id' THEN v->>'calcom_v2_booking_id' ELSE a.calcom_v2_booking_id END,
-        calcom_v2_booking_uid = CASE WHEN v ? 'calcom_v2_booking_uid' THEN v->>'calcom_v2_booking_uid' ELSE a.calcom_v2_booking_uid END,
-        calcom_sync_status = CASE WHEN outcome = 'synced' THEN 'synced' WHEN final THEN 'failed'
+    SET calcom_booking_id = CASE WHEN bk.uid IS NOT NULL AND NOT a.is_composite THEN bk.booking_id ELSE a.calcom_booking_id END,
+        calcom_v2_booking_id = CASE WHEN bk.uid IS NOT NULL THEN bk.booking_id::text ELSE a.calcom_v2_booking_id END,
+        calcom_v2_booking_uid = coalesce(bk.uid, a.calcom_v2_booking_uid),
+        calcom_sync_status = CASE WHEN x.outcome = 'synced' THEN 'synced' WHEN x.outcome = 'dead' THEN 'failed'
                                   WHEN a.calcom_sync_status = 'synced' THEN 'pending' ELSE a.calcom_sync_status END,
-        sync_error_message = CASE WHEN outcome = 'synced' THEN NULL ELSE r->>'error' END,
-        sync_error_code = CASE WHEN outcome = 'synced' THEN NULL ELSE r->>'category' END,
-        sync_error_detail = CASE WHEN outcome = 'synced' THEN NULL ELSE r->'detail' END,
-        sync_attempt_count = least(a.sync_attempt_count + jsonb_array_length(coalesce(r->'attempts', '[]')), 32767),
+        sync_error_message = CASE WHEN x.outcome = 'synced' THEN NULL ELSE x.error END,
+        sync_error_code = CASE WHEN x.outcome = 'synced' THEN NULL ELSE x.category END,
+        sync_error_detail = CASE WHEN x.outcome = 'synced' THEN NULL ELSE x.detail END,
+        sync_attempt_count = least(a.sync_attempt_count + x.exchanges, 32767),
         last_sync_attempt_at = p_now,
-        requires_manual_review = CASE WHEN final THEN true WHEN outcome = 'synced' THEN false ELSE a.requires_manual_review END,
-        manual_review_flagged_at = CASE WHEN final THEN coalesce(a.manual_review_flagged_at, p_now)
-                                        WHEN outcome = 'synced' THEN NULL ELSE a.manual_review_flagged_at END
-    FROM (SELECT r, r->>'outcome' AS outcome, coalesce(r->'appointment', '{}'::jsonb) AS v,
-                 r->>'outcome' = 'dead' OR (r->>'outcome' = 'retry' AND d.attempts >= p_max_attempts) AS final
-          FROM jsonb_array_elements(v_results) AS r
-          JOIN calsync.outbox_delivery d ON d.outbox_id = (r->>'outbox_id')::uuid
-          WHERE d.outbox_id = ANY (v_owned)) AS x
-    WHERE a.id = (r->>'appointment_id')::bigint AND outcome <> 'skipped';
+        requires_manual_review = CASE WHEN x.outcome = 'dead' THEN true WHEN x.outcome = 'synced' THEN false
+                                      ELSE a.requires_manual_review END,
+        manual_review_flagged_at = CASE WHEN x.outcome = 'dead' THEN coalesce(a.manual_review_flagged_at, p_now)
+                                        WHEN x.outcome = 'synced' THEN NULL ELSE a.manual_review_flagged_at END
+    FROM unnest(v_decided) AS x
+    LEFT JOIN LATERAL (
+        SELECT f.uid, f.booking_id
+        FROM unnest(v_last) AS r, unnest(r.bookings) WITH ORDINALITY AS f(phase_id, uid, booking_id, start_at, end_at,
+                                                                          event_type_id, cancelled, fi)
+        WHERE r.event_id = x.event_id AND f.uid IS NOT NULL AND NOT coalesce(f.cancelled, false)
+          AND f.phase_id IS NOT DISTINCT FROM (
+              SELECT min(p.id) FROM appointment_phases p
+              WHERE p.appointment_id = x.appointment_id AND p.staff_required
+                AND EXISTS (SELECT 1 FROM appointments c WHERE c.id = x.appointment_id AND c.is_composite))
+        ORDER BY fi DESC LIMIT 1
+    ) AS bk ON true
+    WHERE a.id = x.appointment_id AND x.outcome <> 'skipped';
     -- delivered (or nothing to deliver: skipped): the event and every earlier event of the appointment it covered
     WITH done AS (
         SELECT d.aggregateid, d.covers_seq FROM calsync.outbox_delivery d
-        JOIN jsonb_array_elements(v_results) AS r ON (r->>'outbox_id')::uuid = d.outbox_id
-        WHERE d.outbox_id = ANY (v_owned) AND r->>'outcome' IN ('synced', 'skipped')
+        JOIN unnest(v_decided) AS x ON x.event_id = d.outbox_id
+        WHERE x.outcome IN ('synced', 'skipped')
     ), events AS (
         DELETE FROM calsync.outbox e USING done
         WHERE e.aggregateid = done.aggregateid AND e.seq <= done.covers_seq
         RETURNING e.id
     )
     DELETE FROM calsync.outbox_delivery d USING events WHERE d.outbox_id = events.id;
-    -- retry later (a rate-limited try does not count as an attempt), or dead after p_max_attempts
+    -- retry later (a rate-limited try does not count as an attempt), or dead
     UPDATE calsync.outbox_delivery d
-    SET status = CASE WHEN r->>'outcome' = 'dead' OR (r->>'outcome' = 'retry' AND d.attempts >= p_max_attempts)
-                      THEN 'dead' ELSE 'retry' END,
-        attempts = d.attempts - CASE WHEN r->>'outcome' = 'rate_limited' THEN 1 ELSE 0 END,
-        next_attempt_at = p_now + CASE WHEN r->>'outcome' = 'rate_limited'
-                                       THEN coalesce((r->>'retry_after_s')::double precision, 60) * interval '1 second'
+    SET status = CASE WHEN x.outcome = 'dead' THEN 'dead' ELSE 'retry' END,
+        attempts = d.attempts - CASE WHEN x.outcome = 'rate_limited' THEN 1 ELSE 0 END,
+        next_attempt_at = p_now + CASE WHEN x.outcome = 'rate_limited'
+                                       THEN coalesce(x.retry_after_s, 60) * interval '1 second'
                                        -- an attempt that got somewhere (some bookings made) retries soon
-                                       WHEN jsonb_array_length(coalesce(r->'bookings', '[]')) > 0 THEN p_retry_base
+                                       WHEN x.made_progress THEN p_retry_base
                                        ELSE calsync.retry_delay(d.attempts, p_retry_base, p_retry_cap) END,
         locked_by = NULL, locked_until = NULL,
-        last_error = r->>'error', last_category = r->>'category',
-        processed_at = CASE WHEN r->>'outcome' = 'dead' OR (r->>'outcome' = 'retry' AND d.attempts >= p_max_attempts)
-                            THEN p_now END
-    FROM jsonb_array_elements(v_results) AS r
-    WHERE d.outbox_id = (r->>'outbox_id')::uuid AND d.outbox_id = ANY (v_owned)
-      AND r->>'outcome' IN ('retry', 'dead', 'rate_limited');
+        last_error = x.error, last_category = x.category,
+        processed_at = CASE WHEN x.outcome = 'dead' THEN p_now END
+    FROM unnest(v_decided) AS x
+    WHERE d.outbox_id = x.event_id AND x.outcome IN ('retry', 'dead', 'rate_limited');
     PERFORM set_config('calsync.writer', coalesce(v_writer, ''), true);
 END
 $$;
 
-COMMENT ON FUNCTION calsync.finish_sync_events(p_worker text, p_results jsonb, p_max_attempts integer, p_now timestamp with time zone, p_retry_base interval, p_retry_cap interval) IS 'Record a batch of sync outcomes: archive attempts, update appointments/phases, delete delivered events, schedule retries or mark dead. Returns events whose lease was lost.';
+COMMENT ON FUNCTION calsync.finish_sync_events(p_worker text, p_results jsonb, p_max_attempts integer, p_now timestamp with time zone, p_retry_base interval, p_retry_cap interval) IS 'Record a batch of sync results (calsync.sync_result): archive the exchanges, derive every status (event, appointment, phases) from the facts, delete delivered events, schedule retries or mark dead. Returns each event''s recorded outcome (lease_lost when not the worker''s).';
+
+CREATE FUNCTION calsync.heartbeat_listener(p_worker text, p_idle boolean, p_now timestamp with time zone DEFAULT now()) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_token text := nullif(current_setting('calsync.worker_token', true), '');
+    v_admin boolean := calsync.caller_is_admin();
+    v_hash bytea;
+    v_row calsync.outbox_listeners;
+BEGIN
+    PERFORM calsync.enforce_worker_limits('calsync.heartbeat_listener', p_now);
+    IF (v_token IS NULL AND NOT v_admin) OR length(coalesce(v_token, repeat('x', 32))) < 32 THEN
+        RAISE EXCEPTION 'calsync.heartbeat_listener: worker % presents no usable calsync.worker_token (a secret of at least 32 characters)',
+                        p_worker
+            USING ERRCODE = 'CS020', CONSTRAINT = 'worker_token_matches',
+                  HINT = 'Set calsync.worker_token to a random secret of the worker''s own on each of its connections, then register.';
+    END IF;
+    v_hash := sha256(convert_to(v_token, 'UTF8'));  -- NULL for an admin without a secret
+    FOR attempt IN 1..3 LOOP
+        SELECT * INTO v_row FROM calsync.outbox_listeners WHERE worker_id = p_worker FOR UPDATE;
+        IF NOT FOUND THEN
+            INSERT INTO calsync.outbox_listeners (worker_id, idle, heartbeat_at, token_hash)
+            VALUES (p_worker, p_idle, p_now, v_hash)
+            ON CONFLICT (worker_id) DO NOTHING;
+            IF FOUND THEN
+                RETURN;
+            END IF;
+            CONTINUE;  -- another session registered this id meanwhile: look again
+        END IF;
+        IF v_row.token_hash IS DISTINCT FROM v_hash THEN
+            IF v_row.heartbeat_at > p_now - calsync.worker_limit('worker_min_dead_after') AND NOT v_admin THEN
+                RAISE EXCEPTION 'calsync.heartbeat_listener: worker id % is in use by a live worker (last heartbeat %)',
+                                p_worker, v_row.heartbeat_at
+                    USING ERRCODE = 'CS021', CONSTRAINT = 'worker_id_taken_while_alive',
+                          HINT = 'Each worker needs an id of its own (CALSYNC_WORKER_ID; the default host:pid:random is); an id is free again once its holder has been silent for worker_min_dead_after.';
+            END IF;
+            UPDATE calsync.outbox_delivery
+            SET status = 'retry', next_attempt_at = p_now, locked_by = NULL, locked_until = NULL,
+                last_error = 'lease taken back: the worker holding it stopped, and its id was registered again',
+                last_category = 'NETWORK'
+            WHERE status = 'running' AND locked_by = p_worker;
+        END IF;
+        UPDATE calsync.outbox_listeners SET idle = p_idle, heartbeat_at = p_now, token_hash = v_hash
+        WHERE worker_id = p_worker;
+        RETURN;
+    END LOOP;
+    RAISE EXCEPTION 'calsync.heartbeat_listener: worker id % kept changing while it registered', p_worker
+        USING ERRCODE = '40001';
+END
+$$;
+
+COMMENT ON FUNCTION calsync.heartbeat_listener(p_worker text, p_idle boolean, p_now timestamp with time zone) IS 'A worker''s heartbeat and idle flag; registers its id under the session''s calsync.worker_token, refused (CS021) while another secret''s row is alive.';
 
 CREATE FUNCTION calsync.host_key(p_calcom_user_id bigint, p_staff_id uuid) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -428,6 +778,28 @@ $$;
 
 COMMENT ON FUNCTION calsync.placeholder_email(p_customer_id bigint) IS 'customer_<id>@<domain>, the domain from calsync.settings placeholder_email_domain (default placeholder.invalid).';
 
+CREATE FUNCTION calsync.placeholder_email_backfill_batch(p_after_id bigint, p_batch integer) RETURNS bigint
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_last bigint;
+BEGIN
+    SELECT max(id) INTO v_last
+    FROM (SELECT id FROM customers WHERE id > p_after_id ORDER BY id LIMIT p_batch) AS b;
+    IF v_last IS NULL THEN
+        RETURN NULL;
+    END IF;
+    UPDATE customers SET email = email
+    WHERE id > p_after_id AND id <= v_last
+      AND ((NOT calsync.is_usable_email(email) AND NOT calsync.is_usable_phone(phone))
+           OR (email IS NOT NULL AND btrim(email) = '')
+           OR (email = calsync.placeholder_email(id) AND NOT email_is_placeholder));
+    RETURN v_last;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.placeholder_email_backfill_batch(p_after_id bigint, p_batch integer) IS 'One batch of the placeholder-email backfill: customers with id in (after_id, returned id]; NULL when done.';
+
 CREATE FUNCTION calsync.preflight(p_revision text, p_rule text, p_table text, p_description text, p_violators text, p_fix text, p_mode text DEFAULT 'refuse'::text) RETURNS bigint
     LANGUAGE plpgsql
     AS $$
@@ -472,6 +844,9 @@ DECLARE
     v_total integer := 0;
     v_n integer;
 BEGIN
+    PERFORM calsync.enforce_worker_limits('calsync.prune_sync_history', p_now,
+                                          p_keep => coalesce(p_keep, interval '0'),
+                                          p_keep_attempts => coalesce(p_keep_attempts, interval '0'));
     WITH old AS (
         SELECT outbox_id FROM calsync.outbox_delivery
         WHERE status = 'dead' AND processed_at < p_now - p_keep LIMIT p_batch
@@ -490,21 +865,37 @@ $$;
 
 COMMENT ON FUNCTION calsync.prune_sync_history(p_keep interval, p_keep_attempts interval, p_batch integer, p_now timestamp with time zone) IS 'Delete dead events older than p_keep and sync attempts older than p_keep_attempts, one batch; returns rows deleted.';
 
-CREATE FUNCTION calsync.reap_expired_leases(p_now timestamp with time zone DEFAULT now(), p_dead_after interval DEFAULT '00:01:00'::interval) RETURNS integer
-    LANGUAGE sql SECURITY DEFINER
+CREATE FUNCTION calsync.queue_stats(p_now timestamp with time zone DEFAULT now()) RETURNS TABLE(depth bigint, dead bigint, oldest_pending_s numeric)
+    LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
     AS $$
-    WITH reaped AS (
-        UPDATE calsync.outbox_delivery d
-        SET status = 'retry', next_attempt_at = p_now, locked_by = NULL, locked_until = NULL,
-            last_error = 'lease taken back: the worker holding it stopped or stalled', last_category = 'NETWORK'
-        WHERE d.status = 'running'
-          AND (d.locked_until < p_now
-               OR NOT EXISTS (SELECT 1 FROM calsync.outbox_listeners l
-                              WHERE l.worker_id = d.locked_by AND l.heartbeat_at > p_now - p_dead_after))
-        RETURNING 1
-    )
-    SELECT count(*)::int FROM reaped
+    SELECT count(*) FILTER (WHERE d.status IS DISTINCT FROM 'dead'),
+           count(*) FILTER (WHERE d.status = 'dead'),
+           coalesce(extract(epoch FROM p_now - min(o.created_at) FILTER (WHERE d.status IS DISTINCT FROM 'dead')), 0)
+    FROM calsync.outbox o LEFT JOIN calsync.outbox_delivery d ON d.outbox_id = o.id
+$$;
+
+COMMENT ON FUNCTION calsync.queue_stats(p_now timestamp with time zone) IS 'Undelivered events, dead events and the oldest undelivered event''s age in seconds (the worker''s metrics).';
+
+CREATE FUNCTION calsync.reap_expired_leases(p_now timestamp with time zone DEFAULT now(), p_dead_after interval DEFAULT '00:01:00'::interval) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_n integer;
+BEGIN
+    PERFORM calsync.enforce_worker_limits('calsync.reap_expired_leases', p_now,
+                                          p_dead_after => coalesce(p_dead_after, interval '0'));
+    UPDATE calsync.outbox_delivery d
+    SET status = 'retry', next_attempt_at = p_now, locked_by = NULL, locked_until = NULL,
+        last_error = 'lease taken back: the worker holding it stopped or stalled', last_category = 'NETWORK'
+    WHERE d.status = 'running'
+      AND (d.locked_until < p_now
+           OR NOT EXISTS (SELECT 1 FROM calsync.outbox_listeners l
+                          WHERE l.worker_id = d.locked_by AND l.heartbeat_at > p_now - p_dead_after));
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n;
+END
 $$;
 
 COMMENT ON FUNCTION calsync.reap_expired_leases(p_now timestamp with time zone, p_dead_after interval) IS 'Return events whose lease expired, or whose worker stopped heart-beating, to the queue, due now; returns how many.';
@@ -531,48 +922,82 @@ $$;
 
 COMMENT ON FUNCTION calsync.refresh_host_busy_time(p_appointment_id bigint, p_at_commit boolean) IS 'Recompute one appointment''s rows in calsync.host_busy_time from calsync.appointment_busy_intervals.';
 
-CREATE FUNCTION calsync.release_sync_events(p_worker text, p_outbox_ids uuid[], p_now timestamp with time zone DEFAULT now()) RETURNS integer
+CREATE FUNCTION calsync.register_listener(p_worker text, p_now timestamp with time zone DEFAULT now()) RETURNS void
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
     AS $$
-    WITH released AS (
-        UPDATE calsync.outbox_delivery
-        SET status = 'retry', next_attempt_at = p_now, locked_by = NULL, locked_until = NULL,
-            last_error = 'released by a stopping worker'
-        WHERE status = 'running' AND locked_by = p_worker AND outbox_id = ANY (p_outbox_ids)
-        RETURNING 1
-    )
-    SELECT count(*)::int FROM released
+    SELECT calsync.heartbeat_listener(p_worker, false, p_now)
+$$;
+
+COMMENT ON FUNCTION calsync.register_listener(p_worker text, p_now timestamp with time zone) IS 'Register a starting worker (busy) under the session''s calsync.worker_token: its first heartbeat.';
+
+CREATE FUNCTION calsync.release_sync_events(p_worker text, p_outbox_ids uuid[], p_now timestamp with time zone DEFAULT now()) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_n integer;
+BEGIN
+    PERFORM calsync.authenticate_worker('calsync.release_sync_events', p_worker);
+    PERFORM calsync.enforce_worker_limits('calsync.release_sync_events', p_now);
+    UPDATE calsync.outbox_delivery
+    SET status = 'retry', next_attempt_at = p_now, locked_by = NULL, locked_until = NULL,
+        last_error = 'released by a stopping worker'
+    WHERE status = 'running' AND locked_by = p_worker AND outbox_id = ANY (p_outbox_ids);
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n;
+END
 $$;
 
 COMMENT ON FUNCTION calsync.release_sync_events(p_worker text, p_outbox_ids uuid[], p_now timestamp with time zone) IS 'Give back events a stopping worker holds; they are due again at once.';
 
 CREATE FUNCTION calsync.release_unknown_leases(p_worker text, p_held uuid[], p_now timestamp with time zone DEFAULT now()) RETURNS integer
-    LANGUAGE sql SECURITY DEFINER
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
     AS $$
-    WITH released AS (
-        UPDATE calsync.outbox_delivery
-        SET status = 'retry', next_attempt_at = p_now, locked_by = NULL, locked_until = NULL,
-            last_error = 'released: the worker lost the reply to its claim'
-        WHERE status = 'running' AND locked_by = p_worker AND NOT (outbox_id = ANY (p_held))
-        RETURNING 1
-    )
-    SELECT count(*)::int FROM released
+DECLARE
+    v_n integer;
+BEGIN
+    PERFORM calsync.authenticate_worker('calsync.release_unknown_leases', p_worker);
+    PERFORM calsync.enforce_worker_limits('calsync.release_unknown_leases', p_now);
+    UPDATE calsync.outbox_delivery
+    SET status = 'retry', next_attempt_at = p_now, locked_by = NULL, locked_until = NULL,
+        last_error = 'released: the worker lost the reply to its claim'
+    WHERE status = 'running' AND locked_by = p_worker AND NOT (outbox_id = ANY (p_held));
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n;
+END
 $$;
 
 COMMENT ON FUNCTION calsync.release_unknown_leases(p_worker text, p_held uuid[], p_now timestamp with time zone) IS 'Give back the leases a worker holds but does not know of (a claim whose reply was lost); due at once.';
 
-CREATE FUNCTION calsync.renew_leases(p_worker text, p_outbox_ids uuid[], p_lease interval, p_now timestamp with time zone DEFAULT now()) RETURNS integer
-    LANGUAGE sql SECURITY DEFINER
+CREATE FUNCTION calsync.remove_listener(p_worker text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
     AS $$
-    WITH renewed AS (
-        UPDATE calsync.outbox_delivery SET locked_until = p_now + p_lease
-        WHERE status = 'running' AND locked_by = p_worker AND outbox_id = ANY (p_outbox_ids)
-        RETURNING 1
-    )
-    SELECT count(*)::int FROM renewed
+BEGIN
+    PERFORM calsync.authenticate_worker('calsync.remove_listener', p_worker);
+    DELETE FROM calsync.outbox_listeners WHERE worker_id = p_worker;
+    RETURN FOUND;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.remove_listener(p_worker text) IS 'Remove the calling worker''s own listener row (it must be that worker: calsync.authenticate_worker); true when there was one.';
+
+CREATE FUNCTION calsync.renew_leases(p_worker text, p_outbox_ids uuid[], p_lease interval, p_now timestamp with time zone DEFAULT now()) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_n integer;
+BEGIN
+    PERFORM calsync.authenticate_worker('calsync.renew_leases', p_worker);
+    PERFORM calsync.enforce_worker_limits('calsync.renew_leases', p_now, p_lease => coalesce(p_lease, interval '0'));
+    UPDATE calsync.outbox_delivery SET locked_until = p_now + p_lease
+    WHERE status = 'running' AND locked_by = p_worker AND outbox_id = ANY (p_outbox_ids);
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n;
+END
 $$;
 
 COMMENT ON FUNCTION calsync.renew_leases(p_worker text, p_outbox_ids uuid[], p_lease interval, p_now timestamp with time zone) IS 'Extend the leases a worker still holds on events it is working on; returns how many it still holds.';
@@ -619,6 +1044,21 @@ CREATE FUNCTION calsync.segments_problem(p_segments jsonb) RETURNS text
 $$;
 
 COMMENT ON FUNCTION calsync.segments_problem(p_segments jsonb) IS 'NULL when phases can be derived from these segments, else why not (in words).';
+
+CREATE FUNCTION calsync.sync_outcome(p_category text, p_skipped boolean, p_attempts integer, p_max_attempts integer) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    SELECT CASE
+        WHEN p_skipped THEN 'skipped'
+        WHEN p_category = 'OK' THEN 'synced'
+        WHEN p_category = 'RATE_LIMITED' THEN 'rate_limited'
+        WHEN coalesce((SELECT k.retryable FROM remediation.categories k WHERE k.category = p_category), false)
+             AND p_attempts < p_max_attempts THEN 'retry'
+        ELSE 'dead' END
+$$;
+
+COMMENT ON FUNCTION calsync.sync_outcome(p_category text, p_skipped boolean, p_attempts integer, p_max_attempts integer) IS 'An attempt''s outcome (skipped, synced, rate_limited, retry, dead) from its category and the attempts so far.';
 
 CREATE FUNCTION calsync.tg_appointment_phases__delete_host_time() RETURNS trigger
     LANGUAGE plpgsql
@@ -968,6 +1408,19 @@ END
 $$;
 
 COMMENT ON FUNCTION calsync.tg_staff__rekey_host_busy_time() IS 'Trigger staff_rekey_host_busy_time: a staff row''s new Cal.com user makes its bookings that user''s busy time.';
+
+CREATE FUNCTION calsync.worker_limit(p_key text) RETURNS interval
+    LANGUAGE sql STABLE
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    SELECT coalesce((SELECT s.value::interval FROM calsync.settings s WHERE s.key = p_key),
+                    CASE p_key WHEN 'worker_max_lease' THEN interval '1 hour'
+                               WHEN 'worker_min_keep_dead' THEN interval '7 days'
+                               WHEN 'worker_min_keep_attempts' THEN interval '30 days'
+                               WHEN 'worker_min_dead_after' THEN interval '30 seconds' END)
+$$;
+
+COMMENT ON FUNCTION calsync.worker_limit(p_key text) IS 'A limit calsync_worker is held to: calsync.settings value of p_key, else its default (worker_max_lease 1 hour, worker_min_keep_dead 7 days, worker_min_keep_attempts 30 days, worker_min_dead_after 30 seconds).';
 
 CREATE FUNCTION remediation.apply_appointment_image(p_id bigint, p_image jsonb) RETURNS void
     LANGUAGE sql
@@ -1413,7 +1866,9 @@ CREATE TABLE calsync.sync_attempts (
     category text NOT NULL,
     retryable boolean,
     error text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    response_size bigint,
+    response_truncated boolean
 )
 WITH (toast_tuple_target='128');
 
@@ -1422,6 +1877,10 @@ COMMENT ON TABLE calsync.sync_attempts IS 'Every HTTP attempt to Cal.com in full
 COMMENT ON COLUMN calsync.sync_attempts.response_status IS 'HTTP status; NULL when there was no response (timeout, connection reset)';
 
 COMMENT ON COLUMN calsync.sync_attempts.category IS 'OK, or the failure category (PAST_APPOINTMENT, HOST_UNAVAILABLE, VALIDATION, …)';
+
+COMMENT ON COLUMN calsync.sync_attempts.response_size IS 'bytes Cal.com sent (or declared) before any cap; NULL before revision 0014';
+
+COMMENT ON COLUMN calsync.sync_attempts.response_truncated IS 'true when response_body holds only the first part of what Cal.com sent';
 
 CREATE TABLE public.customers (
     id bigint NOT NULL,
@@ -2027,10 +2486,13 @@ COMMENT ON COLUMN calsync.outbox.seq IS 'enqueue order; events of one appointmen
 CREATE TABLE calsync.outbox_listeners (
     worker_id text NOT NULL,
     idle boolean DEFAULT false NOT NULL,
-    heartbeat_at timestamp with time zone DEFAULT now() NOT NULL
+    heartbeat_at timestamp with time zone DEFAULT now() NOT NULL,
+    token_hash bytea
 );
 
 COMMENT ON TABLE calsync.outbox_listeners IS 'Workers listening on channel calsync_outbox; enqueueing notifies only while one of them is idle.';
+
+COMMENT ON COLUMN calsync.outbox_listeners.token_hash IS 'SHA-256 of the secret the worker''s sessions present in calsync.worker_token (calsync.authenticate_worker); NULL: registered by an admin without one';
 
 ALTER TABLE calsync.outbox ALTER COLUMN seq ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME calsync.outbox_seq_seq

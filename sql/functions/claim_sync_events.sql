@@ -10,10 +10,18 @@
 -- on the delivery row, so a racing claimer can never take an event that is running. covers_seq is the
 -- appointment's newest event at claim time: the worker syncs the appointment's current state, which
 -- coalesces every event up to it (create then cancel sends nothing; reschedules collapse to the last).
+-- The caller must be p_worker (calsync.authenticate_worker) and, as calsync_worker, lease for at most
+-- worker_max_lease at the database's time (calsync.enforce_worker_limits).
 CREATE OR REPLACE FUNCTION calsync.claim_sync_events(p_worker text, p_limit integer, p_lease interval,
                                                     p_now timestamptz DEFAULT now())
 RETURNS TABLE (outbox_id uuid, appointment_id bigint, event_type text, attempts integer, covers_seq bigint)
-LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+    PERFORM calsync.authenticate_worker('calsync.claim_sync_events', p_worker);
+    PERFORM calsync.enforce_worker_limits('calsync.claim_sync_events', p_now,
+                                          p_lease => coalesce(p_lease, interval '0'));
+    RETURN QUERY
     WITH heads AS (
         SELECT o.id, o.aggregateid, o.type
         FROM calsync.outbox o
@@ -39,7 +47,8 @@ LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
         RETURNING d.outbox_id, d.aggregateid, d.attempts, d.covers_seq
     )
     SELECT c.outbox_id, c.aggregateid::bigint, h.type, c.attempts, c.covers_seq
-    FROM claimed c JOIN heads h ON h.id = c.outbox_id
+    FROM claimed c JOIN heads h ON h.id = c.outbox_id;
+END
 $$;
 COMMENT ON FUNCTION calsync.claim_sync_events(text, integer, interval, timestamptz) IS
     'Claim up to p_limit outbox events under a lease, at most one per appointment (one statement, SKIP LOCKED).';

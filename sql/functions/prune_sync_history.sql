@@ -1,5 +1,8 @@
 -- Retention: delivered events are deleted on delivery; dead ones stay for review until they are older
 -- than p_keep; attempts are kept p_keep_attempts. Deletes in batches to keep each transaction short.
+-- calsync_worker cannot go below the floors, nor prune at a time of its own (calsync.enforce_worker_limits:
+-- dead events >= worker_min_keep_dead, 7 days; attempts >= worker_min_keep_attempts, 30 days); an owner or a
+-- superuser may.
 CREATE OR REPLACE FUNCTION calsync.prune_sync_history(p_keep interval DEFAULT '30 days',
                                                      p_keep_attempts interval DEFAULT '90 days',
                                                      p_batch integer DEFAULT 5000,
@@ -9,6 +12,9 @@ DECLARE
     v_total integer := 0;
     v_n integer;
 BEGIN
+    PERFORM calsync.enforce_worker_limits('calsync.prune_sync_history', p_now,
+                                          p_keep => coalesce(p_keep, interval '0'),
+                                          p_keep_attempts => coalesce(p_keep_attempts, interval '0'));
     WITH old AS (
         SELECT outbox_id FROM calsync.outbox_delivery
         WHERE status = 'dead' AND processed_at < p_now - p_keep LIMIT p_batch
