@@ -3,6 +3,10 @@
 - POST /_sim/event-types, /_sim/users: register (by id, replacing); GET lists them (users without their keys).
 - GET /_sim/bookings (?metadataKey=&metadataValue=&status=&uid=&attendeeEmail=), GET /_sim/stats.
 - POST /_sim/reset `{"eventTypes": true}` also forgets event types and users.
+- POST /_sim/webhooks `[{"subscriberUrl", "triggers", "active"?, "secret"?, "payloadTemplate"?, "id"?,
+  "version"?}]` (Cal.com's webhook input; by id, replacing), GET lists them (without secrets), DELETE
+  /_sim/webhooks/{id}; GET /_sim/webhooks/deliveries (?subscriptionId=&triggerEvent=&bookingUid=&fault=): what was
+  sent (delivery.py).
 - POST /_sim/bookings/{uid}/reschedule `{"start", "by": "attendee"|"host", "reason"?, "lengthInMinutes"?}` and
   POST /_sim/bookings/{uid}/cancel `{"by", "reason"?}`: what the attendee (the link in Cal.com's e-mails) or the
   host (Cal.com's UI) does, under Cal.com's rules; a refusal comes in Cal.com's status and body.
@@ -17,6 +21,7 @@ from aiohttp import web
 
 from worker.devtools.simulator.errors import ApiError, parse_iso_ms
 from worker.devtools.simulator.model import EventType, User
+from worker.devtools.simulator.webhooks import Subscription
 
 if TYPE_CHECKING:
     from worker.devtools.simulator.app import Simulator
@@ -105,6 +110,27 @@ def add_routes(r: web.UrlDispatcher, sim: Simulator) -> None:
             return web.json_response(exc.body, status=exc.status)
         return web.json_response({"booking": booking.to_api()})
 
+    async def webhooks(request: web.Request) -> web.StreamResponse:
+        hooks = sim.webhooks
+        if request.method == "POST":
+            try:
+                payload = await _payload(request)
+                items = payload if isinstance(payload, list) else [payload]
+                hooks.put([Subscription.from_json(item, hooks.new_id()) for item in items])
+            except ValueError as exc:
+                return _bad(str(exc))
+        return web.json_response({"webhooks": [w.to_json() for w in hooks.subscriptions.values()]})
+
+    async def delete_webhook(request: web.Request) -> web.StreamResponse:
+        if not sim.webhooks.remove(request.match_info["id"]):
+            return web.json_response({"error": "no such webhook"}, status=404)
+        return web.json_response({"ok": True})
+
+    async def deliveries(request: web.Request) -> web.StreamResponse:
+        known = ("subscriptionId", "triggerEvent", "bookingUid", "fault", "status")
+        found = sim.webhooks.deliveries(**{k: v for k, v in request.query.items() if k in known})
+        return web.json_response({"deliveries": found, "count": len(found)})
+
     async def stats(request: web.Request) -> web.StreamResponse:
         return web.json_response(sim.stats())
 
@@ -133,6 +159,9 @@ def add_routes(r: web.UrlDispatcher, sim: Simulator) -> None:
     r.add_get("/_sim/bookings", bookings)
     r.add_post("/_sim/bookings/{uid}/reschedule", outside_reschedule)
     r.add_post("/_sim/bookings/{uid}/cancel", outside_cancel)
+    r.add_route("*", "/_sim/webhooks", webhooks)
+    r.add_get("/_sim/webhooks/deliveries", deliveries)
+    r.add_delete("/_sim/webhooks/{id}", delete_webhook)
     r.add_get("/_sim/stats", stats)
     r.add_post("/_sim/reset", reset)
     r.add_route("*", "/_sim/config", config)

@@ -26,6 +26,7 @@ from aiohttp import web
 from worker.devtools.simulator import admin, errors, eventtypes
 from worker.devtools.simulator.bookings import Bookings
 from worker.devtools.simulator.config import SimulatorConfig
+from worker.devtools.simulator.delivery import WebhookDispatcher
 from worker.devtools.simulator.errors import JSON, ApiError, dumps, not_found
 from worker.devtools.simulator.faults import Fault, FaultInjector
 from worker.devtools.simulator.listing import pagination, parse_list_query, run_list_query
@@ -103,6 +104,8 @@ class Simulator:
         self.bookings = Bookings(self.store, config.clock_offset_s)
         self.throttler = Throttler(config.rate_limit, config.rate_limit_window_s, config.rate_limit_block_s)
         self.faults = FaultInjector(config)
+        self.webhooks = WebhookDispatcher(config, self.bookings.now)
+        self.bookings.listeners.append(self.webhooks.booking_changed)
         self._keys = frozenset(config.api_keys)
         self.requests: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.rate_limited = 0
@@ -290,6 +293,7 @@ class Simulator:
             "eventTypes": len(self.store.event_types),
             "users": len(self.store.users),
             "generation": self.generation,
+            "webhooks": self.webhooks.stats(),
         }
 
     def reset(self, accounts: bool) -> None:
@@ -304,12 +308,14 @@ class Simulator:
         self.faults.counts.clear()
         self.throttler.reset()
         self.faults.configure(self.config, reseed=True)
+        self.webhooks.reset(accounts)
 
     def apply_config(self, new: SimulatorConfig, reseed: bool = False) -> None:
         old, self.config = self.config, new
         self._keys = frozenset(new.api_keys)
         self.bookings.clock_offset_ms = round(new.clock_offset_s * 1000)
         self.faults.configure(new, reseed=reseed)
+        self.webhooks.configure(new, reseed=reseed)
         limits = (new.rate_limit, new.rate_limit_window_s, new.rate_limit_block_s)
         if limits != (old.rate_limit, old.rate_limit_window_s, old.rate_limit_block_s):
             self.throttler.configure(*limits)
@@ -354,6 +360,11 @@ def create_app(config: SimulatorConfig | None = None) -> web.Application:
     app = web.Application(client_max_size=1024**2)
     app[SIMULATOR] = sim
     app.on_response_prepare.append(_stamp_request_id)
+
+    async def close_webhooks(_: web.Application) -> None:
+        await sim.webhooks.close()
+
+    app.on_cleanup.append(close_webhooks)
     r = app.router
     r.add_post("/v2/bookings", sim.route("create", sim.create))
     r.add_get("/v2/bookings", sim.route("list", sim.list_bookings), allow_head=False)

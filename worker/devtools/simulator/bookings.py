@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from worker.devtools.simulator import errors, rules
@@ -31,10 +32,18 @@ RECURRING_UID_SUBSEQUENT = (
 )
 
 
+Listener = Callable[[str, Booking, Booking | None], None]  # (trigger, booking, the booking a reschedule moved)
+
+
 class Bookings:
     def __init__(self, store: Store, clock_offset_s: float = 0.0) -> None:
         self.store = store
         self.clock_offset_ms = round(clock_offset_s * 1000)
+        self.listeners: list[Listener] = []  # told of every change, after it is stored (the webhooks)
+
+    def _emit(self, trigger: str, booking: Booking, previous: Booking | None = None) -> None:
+        for listener in self.listeners:
+            listener(trigger, booking, previous)
 
     def now(self) -> int:
         """The simulator's now: the real time plus the configured clock offset."""
@@ -77,7 +86,10 @@ class Bookings:
         allow_conflicts = caller is not None and caller.hosts(et) and inp.allow_conflicts
         for start in starts:
             self.check_slot(et, start, start + span, now, path, allow_conflicts)
-        return [self._store_new(inp, et, start, start + span, now, recurring_uid) for start in starts]
+        made = [self._store_new(inp, et, start, start + span, now, recurring_uid) for start in starts]
+        for b in made:  # handleNewBooking runs once per occurrence
+            self._emit("BOOKING_CREATED", b)
+        return made
 
     def _store_new(
         self, inp: CreateInput, et: EventType, start: int, end: int, now: int, recurring_uid: str | None
@@ -189,6 +201,7 @@ class Bookings:
                 self.store.deactivate(b, "cancelled", now)
                 b.cancellation_reason = reason or None
                 b.cancelled_by_email = by
+        self._emit("BOOKING_CANCELLED", first)  # handleCancelBooking: one webhook, for the booking asked for
 
     # -- reschedule -----------------------------------------------------------------------------
     def reschedule(self, uid: str, body: JSON, caller: User | None, path: str) -> Booking:
@@ -252,6 +265,7 @@ class Bookings:
         self.store.deactivate(old, "cancelled", now)
         old.rescheduled_to_uid, old.rescheduling_reason, old.rescheduled_by_email = new.uid, reason, by
         self.store.add(new)
+        self._emit("BOOKING_RESCHEDULED", new, old)
         return new
 
     # -- outside changes (test hooks) -----------------------------------------------------------

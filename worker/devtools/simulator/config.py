@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from worker.devtools.simulator.model import EventType
+from worker.devtools.simulator.webhooks import BOOKING_TRIGGERS, Subscription
 
 API_KEYS_ENV = "CALSYNC_SIMULATOR_API_KEYS"
+WEBHOOK_SECRET_ENV = "CALSYNC_SIMULATOR_WEBHOOK_SECRET"  # the secret of the --webhook subscribers
 DEFAULT_API_KEYS: tuple[str, ...] = ("cal_test_calsync",)
 DEFAULT_PORT = 5555  # the port Cal.com's own API v2 uses in development
 DEFAULT_FALSE_NEGATIVE_MESSAGE = "An unexpected error occurred while creating the booking"
@@ -30,6 +32,7 @@ RATE_FIELDS = (
     "malformed_rate",
     "conflict_rate",
 )
+WEBHOOK_RATE_FIELDS = ("webhook_drop_rate", "webhook_duplicate_rate", "webhook_reorder_rate")
 # Fields that POST /_sim/config may change while the simulator runs.
 RUNTIME_FIELDS = frozenset(
     {
@@ -42,7 +45,11 @@ RUNTIME_FIELDS = frozenset(
         "timeout_hang_s",
         "false_negative_message",
         "clock_offset_s",
+        "webhook_timeout_s",
+        "webhook_delay_ms",
+        "webhook_reorder_hold_s",
         *RATE_FIELDS,
+        *WEBHOOK_RATE_FIELDS,
     }
 )
 
@@ -69,6 +76,16 @@ class SimulatorConfig:
     conflict_rate: float = 0.0
     clock_offset_s: float = 0.0  # the simulator's "now" is the real time plus this (tests of the past)
     event_types: tuple[EventType, ...] = field(default=())
+    # webhooks (delivery.py): subscribers, a timeout and queue bound per subscriber, delivery faults (rates of
+    # one draw per delivery, summing to <= 1), an extra delay LOW:HIGH ms before each send
+    webhooks: tuple[Subscription, ...] = field(default=())
+    webhook_timeout_s: float = 5.0
+    webhook_queue_size: int = 1000
+    webhook_delay_ms: tuple[float, float] = (0.0, 0.0)
+    webhook_drop_rate: float = 0.0
+    webhook_duplicate_rate: float = 0.0
+    webhook_reorder_rate: float = 0.0
+    webhook_reorder_hold_s: float = 1.0  # a held (reordered) delivery goes out after the next one, or after this
 
     def __post_init__(self) -> None:
         problems = config_problems(self)
@@ -98,7 +115,9 @@ class SimulatorConfig:
                 out["api_key_count"] = len(value)
             elif f.name == "event_types":
                 out[f.name] = [et.to_json() for et in value]
-            elif f.name == "latency_ms":
+            elif f.name == "webhooks":
+                out[f.name] = [w.to_json() for w in value]
+            elif f.name in ("latency_ms", "webhook_delay_ms"):
                 out[f.name] = list(value)
             else:
                 out[f.name] = value
@@ -113,9 +132,20 @@ def config_problems(c: SimulatorConfig) -> list[str]:
             problems.append(f"{name} must be a number between 0 and 1")
     if not problems and sum(getattr(c, n) for n in RATE_FIELDS) > 1.0 + 1e-9:
         problems.append("the fault rates must add up to at most 1")
-    low, high = c.latency_ms
-    if not (0 <= low <= high and math.isfinite(high)):
-        problems.append("latency_ms must be LOW:HIGH with 0 <= LOW <= HIGH")
+    for name in WEBHOOK_RATE_FIELDS:
+        rate = getattr(c, name)
+        if not (isinstance(rate, int | float) and 0.0 <= rate <= 1.0):
+            problems.append(f"{name} must be a number between 0 and 1")
+    if not problems and sum(getattr(c, n) for n in WEBHOOK_RATE_FIELDS) > 1.0 + 1e-9:
+        problems.append("the webhook fault rates must add up to at most 1")
+    for name in ("latency_ms", "webhook_delay_ms"):
+        low, high = getattr(c, name)
+        if not (0 <= low <= high and math.isfinite(high)):
+            problems.append(f"{name} must be LOW:HIGH with 0 <= LOW <= HIGH")
+    if not (0 < c.webhook_timeout_s <= 300 and 1 <= c.webhook_queue_size <= 100_000 and c.webhook_reorder_hold_s >= 0):
+        problems.append("webhook_timeout_s must be in (0, 300], webhook_queue_size in [1, 100000], hold >= 0")
+    if not all(isinstance(w, Subscription) for w in c.webhooks):
+        problems.append("webhooks must be Subscription objects (Subscription.from_json builds them)")
     if c.rate_limit < 1:
         problems.append("rate_limit must be at least 1")
     if c.rate_limit_window_s <= 0 or c.rate_limit_block_s < 0:
@@ -134,12 +164,12 @@ def config_problems(c: SimulatorConfig) -> list[str]:
 
 
 def _coerce(name: str, value: Any) -> Any:
-    if name == "latency_ms":
+    if name in ("latency_ms", "webhook_delay_ms"):
         if isinstance(value, str):
             return parse_latency(value)
         if isinstance(value, list | tuple) and len(value) == 2 and all(_is_number(v) for v in value):
             return (float(value[0]), float(value[1]))
-        raise ValueError("latency_ms must be [LOW, HIGH] or 'LOW:HIGH'")
+        raise ValueError(f"{name} must be [LOW, HIGH] or 'LOW:HIGH'")
     if name == "api_keys":
         if isinstance(value, list | tuple) and all(isinstance(k, str) for k in value):
             return tuple(value)
@@ -254,6 +284,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds added to the real time: the simulator's now, for tests of past bookings [0]",
     )
     g.add_argument(
+        "--webhook",
+        action="append",
+        dest="webhooks",
+        metavar="URL",
+        help=f"a webhook subscriber for the booking triggers (repeatable; secret from env {WEBHOOK_SECRET_ENV}, "
+        "none: no-secret-provided); more via POST /_sim/webhooks",
+    )
+    g.add_argument("--webhook-timeout-s", type=float, default=d.webhook_timeout_s, help="per delivery [5]")
+    g.add_argument("--webhook-queue-size", type=int, default=d.webhook_queue_size, help="per subscriber [1000]")
+    g.add_argument(
+        "--webhook-delay-ms",
+        type=_argtype(parse_latency),
+        default=d.webhook_delay_ms,
+        metavar="LOW:HIGH",
+        help="uniform delay before each webhook delivery [0:0]",
+    )
+    g.add_argument("--webhook-drop-rate", type=rate, default=0.0, metavar="RATE", help="deliveries never sent")
+    g.add_argument("--webhook-duplicate-rate", type=rate, default=0.0, metavar="RATE", help="deliveries sent twice")
+    g.add_argument(
+        "--webhook-reorder-rate", type=rate, default=0.0, metavar="RATE", help="deliveries sent after the next one"
+    )
+    g.add_argument("--webhook-reorder-hold-s", type=float, default=d.webhook_reorder_hold_s, help="longest hold [1]")
+    g.add_argument(
         "--event-type",
         action="append",
         dest="event_types",
@@ -290,11 +343,26 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         conflict_rate=args.conflict_rate,
         clock_offset_s=args.clock_offset_s,
         event_types=tuple(args.event_types or ()),
+        webhooks=_cli_webhooks(args.webhooks or ()),
+        webhook_timeout_s=args.webhook_timeout_s,
+        webhook_queue_size=args.webhook_queue_size,
+        webhook_delay_ms=args.webhook_delay_ms,
+        webhook_drop_rate=args.webhook_drop_rate,
+        webhook_duplicate_rate=args.webhook_duplicate_rate,
+        webhook_reorder_rate=args.webhook_reorder_rate,
+        webhook_reorder_hold_s=args.webhook_reorder_hold_s,
     )
 
 
+def _cli_webhooks(urls: Any) -> tuple[Subscription, ...]:
+    secret = os.environ.get(WEBHOOK_SECRET_ENV) or None
+    spec = {"triggers": list(BOOKING_TRIGGERS), "secret": secret}
+    return tuple(Subscription.from_json({**spec, "subscriberUrl": u}, f"cli-{i}") for i, u in enumerate(urls, 1))
+
+
 def config_to_args(c: SimulatorConfig) -> list[str]:
-    """Command-line flags for `c`, except the API keys (pass those in `API_KEYS_ENV`) and the event types.
+    """Command-line flags for `c`, except the API keys (pass those in `API_KEYS_ENV`), the event types and the
+    webhook subscribers (their secrets stay off the command line too).
 
     Event types carry more than `--event-type` can say (titles, host names): `SimulatorProcess` registers them
     through POST /_sim/event-types once the process answers.
@@ -315,6 +383,13 @@ def config_to_args(c: SimulatorConfig) -> list[str]:
         f"--malformed-rate={c.malformed_rate}",
         f"--conflict-rate={c.conflict_rate}",
         f"--clock-offset-s={c.clock_offset_s}",
+        f"--webhook-timeout-s={c.webhook_timeout_s}",
+        f"--webhook-queue-size={c.webhook_queue_size}",
+        f"--webhook-delay-ms={c.webhook_delay_ms[0]}:{c.webhook_delay_ms[1]}",
+        f"--webhook-drop-rate={c.webhook_drop_rate}",
+        f"--webhook-duplicate-rate={c.webhook_duplicate_rate}",
+        f"--webhook-reorder-rate={c.webhook_reorder_rate}",
+        f"--webhook-reorder-hold-s={c.webhook_reorder_hold_s}",
     ]
     if c.seed is not None:
         args.append(f"--seed={c.seed}")

@@ -35,6 +35,7 @@ from aiohttp import web
 from worker.devtools.simulator.app import create_app
 from worker.devtools.simulator.config import API_KEYS_ENV, SimulatorConfig, config_to_args
 from worker.devtools.simulator.model import EventType
+from worker.devtools.simulator.webhooks import Subscription
 
 BANNER = "calsync-simulator listening on"
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -84,6 +85,11 @@ class SimulatorProcess:
         **overrides: Any,
     ) -> None:
         config = config or SimulatorConfig()
+        if "webhooks" in overrides:
+            overrides["webhooks"] = tuple(
+                w if isinstance(w, Subscription) else Subscription.from_json(dict(w), f"cfg-{i}")
+                for i, w in enumerate(overrides["webhooks"], 1)
+            )
         if "event_types" in overrides:
             overrides["event_types"] = tuple(
                 et if isinstance(et, EventType) else EventType.from_json(dict(et)) for et in overrides["event_types"]
@@ -127,6 +133,8 @@ class SimulatorProcess:
             self._wait_ready(time.monotonic() + self.startup_timeout_s)
             if self.config.event_types:
                 self.register_event_types(self.config.event_types)
+            if self.config.webhooks:
+                self.register_webhooks([w.to_input() for w in self.config.webhooks])
         except BaseException:
             self.stop()
             raise
@@ -235,6 +243,33 @@ class SimulatorProcess:
         body: dict[str, Any] = {"by": by} if reason is None else {"by": by, "reason": reason}
         result: dict[str, Any] = self.admin("POST", f"/_sim/bookings/{uid}/cancel", json=body)
         return result
+
+    def register_webhooks(self, webhooks: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Subscribers (`{"subscriberUrl", "triggers": [...], "secret"?, "active"?, "payloadTemplate"?, "id"?}`)."""
+        body = [dict(w) for w in webhooks]
+        result: list[dict[str, Any]] = self.admin("POST", "/_sim/webhooks", json=body)["webhooks"]
+        return result
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.admin("GET", "/_sim/webhooks")["webhooks"]
+        return result
+
+    def webhook_deliveries(self, **filters: str) -> list[dict[str, Any]]:
+        """What the simulator sent (or dropped): body text, headers, status, fault; filters as the query takes
+        them (subscriptionId, triggerEvent, bookingUid, fault, status)."""
+        result: list[dict[str, Any]] = self.admin("GET", "/_sim/webhooks/deliveries", params=filters)["deliveries"]
+        return result
+
+    def wait_for_deliveries(self, count: int, timeout_s: float = 10.0, **filters: str) -> list[dict[str, Any]]:
+        """Poll until at least `count` deliveries match; TimeoutError with what there is otherwise."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = self.webhook_deliveries(**filters)
+            if len(found) >= count:
+                return found
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(found)} of {count} webhook deliveries after {timeout_s} s: {found}")
+            time.sleep(0.02)
 
     def stats(self) -> dict[str, Any]:
         result: dict[str, Any] = self.admin("GET", "/_sim/stats")
