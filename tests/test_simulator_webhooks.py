@@ -5,6 +5,7 @@ says so: /work/notes/webhooks.md.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import datetime as dt
 import hashlib
@@ -20,6 +21,7 @@ import pytest
 from aiohttp import web
 
 from worker.devtools.simulator import SimulatorConfig, SimulatorProcess
+from worker.devtools.simulator.config import add_arguments, config_from_args, config_to_args
 
 KEY = "cal_test_calsync"
 HEADERS = {"cal-api-version": "2024-08-13", "Authorization": f"Bearer {KEY}"}
@@ -265,3 +267,18 @@ def test_webhook_config_validation(sim: SimulatorProcess) -> None:
     with pytest.raises(ValueError, match="add up"):
         SimulatorConfig(webhook_drop_rate=0.6, webhook_duplicate_rate=0.6)
     assert all("secret" not in w for w in sim.webhooks())
+
+
+def test_delay_fault_and_command_line(api: httpx.Client, sim: SimulatorProcess, receiver: Receiver) -> None:
+    sim.set_config(webhook_delay_ms=[300, 300])
+    started = time.monotonic()
+    book(api)
+    assert time.monotonic() - started < 0.3  # the API answer does not wait for the delay
+    receiver.wait(1)
+    assert time.monotonic() - started >= 0.3
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    config = config_from_args(parser.parse_args(["--webhook", "http://127.0.0.1:9/h", "--webhook-reorder-rate", "0.2"]))
+    assert config.webhooks[0].subscriber_url == "http://127.0.0.1:9/h" and config.webhooks[0].secret is None
+    again = config_from_args(parser.parse_args(config_to_args(config)))
+    assert again.webhook_reorder_rate == 0.2 and again.webhooks == ()  # subscribers travel over /_sim/webhooks
