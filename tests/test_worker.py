@@ -214,7 +214,7 @@ def test_terminal_categories(
         ("fail_5xx_rate", "SERVER_ERROR"),
         ("conflict_rate", "CONFLICT"),
         ("timeout_rate", "NETWORK"),
-        ("malformed_rate", "NETWORK"),
+        ("malformed_rate", "MALFORMED_RESPONSE"),  # a 2xx without a usable booking (issue 11); was NETWORK
     ],
 )
 def test_retryable_categories_then_success(

@@ -144,6 +144,7 @@ COMMENT ON FUNCTION calsync.appointment_sync_state(bigint[]) IS
     'What the worker needs to sync these appointments, one calsync.appointment_sync_state each (deleted ones too).';
 
 -- name: drop_finish
+-- squawk-ignore ban-drop-function -- its return type changes; created again with its grants in the same unit (the revision's header says old workers stop)
 DROP FUNCTION calsync.finish_sync_events(text, jsonb, integer, timestamptz, interval, interval);
 
 -- name: finish
@@ -169,6 +170,8 @@ DECLARE
     v_decided calsync.sync_decision[];
     v_writer text := current_setting('calsync.writer', true);
 BEGIN
+    PERFORM calsync.authenticate_worker('calsync.finish_sync_events', p_worker);  -- only as the worker it is
+    PERFORM calsync.enforce_worker_limits('calsync.finish_sync_events', p_now);
     PERFORM set_config('calsync.writer', 'worker', true);  -- these writes must not enqueue (no loops)
     INSERT INTO calsync.sync_attempts
         (outbox_id, appointment_id, phase_id, worker_id, action, attempt, request_method, request_path,
@@ -474,6 +477,7 @@ COMMENT ON FUNCTION calsync.finish_sync_events(text, jsonb, integer, timestamptz
 
 -- name: rename
 -- one name per thing: calsync's batch of revision 0006's backfill vs the runbook step remediation.backfill_placeholder_emails
+-- squawk-ignore renaming-object -- only revision 0006's backfill calls it, at that revision's time
 ALTER FUNCTION calsync.backfill_placeholder_emails(bigint, integer) RENAME TO placeholder_email_backfill_batch;
 
 -- name: rename_back

@@ -19,6 +19,8 @@ DECLARE
     v_decided calsync.sync_decision[];
     v_writer text := current_setting('calsync.writer', true);
 BEGIN
+    PERFORM calsync.authenticate_worker('calsync.finish_sync_events', p_worker);  -- only as the worker it is
+    PERFORM calsync.enforce_worker_limits('calsync.finish_sync_events', p_now);
     PERFORM set_config('calsync.writer', 'worker', true);  -- these writes must not enqueue (no loops)
     INSERT INTO calsync.sync_attempts
         (outbox_id, appointment_id, phase_id, worker_id, action, attempt, request_method, request_path,

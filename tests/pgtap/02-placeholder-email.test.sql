@@ -41,7 +41,7 @@ ALTER TABLE customers DISABLE TRIGGER customers_fill_placeholder_email;
 INSERT INTO customers (company_id, name, email, phone) VALUES (:company, 'Old Anon', NULL, 'anonymous_1762000000_abcdef12')
 RETURNING id AS old \gset
 ALTER TABLE customers ENABLE TRIGGER customers_fill_placeholder_email;
-SELECT is(calsync.backfill_placeholder_emails(:old - 1, 10), :old::bigint, 'a backfill batch returns the last id it covered');
+SELECT is(calsync.placeholder_email_backfill_batch(:old - 1, 10), :old::bigint, 'a backfill batch returns the last id it covered');
 SELECT is((SELECT email::text FROM customers WHERE id = :old), 'customer_' || :old || '@salon.invalid',
           'the backfill filled the old row through the same trigger');
 

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
+import secrets
 import signal
 import time
 from dataclasses import dataclass
@@ -43,14 +44,18 @@ from worker.sync.settings import WorkerSettings
 CHANNEL = "calsync_outbox"
 
 
-async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+async def _configure(conn: psycopg.AsyncConnection[Any], token: str) -> None:
     # the worker's own writes never enqueue (no loops); see calsync.is_sync_loop
     await conn.execute("SET calsync.writer = 'worker'")
+    # who this worker is (calsync.authenticate_worker): a secret of its own on each of its connections, sent as a
+    # bound parameter so that no other session sees it (pg_stat_activity shows $1); the database keeps its hash
+    await conn.execute("SELECT set_config('calsync.worker_token', %s, false)", [token])
 
 
 class Worker:
     def __init__(self, settings: WorkerSettings) -> None:
         self.s = settings
+        self.token = secrets.token_urlsafe(32)  # this process's identity in the database; never logged
         self.metrics = metrics.Metrics()
         self.limiter = RateLimiter(settings.rate_limit, settings.rate_window_s)
         self.notifier = Notifier()
@@ -100,7 +105,7 @@ class Worker:
             max_size=4,
             kwargs={"autocommit": True},
             check=AsyncConnectionPool.check_connection,
-            configure=_configure,
+            configure=functools.partial(_configure, token=self.token),
             open=False,
         )
         await self.pool.open(wait=True)
