@@ -58,7 +58,7 @@ NUMERIC_HEADERS = {
     "x-ratelimit-remaining-default": 1_000_000.0,
     "x-ratelimit-reset-default": 300.0,  # Cal.com blocks for 60 s; a longer pause is not believed
 }
-Expect = Literal["booking", "bookings"]
+Expect = Literal["booking", "bookings", "object"]  # what a 2xx's data must be: a booking, a list of them, any object
 
 
 @dataclass
@@ -149,7 +149,12 @@ class CalcomClient:
             await client.aclose()
 
     async def _request(
-        self, method: str, path: str, json_body: dict[str, Any] | None, params: dict[str, str] | None
+        self,
+        method: str,
+        path: str,
+        json_body: dict[str, Any] | None,
+        params: dict[str, str] | None,
+        api_version: str | None,
     ) -> http.Answer:
         client = await self._lanes.get()
         try:
@@ -159,6 +164,7 @@ class CalcomClient:
                 path,
                 json_body=json_body,
                 params=params,
+                headers={"cal-api-version": api_version} if api_version else None,
                 deadline_s=self.timeout_s,
                 max_bytes=self.max_response_bytes,
             )
@@ -178,8 +184,10 @@ class CalcomClient:
         params: dict[str, str] | None = None,
         phase_id: int | None = None,
         expects: Expect = "booking",
+        api_version: str | None = None,
     ) -> Exchange:
-        """One request; ``expects`` is what a 2xx must carry to be OK: one booking, or a list of them."""
+        """One request; ``expects`` is what a 2xx must carry to be OK: one booking, a list of them, or an object.
+        ``api_version``: the ``cal-api-version`` of this request, when it is not the bookings' one."""
         shown = text.message(path + ("?" + str(httpx.QueryParams(params)) if params else ""), self.secrets)
         archived_body = text.scrub(json_body, self.secrets) if json_body is not None else None
         if (wait := await self.limiter.acquire(self.max_rate_wait_s)) is not None:
@@ -204,7 +212,7 @@ class CalcomClient:
             return ex
         t0 = time.perf_counter()
         try:
-            answer = await self._request(method, path, json_body, params)
+            answer = await self._request(method, path, json_body, params, api_version)
         except (httpx.HTTPError, http.TransportError, OSError) as e:
             took = (time.perf_counter() - t0) * 1000
             verdict = self._message(classify(None, None, "", f"{type(e).__name__}: {e}".rstrip(": ")))
@@ -339,12 +347,15 @@ def shape_problem(body: object, expects: Expect) -> str | None:
 
     One booking (create, reschedule, cancel): ``data`` an object with a string ``uid`` (of a uid's characters),
     an integer ``id``, and start, end, event type, status and metadata of the right types where present. A list
-    (lookups): ``data`` a list of such bookings, ``pagination`` an object if present. Only what passes is used:
+    (lookups): ``data`` a list of such bookings, ``pagination`` an object if present. An object (other reads):
+    ``data`` an object, its fields checked by the caller. Only what passes is used:
     every value taken from it goes to the database as it is.
     """
     data = body.get("data") if isinstance(body, dict) else None
     if expects == "booking":
         return booking_problem(data)
+    if expects == "object":
+        return None if isinstance(data, dict) else f"data is {_kind(data)}, not an object"
     if not isinstance(data, list):
         return f"data is {_kind(data)}, not a list of bookings"
     for i, b in enumerate(data):

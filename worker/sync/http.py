@@ -60,6 +60,7 @@ async def exchange(
     *,
     json_body: dict[str, Any] | None,
     params: dict[str, str] | None,
+    headers: dict[str, str] | None = None,
     deadline_s: float,
     max_bytes: int = MAX_RESPONSE_BYTES,
 ) -> Answer:
@@ -68,7 +69,7 @@ async def exchange(
     progress = _Progress()
     try:
         async with asyncio.timeout(deadline_s):
-            request = client.build_request(method, url, json=json_body, params=params)
+            request = client.build_request(method, url, json=json_body, params=params, headers=headers)
             response = await client.send(request, stream=True, follow_redirects=False)
             try:
                 progress.status = response.status_code
