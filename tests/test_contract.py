@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import Db
 from worker.sync import contract
-from worker.sync.categories import RETRYABLE, Category
+from worker.sync.categories import KEY_SCOPE, RETRYABLE, Category
 
 SCALARS: dict[Any, set[str]] = {
     int: {"bigint", "integer"},
@@ -80,11 +80,13 @@ def test_the_comparison_can_fail(db: Db) -> None:
 def test_categories_are_the_tables_rows(db: Db) -> None:
     with db.connect() as conn:
         rows = dict(conn.execute("SELECT category, retryable FROM remediation.categories WHERE origin = 'worker'"))
+        key_scope = {str(r[0]) for r in conn.execute("SELECT category FROM remediation.categories WHERE scope = 'key'")}
     reported = {str(c) for c in Category} - {str(Category.OK)}
     assert reported == set(rows), "every category the worker reports is a row of remediation.categories, no more"
     assert {c for c, retry in rows.items() if retry} == {str(c) for c in RETRYABLE}, (
         "categories.RETRYABLE mirrors remediation.categories.retryable (the database decides)"
     )
+    assert key_scope == {str(c) for c in KEY_SCOPE}, "categories.KEY_SCOPE mirrors remediation.categories.scope"
 
 
 def test_a_state_document_decodes_strictly(db: Db) -> None:

@@ -27,6 +27,7 @@ from tests.worker_support import (
     simulator,
 )
 from worker.devtools.simulator import SimulatorProcess
+from worker.errors import CliError, Exit
 from worker.sync import drain as drain_module
 from worker.sync.contract import SyncResult
 from worker.sync.drain import Worker
@@ -134,7 +135,7 @@ def test_create_then_cancel_before_sending_sends_nothing(db: Db, sim: SimulatorP
         conn.execute("UPDATE appointments SET status = 'cancelled' WHERE id = %s", [a])
         conn.commit()
     drain(db, sim)
-    assert sim.stats()["requestsTotal"] == 0
+    assert booking_calls(sim) == 0
     assert outbox_left(db) == 0 and attempts(db, a) == []
 
 
@@ -155,20 +156,28 @@ def test_several_reschedules_collapse_to_the_last(db: Db, sim: SimulatorProcess,
     assert live["start"].startswith((FUTURE + dt.timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M"))
 
 
+def booking_calls(sim: SimulatorProcess) -> int:
+    """Requests the simulator answered on its booking routes (not the start-up probe or event type reads)."""
+    return sum(
+        sum(by_status.values()) for route, by_status in sim.stats()["requests"].items() if "/v2/bookings" in route
+    )
+
+
 @pytest.mark.parametrize(
-    ("setup", "category", "calls"),
-    [
-        ("past", "PAST_APPOINTMENT", 0),
-        ("no_contact", "MISSING_CONTACT", 0),
-        ("no_event_type", "CONFIG_MISSING", 0),
-        ("broken_composite", "COMPOSITE_FAILURE", 0),
-        ("unknown_event_type", "EVENT_TYPE_NOT_FOUND", 1),
-        ("bad_email", "VALIDATION", 2),
-        ("host_busy", "HOST_UNAVAILABLE", 2),
+    ("setup", "category", "calls", "bookings"),
+    [  # calls: exchanges archived for the appointment; bookings: of them, calls to /v2/bookings (an unknown event
+        # type is found by the worker's read of it, before any booking call)
+        ("past", "PAST_APPOINTMENT", 0, 0),
+        ("no_contact", "MISSING_CONTACT", 0, 0),
+        ("no_event_type", "CONFIG_MISSING", 0, 0),
+        ("broken_composite", "COMPOSITE_FAILURE", 0, 0),
+        ("unknown_event_type", "EVENT_TYPE_NOT_FOUND", 1, 0),
+        ("bad_email", "VALIDATION", 2, 2),
+        ("host_busy", "HOST_UNAVAILABLE", 2, 2),
     ],
 )
 def test_terminal_categories(
-    db: Db, sim: SimulatorProcess, salon: dict[str, Any], setup: str, category: str, calls: int
+    db: Db, sim: SimulatorProcess, salon: dict[str, Any], setup: str, category: str, calls: int, bookings: int
 ) -> None:
     start = FUTURE
     with db.connect() as conn:
@@ -192,7 +201,7 @@ def test_terminal_categories(
         conn.commit()
     if setup == "host_busy":  # someone booked the host at Cal.com directly
         walk_in(sim, FUTURE, 8001)
-        before = sim.stats()["requestsTotal"]
+        before = booking_calls(sim)
     else:
         before = 0
     a = book(db, salon, service="perm" if setup == "broken_composite" else "cut", start=start)
@@ -202,7 +211,7 @@ def test_terminal_categories(
     assert row["calcom_sync_status"] == "failed" and row["requires_manual_review"]
     assert row["sync_error_detail"]["category"] == category
     assert len(attempts(db, a)) == calls, "pre-flight guards make no API call"
-    assert sim.stats()["requestsTotal"] - before == calls
+    assert booking_calls(sim) - before == bookings
     with db.connect() as conn:
         dead = conn.execute("SELECT status, last_category FROM calsync.outbox_delivery").fetchall()
     assert dead == [("dead", category)]
@@ -237,27 +246,91 @@ def test_retryable_categories_then_success(
     assert len(active(meta(sim, a))) == 1, "exactly one booking"
 
 
-def test_auth_and_rate_limit_are_retryable(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -> None:
+def test_a_refused_key_or_base_url_refuses_to_start(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -> None:
+    """One cheap authenticated call at start: a wrong key or a base URL that is not Cal.com's API stops the worker
+    with one line, before any appointment is touched (it used to go dead appointment by appointment)."""
     a = book(db, salon)
-    drain(db, sim, api_key="cal_live_wrong")
-    assert appointment(db, a)["sync_error_code"] == "AUTH"
-    assert "api key is not valid" in attempts(db, a)[0]["response_body"]
+    for over, said in (
+        ({"api_key": "cal_live_wrong"}, "Cal.com refuses the API key"),
+        ({"base_url": sim.base_url + "/v2/v2"}, "the base URL is not Cal.com's API"),
+    ):
+        with pytest.raises(CliError, match=f"refusing to start: {said}") as refused:
+            drain(db, sim, **over)
+        assert refused.value.exit_code == Exit.USAGE
+    assert appointment(db, a)["calcom_sync_status"] == "pending" and attempts(db, a) == []
+    assert booking_calls(sim) == 0
+
+
+def test_a_key_revoked_while_running_pauses_its_syncs_until_it_works(
+    db: Db, sim: SimulatorProcess, salon: dict[str, Any]
+) -> None:
+    """A 401 met while running is a problem of the key, not of the appointments: no attempt is counted, every event
+    stays due, remediation.sync_health names the problem, and once the key works again they drain by themselves."""
+    ids = [book(db, salon, start=FUTURE + dt.timedelta(hours=h)) for h in range(3)]
+
+    async def run() -> None:
+        worker = Worker(settings(db, sim, once=False, key_probe_s=0.3))
+        task = asyncio.create_task(worker.run())
+        try:
+            await asyncio.sleep(0.5)  # the start-up probe passed with the good key
+            sim.set_config(api_keys=["cal_test_someone_else"])  # the key is revoked at Cal.com
+            booked = book(db, salon, start=FUTURE + dt.timedelta(hours=9))
+            ids.append(booked)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not paused(db):  # noqa: ASYNC110 - polling the database
+                await asyncio.sleep(0.1)
+            assert paused(db), "the refusal is reported"
+            await asyncio.sleep(0.3)  # its result is recorded (in batches every 20 ms)
+            with db.connect() as conn:
+                state = conn.execute(
+                    "SELECT d.status, d.attempts FROM calsync.outbox_delivery d JOIN calsync.outbox o "
+                    "ON o.id = d.outbox_id WHERE o.aggregateid = %s",
+                    [str(booked)],
+                ).fetchall()
+                health = conn.execute("SELECT health, alerts FROM remediation.sync_health").fetchone()
+            assert state == [("retry", 0)], "due again, and not counted as an attempt"
+            assert health is not None and health[0] == "CRITICAL"
+            assert any(x["alert"] == "key_refused" and "AUTH" in x["message"] for x in health[1])
+            sim.set_config(api_keys=[API_KEY])  # fixed
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and appointment(db, booked)["calcom_sync_status"] != "synced":  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        finally:
+            sim.set_config(api_keys=[API_KEY])
+            worker.stop()
+            await task
+
+    asyncio.run(run())
+    assert [appointment(db, i)["calcom_sync_status"] for i in ids] == ["synced"] * 4
+    assert not paused(db), "the problem is resolved"
+    with db.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM calsync.key_problems WHERE resolved_at IS NOT NULL").fetchone() == (
+            1,
+        )
+    assert outbox_left(db) == 0
+
+
+def paused(db: Db) -> bool:
+    with db.connect() as conn:
+        row = conn.execute("SELECT count(*) FROM calsync.key_problems WHERE resolved_at IS NULL").fetchone()
+    return bool(row and row[0])
+
+
+def test_rate_limit_is_retryable(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -> None:
+    a = book(db, salon)
+    drain(db, sim)
     sim.set_config(rate_limit=1, rate_limit_window_s=60, rate_limit_block_s=60)
     b = book(db, salon, start=FUTURE + dt.timedelta(hours=5))
-    with db.connect() as conn:
-        conn.execute("UPDATE calsync.outbox_delivery SET next_attempt_at = now()")
-        conn.commit()
-    drain(db, sim)  # a: first request of the window; b: 429
-    categories = {x["appointment_id"]: x["category"] for x in attempts(db, a)[1:] + attempts(db, b)}
-    assert "RATE_LIMITED" in categories.values()
+    c = book(db, salon, start=FUTURE + dt.timedelta(hours=6))
+    drain(db, sim)  # the start-up probe takes the window's one request: b and c meet the 429
     with db.connect() as conn:
         limited = conn.execute(
             "SELECT aggregateid::bigint, attempts, next_attempt_at > now() + interval '30 seconds' "
             "FROM calsync.outbox_delivery WHERE last_category = 'RATE_LIMITED' ORDER BY 1"
         ).fetchall()
-    # a 429 (or a request held back by the limiter) is not an attempt, and the event waits the block out:
-    # a's one attempt is its AUTH failure, b has none
-    assert limited == [(a, 1, True), (b, 0, True)]
+    # a 429 (or a request held back by the limiter) is not an attempt, and the event waits the block out
+    assert limited == [(b, 0, True), (c, 0, True)]
+    assert appointment(db, a)["calcom_sync_status"] == "synced"
 
 
 def test_exactly_once_after_reset_and_false_negative(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -> None:

@@ -46,7 +46,7 @@ def simulator() -> Iterator[SimulatorProcess]:
 def sim(simulator: SimulatorProcess, salon: dict[str, Any], db: Db) -> SimulatorProcess:
     """The simulator, reset, with no faults, knowing the salon's event types."""
     simulator.reset(event_types=True)
-    simulator.set_config(**NO_FAULTS, rate_limit=1_000_000, latency_ms=[0, 0])
+    simulator.set_config(**NO_FAULTS, rate_limit=1_000_000, latency_ms=[0, 0], api_keys=[API_KEY])
     simsetup.register(db.url, simulator.base_url)
     return simulator
 

@@ -1,7 +1,7 @@
 -- Record a batch of attempts in one call. p_results is a JSON array of calsync.sync_result (the Python twin is
 -- worker/sync/contract.py SyncResult): facts only (the outcome's category, what Cal.com has now, the superseded
 -- bookings cancelled, every exchange). Every status is decided here, once:
---   the event's, by calsync.sync_outcome (synced, retry, dead; a rate-limited try is not an attempt);
+--   the event's, by calsync.sync_outcome (synced, retry, dead; a rate-limited or paused try is not an attempt);
 --   calsync.synced_bookings: the last word per (appointment, slot);
 --   the appointment's and each phase's Cal.com columns from those bookings, their sync status from the event's.
 -- Completion checks ownership: only events this worker still holds (running, locked_by = p_worker) change; the
@@ -154,12 +154,15 @@ BEGIN
     )
     DELETE FROM calsync.outbox_delivery d USING events WHERE d.outbox_id = events.id;
 
-    -- retry later (a rate-limited try does not count as an attempt), or dead
+    -- retry later (a rate-limited or paused try does not count as an attempt), or dead
     UPDATE calsync.outbox_delivery d
     SET status = CASE WHEN x.outcome = 'dead' THEN 'dead' ELSE 'retry' END,
-        attempts = d.attempts - CASE WHEN x.outcome = 'rate_limited' THEN 1 ELSE 0 END,
+        attempts = d.attempts - CASE WHEN x.outcome IN ('rate_limited', 'paused') THEN 1 ELSE 0 END,
         next_attempt_at = p_now + CASE WHEN x.outcome = 'rate_limited'
                                        THEN coalesce(x.retry_after_s, 60) * interval '1 second'
+                                       -- the key or base URL is refused: due again as soon as it works (the
+                                       -- worker stops claiming until a probe succeeds)
+                                       WHEN x.outcome = 'paused' THEN interval '0'
                                        -- an attempt that got somewhere (some bookings made) retries soon
                                        WHEN x.made_progress THEN p_retry_base
                                        ELSE calsync.retry_delay(d.attempts, p_retry_base, p_retry_cap) END,
@@ -167,7 +170,7 @@ BEGIN
         last_error = x.error, last_category = x.category,
         processed_at = CASE WHEN x.outcome = 'dead' THEN p_now END
     FROM unnest(v_decided) AS x
-    WHERE d.outbox_id = x.event_id AND x.outcome IN ('retry', 'dead', 'rate_limited');
+    WHERE d.outbox_id = x.event_id AND x.outcome IN ('retry', 'dead', 'rate_limited', 'paused');
     PERFORM set_config('calsync.writer', coalesce(v_writer, ''), true);
 END
 $$;

@@ -82,3 +82,8 @@ REVOKE EXECUTE ON FUNCTION calsync.claim_sync_events(text, integer, interval, ti
     calsync.remove_listener(text), calsync.queue_stats(timestamptz),
     calsync.caller_is_admin(), calsync.worker_limit(text), calsync.authenticate_worker(text, text),
     calsync.enforce_worker_limits(text, timestamptz, interval, interval, interval, interval) FROM PUBLIC;
+-- a refused key is reported and cleared by the worker (revision 0017); the table itself is the owner's
+GRANT EXECUTE ON FUNCTION calsync.report_key_problem(text, text, text, text, timestamptz),
+    calsync.clear_key_problem(text, text, timestamptz) TO calsync_worker;
+REVOKE EXECUTE ON FUNCTION calsync.report_key_problem(text, text, text, text, timestamptz),
+    calsync.clear_key_problem(text, text, timestamptz) FROM PUBLIC;

@@ -43,3 +43,9 @@ SELECT depth, dead, oldest_pending_s FROM calsync.queue_stats();
 -- Everything the worker needs to sync these appointments: one calsync.appointment_sync_state each, as JSON
 -- (decoded strictly into worker/sync/contract.py SyncState).
 SELECT to_jsonb(s)::text FROM calsync.appointment_sync_state(%(ids)s::bigint[]) AS s;
+
+-- name: key_problem_report
+SELECT calsync.report_key_problem(%(worker)s, %(key_ref)s, %(category)s, %(message)s);
+
+-- name: key_problem_clear
+SELECT calsync.clear_key_problem(%(worker)s, %(key_ref)s);

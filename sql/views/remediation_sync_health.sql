@@ -1,6 +1,7 @@
 -- The dashboard, as one row. Thresholds are calsync.settings (health_*):
 --   CRITICAL: failed syncs >= health_failed_critical (default 10), or the 24 h success rate is below
 --             health_success_rate_critical (default 0.8) with at least 10 attempts;
+--             or Cal.com refuses a key (calsync.key_problems: bad key, wrong base URL);
 --   DEGRADED: any failed sync, dead event, failure older than 24 h, or pending sync older than 1 h;
 --   HEALTHY:  none of these.
 CREATE OR REPLACE VIEW remediation.sync_health AS
@@ -51,7 +52,12 @@ WITH t AS (
                CASE WHEN n.stale_pending > 0
                     THEN jsonb_build_object('severity', 'warning', 'alert', 'stale_pending', 'count', n.stale_pending,
                          'message', n.stale_pending || ' syncs pending for more than 1 h') END
-           ], NULL) AS alerts
+           ], NULL) || ARRAY(  -- a refused key pauses every sync that uses it
+               SELECT jsonb_build_object('severity', 'critical', 'alert', 'key_refused', 'count', 1,
+                      'message', 'Cal.com refuses key ' || k.key_ref || ' (' || k.category || ') since '
+                                 || to_char(k.first_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC: '
+                                 || k.message || '; its syncs wait and resume by themselves once it works')
+               FROM calsync.key_problems k WHERE k.resolved_at IS NULL ORDER BY k.key_ref) AS alerts
     FROM n, t
 )
 SELECT CASE WHEN EXISTS (SELECT 1 FROM unnest(a.alerts) x WHERE x->>'severity' = 'critical') THEN 'CRITICAL'
@@ -62,7 +68,7 @@ SELECT CASE WHEN EXISTS (SELECT 1 FROM unnest(a.alerts) x WHERE x->>'severity' =
        to_jsonb(a.alerts) AS alerts
 FROM a;
 COMMENT ON VIEW remediation.sync_health IS
-    'The sync dashboard in one row. CRITICAL: failed >= health_failed_critical (10) or 24 h success rate < health_success_rate_critical (80 %); DEGRADED: any failure, dead event, failure older than 24 h or pending older than 1 h; else HEALTHY.';
+    'The sync dashboard in one row. CRITICAL: failed >= health_failed_critical (10), 24 h success rate < health_success_rate_critical (80 %) or a key refused by Cal.com; DEGRADED: any failure, dead event, failure older than 24 h or pending older than 1 h; else HEALTHY.';
 COMMENT ON COLUMN remediation.sync_health.health IS 'HEALTHY, DEGRADED or CRITICAL (thresholds in the view comment and calsync.settings)';
 COMMENT ON COLUMN remediation.sync_health.success_rate_24h IS 'percent of appointments attempted in the last 24 h that are synced';
 COMMENT ON COLUMN remediation.sync_health.attempted_24h IS 'appointments with a sync attempt in the last 24 h';

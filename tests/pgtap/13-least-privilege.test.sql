@@ -266,6 +266,8 @@ SELECT set_eq($$SELECT function FROM definer_grants WHERE role = 'calsync_worker
                     'calsync.register_listener(text,timestamp with time zone)',
                     'calsync.heartbeat_listener(text,boolean,timestamp with time zone)',
                     'calsync.remove_listener(text)', 'calsync.queue_stats(timestamp with time zone)',
+                    'calsync.report_key_problem(text,text,text,text,timestamp with time zone)',
+                    'calsync.clear_key_problem(text,text,timestamp with time zone)',
                     'remediation.host_conflicts_of(bigint)'],
               'calsync_worker runs the delivery and listener functions, and nothing else SECURITY DEFINER');
 SELECT set_eq($$SELECT function FROM definer_grants WHERE role = 'calsync_readonly'$$,

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from worker.sync.calcom import CalcomClient, Exchange, booking_data, iso
+from worker.sync.calcom import DISCOVER_PAGE, CalcomClient, Exchange, booking_data, iso
 from worker.sync.categories import AMBIGUOUS, Category, Verdict
 from worker.sync.contract import (
     APPOINTMENT_SLOT,
@@ -27,8 +27,10 @@ from worker.sync.contract import (
     SyncResult,
     SyncState,
 )
+from worker.sync.event_types import EventTypeCache, LengthChoice, length_for
 from worker.sync.planning import Action, Known, Plan, Target, attendee, parse_time, plan
 
+MAX_SUCCESSORS = 5  # hops along rescheduledToUid before giving up (Cal.com never chains that far for one booking)
 META_APPOINTMENT = "calsync_appointment_id"
 META_PHASE = "calsync_phase_id"
 NO_LOOKUP_AFTER = frozenset(
@@ -91,7 +93,11 @@ class Outcome:
                 phase_id=ex.phase_id if ex else None,
                 request_id=ex.headers.get("x-request-id") if ex else None,
             )
-            error = f"HTTP {ex.status}: {ex.text}" if ex and ex.status is not None else self.failure.message
+            error = (
+                f"HTTP {ex.status}: {ex.text or ex.verdict.message}"
+                if ex and ex.status is not None
+                else self.failure.message
+            )
         reset = ex.headers.get("x-ratelimit-reset-default") if ex else None
         return SyncResult(
             event_id=uuid.UUID(self.event_id),
@@ -121,14 +127,23 @@ def metadata(appointment_id: int, phase_id: int | None) -> dict[str, str]:
     return meta
 
 
-def create_body(state: SyncState, target: Target, person: dict[str, Any]) -> dict[str, Any]:
-    return {
+def create_body(
+    state: SyncState, target: Target, person: dict[str, Any], choice: LengthChoice | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "start": iso(target.start),
         "eventTypeId": target.event_type_id,
         "attendee": person,
         "bookingFieldsResponses": {"title": target.title},
         "metadata": metadata(state.id, target.phase_id),
     }
+    if choice is not None and choice.length_in_minutes is not None:
+        body["lengthInMinutes"] = choice.length_in_minutes  # only where the event type offers several lengths
+    return body
+
+
+def minutes(target: Target) -> int:
+    return round((target.end - target.start).total_seconds() / 60)
 
 
 def _int(value: object) -> int | None:
@@ -154,10 +169,19 @@ def booking_fact(target: Target, data: dict[str, Any]) -> BookingFact:
 
 
 class AppointmentSync:
-    def __init__(self, client: CalcomClient, state: SyncState, event_id: str, attempt: int) -> None:
+    def __init__(
+        self,
+        client: CalcomClient,
+        state: SyncState,
+        event_id: str,
+        attempt: int,
+        event_types: EventTypeCache | None = None,
+    ) -> None:
         self.client = client
         self.state = state
         self.attempt = attempt
+        self.event_types = event_types or EventTypeCache(client)
+        self.lengths: dict[int, LengthChoice] = {}  # per target slot: what to send for its length
         self.out = Outcome(state.id, event_id)
 
     async def run(self, now: dt.datetime) -> Outcome:
@@ -170,10 +194,32 @@ class AppointmentSync:
         if p.guard is not None:
             self.out.failure = p.guard
             return self.out
+        if not await self._choose_lengths(p):
+            return self.out
         for action in p.actions:
             if not await self._do(action, p):
                 return self.out
         return self.out
+
+    async def _choose_lengths(self, p: Plan) -> bool:
+        """Every booking the plan makes must cover exactly its interval: learn each event type's length(s) and
+        what to send. Where no length fits, nothing is booked (configuration drift, a person decides)."""
+        for action in p.actions:
+            t = action.target
+            if t is None or t.event_type_id is None or t.slot in self.lengths:
+                continue
+            lengths, ex = await self.event_types.lengths(t.event_type_id)
+            if lengths is None:  # a failed read is this attempt's failure, archived with it (a good one is the
+                assert ex is not None  # worker's cache of its configuration, not part of the appointment's record)
+                if ex.sent:
+                    self.out.exchanges.append(ex)
+                return self._fail(ex)
+            choice = length_for(lengths, minutes(t))
+            if choice.refused is not None:
+                self.out.failure = choice.refused
+                return False
+            self.lengths[t.slot] = choice
+        return True
 
     def _fail(self, ex: Exchange, verdict: Verdict | None = None) -> bool:
         self.out.failure = verdict or ex.verdict
@@ -198,35 +244,78 @@ class AppointmentSync:
         k = action.known
         assert k is not None
         reason = f"Cancelled in the salon system (appointment #{self.out.appointment_id})"
-        ex = await self._send(self.client.cancel(k.uid, reason, k.phase_id))
-        gone = ex.status == 404 or (ex.status == 400 and "cancelled already" in ex.verdict.message)
-        if ex.verdict.category != Category.OK and not gone:
-            return self._fail(ex)
+        uid: str | None = k.uid
+        for _ in range(MAX_SUCCESSORS):
+            assert uid is not None
+            ex = await self._send(self.client.cancel(uid, reason, k.phase_id))
+            if ex.verdict.category == Category.OK or ex.status == 404 or _ended(ex):
+                break  # cancelled; unknown there; or over, so nothing is left to cancel
+            if not (ex.status == 400 and "cancelled already" in ex.verdict.message):
+                return self._fail(ex)
+            # cancelled already: by us, or moved at Cal.com (an outside reschedule): cancel the live successor
+            read, successor = await self._successor(uid, k.phase_id)
+            if not read:
+                return False
+            if successor is None:
+                break
+            uid = successor
+        else:
+            return self._fail(ex, _too_many_successors(k.uid))
         if action.superseded_id is not None:
             self.out.superseded.append(action.superseded_id)
         elif k.slot is not None:
             self.out.bookings.append(BookingFact(phase_id=k.phase_id, uid=k.uid, cancelled=True))
         return True
 
+    async def _successor(self, uid: str, phase_id: int | None) -> tuple[bool, str | None]:
+        """(read, successor): the booking an outside reschedule moved ``uid`` to (``rescheduledToUid``), or None
+        when there is none; read is False (the failure recorded) when Cal.com could not be read."""
+        ex = await self._send(self.client.read(uid, phase_id))
+        if ex.status == 404:
+            return True, None
+        if ex.verdict.category != Category.OK:
+            return self._fail(ex), None
+        data = ex.body.get("data") if isinstance(ex.body, dict) else None
+        successor = data.get("rescheduledToUid") if isinstance(data, dict) else None
+        return True, successor if isinstance(successor, str) and successor and successor != uid else None
+
     async def _reschedule(self, target: Target, k: Known, person: dict[str, Any]) -> bool:
+        choice = self.lengths.get(target.slot)
+        if choice is not None and not choice.default_fits:
+            # Cal.com reschedules to the event type's default length: cancel and book the right length instead
+            if not await self._cancel(Action("cancel", known=k)):
+                return False
+            return await self._create(target, person, maybe_exists=False)
         reason = f"Moved in the salon system (appointment #{self.out.appointment_id})"
-        ex = await self._send(self.client.reschedule(k.uid, target.start, reason, target.phase_id))
-        if ex.verdict.category == Category.OK and (data := booking_data(ex)):
-            self._adopt(target, data)
-            return True
-        if ex.status == 404 or (ex.status == 400 and "cancelled" in ex.verdict.message):
-            return await self._create(target, person, maybe_exists=True)  # the booking is gone at Cal.com
-        return self._fail(ex)
+        uid = k.uid
+        for _ in range(MAX_SUCCESSORS):
+            ex = await self._send(self.client.reschedule(uid, target.start, reason, target.phase_id))
+            if ex.verdict.category == Category.OK and (data := booking_data(ex)):
+                return self._adopt(target, data)
+            if ex.status == 404:
+                return await self._create(target, person, maybe_exists=True)  # the booking is gone at Cal.com
+            if not (ex.status == 400 and "cancelled" in ex.verdict.message):
+                return self._fail(ex)
+            read, successor = await self._successor(uid, target.phase_id)  # moved at Cal.com: move its successor
+            if not read:
+                return False
+            if successor is None:
+                return await self._create(target, person, maybe_exists=True)  # cancelled for good
+            self.out.bookings.append(BookingFact(phase_id=target.phase_id, uid=successor))
+            uid = successor
+        return self._fail(ex, _too_many_successors(k.uid))
 
     async def _create(self, target: Target, person: dict[str, Any], *, maybe_exists: bool) -> bool:
         if maybe_exists:
             found = await self._lookup(target, person)
             if found is not None:
                 return found
-        ex = await self._send(self.client.create(create_body(self.state, target, person), target.phase_id))
+        body = create_body(self.state, target, person, self.lengths.get(target.slot))
+        ex = await self._send(self.client.create(body, target.phase_id))
         if ex.verdict.category == Category.OK and (data := booking_data(ex)):
-            self._adopt(target, data)
-            return True
+            return self._adopt(target, data)
+        if ex.status is not None and 200 <= ex.status < 300 and (series := _occurrences(ex.body)):
+            return await self._refuse_series(target, ex, series)
         ambiguous = ex.verdict.category in AMBIGUOUS or (
             ex.status == 400 and ex.verdict.category not in NO_LOOKUP_AFTER
         )
@@ -255,9 +344,9 @@ class AppointmentSync:
                 and str(meta.get(META_APPOINTMENT)) == str(self.out.appointment_id)
                 and meta.get(META_PHASE) == (str(target.phase_id) if target.phase_id is not None else None)
                 and str(b.get("status", "")).lower() not in ("cancelled", "rejected")
+                and isinstance(b.get("uid"), str)
             ):
-                self._adopt(target, b)
-                return True
+                return self._adopt(target, b)
         return None
 
     async def _discover(self) -> bool:
@@ -306,7 +395,7 @@ class AppointmentSync:
             page = ex.body.get("pagination") or {}
             if not (isinstance(page, dict) and page.get("hasNextPage")):
                 break
-            skip += 250
+            skip += DISCOVER_PAGE
         known = {b.slot: b for b in state.synced}
         known.update(found)
         self.state = msgspec.structs.replace(state, synced=list(known.values()))
@@ -324,8 +413,55 @@ class AppointmentSync:
         ]
         return True
 
-    def _adopt(self, target: Target, data: dict[str, Any]) -> None:
-        self.out.bookings.append(booking_fact(target, data))
+    def _adopt(self, target: Target, data: dict[str, Any]) -> bool:
+        """Record the booking Cal.com has for the target; it must cover exactly the target's interval (else the
+        booking is still recorded, so the next attempt books it again, and the drift is the failure)."""
+        fact = booking_fact(target, data)
+        self.out.bookings.append(fact)
+        if (fact.start_at, fact.end_at) != (target.start, target.end):
+            self.out.failure = Verdict(
+                Category.EVENT_TYPE_LENGTH,
+                f"Cal.com booked {iso(fact.start_at or target.start)} to {iso(fact.end_at or target.end)} for the "
+                f"salon's {iso(target.start)} to {iso(target.end)} (event type {target.event_type_id}): give the event "
+                f"type a length of {minutes(target)} minutes, then requeue",
+            )
+            return False
+        return True
+
+    async def _refuse_series(self, target: Target, ex: Exchange, series: list[str]) -> bool:
+        """A recurring event type booked a series for one appointment: cancel every occurrence (no orphans) and
+        refuse the event type."""
+        reason = f"calsync: event type {target.event_type_id} is recurring; a salon appointment is one booking"
+        for uid in series:
+            cancelled = await self._send(self.client.cancel(uid, reason, target.phase_id))
+            if cancelled.verdict.category != Category.OK and cancelled.status != 404:
+                # an occurrence is still there: keep it known, so the next attempt cancels it (it is ours)
+                self.out.bookings.append(BookingFact(phase_id=target.phase_id, uid=uid))
+                return self._fail(cancelled)
+        return self._fail(
+            ex,
+            Verdict(
+                Category.RECURRING_EVENT_TYPE,
+                f"event type {target.event_type_id} is recurring: Cal.com booked {len(series)} occurrences, which "
+                "were cancelled; map the service to an event type without recurrence, then requeue",
+            ),
+        )
+
+
+def _too_many_successors(uid: str) -> Verdict:
+    return Verdict(Category.VALIDATION, f"booking {uid}: more than {MAX_SUCCESSORS} successors (rescheduledToUid)")
+
+
+def _ended(ex: Exchange) -> bool:
+    return ex.status == 400 and "already ended" in ex.verdict.message
+
+
+def _occurrences(body: object) -> list[str]:
+    """The uids of a recurring create's answer (``data`` a list of bookings), else []."""
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list):
+        return []
+    return [b["uid"] for b in data if isinstance(b, dict) and isinstance(b.get("uid"), str)]
 
 
 def _bookings(body: dict[str, Any]) -> list[dict[str, Any]]:

@@ -274,6 +274,10 @@ class CalcomClient:
             "cancel", "POST", f"/v2/bookings/{uid}/cancel", json_body={"cancellationReason": reason}, phase_id=phase_id
         )
 
+    async def read(self, uid: str, phase_id: int | None) -> Exchange:
+        """One booking (or, for a recurring series, the list of its occurrences)."""
+        return await self.send("read", "GET", f"/v2/bookings/{uid}", phase_id=phase_id, expects="object")
+
     async def reschedule(self, uid: str, start: dt.datetime, reason: str, phase_id: int | None) -> Exchange:
         body = {"start": iso(start), "reschedulingReason": reason}
         return await self.send(
@@ -283,10 +287,11 @@ class CalcomClient:
     async def find(
         self, event_type_id: int, start: dt.datetime, end: dt.datetime, email: str | None, phase_id: int | None
     ) -> Exchange:
+        # a window wide enough for our booking whatever length Cal.com gave it (matched by metadata, not by time)
         params = {
             "eventTypeId": str(event_type_id),
-            "afterStart": iso(start - dt.timedelta(minutes=1)),
-            "beforeEnd": iso(end + dt.timedelta(minutes=1)),
+            "afterStart": iso(start - dt.timedelta(days=1)),
+            "beforeEnd": iso(max(end, start) + dt.timedelta(days=2)),
             "take": "100",
         }
         if email:

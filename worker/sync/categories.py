@@ -1,7 +1,9 @@
-"""Outcome categories of a sync attempt. Each is terminal or retryable.
+"""Outcome categories of a sync attempt, and how one HTTP answer maps to one.
 
-The same names, with their retryability, recommended action and runbook step, are rows of
-``calsync.sync_categories`` in the database (the remediation views read them); a test checks both agree.
+The same names are the worker's rows of ``remediation.categories``, which decides whether each retries
+(``retryable``), whether it pauses the whole key (``scope = 'key'``), what to do and which runbook step helps;
+``calsync.sync_outcome`` reads it. ``RETRYABLE`` and ``KEY_SCOPE`` below mirror those columns for the worker's own
+decisions (pausing, looking up); ``tests/test_contract.py`` checks that they agree with the table.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ class Category(StrEnum):
     CONFLICT = "CONFLICT"
     MALFORMED_RESPONSE = "MALFORMED_RESPONSE"  # a 2xx without a usable booking: Cal.com may have booked
     REDIRECTED = "REDIRECTED"  # a 3xx: a configuration problem of the base URL (never followed with the key)
+    ROUTE_NOT_FOUND = "ROUTE_NOT_FOUND"  # a 404 "Cannot POST /v2/v2/bookings": the base URL is wrong
+    EVENT_TYPE_LENGTH = "EVENT_TYPE_LENGTH"  # no length of the event type is the appointment's (configuration drift)
+    RECURRING_EVENT_TYPE = "RECURRING_EVENT_TYPE"  # the event type books a series; an appointment is one booking
 
 
 RETRYABLE = frozenset(
@@ -38,8 +43,12 @@ RETRYABLE = frozenset(
         Category.CONFLICT,
         Category.MALFORMED_RESPONSE,
         Category.REDIRECTED,  # like AUTH: retried until the configuration (the base URL) is fixed
+        Category.ROUTE_NOT_FOUND,
     }
 )
+# Problems of the key or the base URL, not of one appointment: they pause all work of the key (every event stays
+# due, no attempt counted) until a probe succeeds.
+KEY_SCOPE = frozenset({Category.AUTH, Category.REDIRECTED, Category.ROUTE_NOT_FOUND})
 # Outcomes after which the booking may exist at Cal.com although we did not see it succeed: before creating
 # again, look it up (and adopt it) instead. A 2xx we could not use may well have booked; so may a 3xx (a 303
 # after a POST says it was done).
@@ -65,6 +74,7 @@ class Verdict:
         return self.category in RETRYABLE
 
 
+_ROUTE = re.compile(r"^Cannot (GET|POST|PUT|PATCH|DELETE) /")  # Nest's answer for a path no controller serves
 _FIELD = re.compile(r"(?:responses - \{(\w+)\})|(?:^|, )(\w+) property is wrong|property (\w+) should not exist")
 
 
@@ -121,6 +131,11 @@ def classify(
         return Verdict(Category.SERVER_ERROR, message)
     if status == 404 and "Event type" in message:
         return Verdict(Category.EVENT_TYPE_NOT_FOUND, message)
+    if status == 404 and _ROUTE.match(message):
+        return Verdict(
+            Category.ROUTE_NOT_FOUND,
+            f"{message}: Cal.com has no such route; check the base URL (CALCOM_BASE_URL, with or without /v2)",
+        )
     if "in the past" in message:
         return Verdict(Category.PAST_APPOINTMENT, message)
     if "already has booking" in message or "not available" in message:

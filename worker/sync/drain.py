@@ -31,12 +31,15 @@ from psycopg_pool import AsyncConnectionPool
 
 from worker import logs
 from worker.db import libpq_url, query
+from worker.errors import CliError, Exit
 from worker.ops import migrate
 from worker.sync import metrics
 from worker.sync.appointment import AppointmentSync, Outcome
 from worker.sync.calcom import CalcomClient
 from worker.sync.categories import Category, Verdict
 from worker.sync.contract import SyncResult, SyncState, decode_state, encode_results
+from worker.sync.event_types import EventTypeCache
+from worker.sync.keyhealth import KeyHealth, is_key_problem, probe, start_refusal
 from worker.sync.ratelimit import RateLimiter
 from worker.sync.sdnotify import Notifier
 from worker.sync.settings import WorkerSettings
@@ -75,6 +78,8 @@ class Worker:
         self.idle = False
         self.pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self.client: CalcomClient | None = None
+        self.event_types: EventTypeCache | None = None
+        self.key = KeyHealth()
 
     # -- database ---------------------------------------------------------------------------------
     async def _fetch(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -108,14 +113,23 @@ class Worker:
             configure=functools.partial(_configure, token=self.token),
             open=False,
         )
-        await self.pool.open(wait=True)
         self.client = CalcomClient(
             self.s.base_url,
             self.s.api_key,
             self.limiter,
             timeout_s=self.s.request_timeout_s,
+            max_response_bytes=self.s.max_response_bytes,
             max_connections=self.s.concurrency,
         )
+        self.event_types = EventTypeCache(self.client, self.s.event_type_ttl_s)
+        # one cheap authenticated call: a wrong base URL or a refused key stops here, not appointment by appointment
+        checked = await probe(self.client)
+        if (refusal := start_refusal(checked)) is not None and is_key_problem(checked.verdict):
+            await self.client.aclose()
+            raise CliError(f"refusing to start: {refusal}", Exit.USAGE)
+        if refusal is not None:  # Cal.com is down or slow: start anyway, the syncs retry
+            logs.log("calcom_unavailable_at_start", level="warning", error=refusal)
+        await self.pool.open(wait=True)
         runner = None
         if self.s.metrics_port:
             runner = await metrics.serve(self.metrics, self.s.metrics_port, self.queue_stats)
@@ -164,6 +178,14 @@ class Worker:
             self.notifier.watchdog()
             self.last_ping = time.monotonic()
         free = self.s.concurrency - len(self.inflight)
+        if self.key.problem is not None and not await self._key_works_again():
+            if self.s.once:  # nothing will go through until the key or base URL is fixed
+                await self._flush()
+                return not self.inflight
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), max(0.05, self.key.paused_for()))
+            return False
         if (paused := self.limiter.paused_for()) > 0 and not self.s.once:
             # Cal.com blocks us for a while (429) or the window is used up: claiming now would only bounce
             self.wake.clear()
@@ -191,6 +213,45 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), self.s.poll_interval_s)
         return False
+
+    async def _key_works_again(self) -> bool:
+        """While the key is paused: when its probe is due, ask Cal.com again; True once it answers."""
+        if self.key.paused_for() > 0 or self.inflight:
+            return False
+        assert self.client is not None and self.key.problem is not None
+        ex = await probe(self.client)
+        if ex.verdict.category != Category.OK:
+            self.key.refuse(ex.verdict if is_key_problem(ex.verdict) else self.key.problem, self.s.key_probe_s)
+            return False
+        await self._fetch("key_problem_clear", {"worker": self.s.worker_id, "key_ref": self.key.key_ref})
+        logs.log("key_recovered", key=self.key.key_ref, was=str(self.key.problem.category))
+        self.key.problem = None
+        self.metrics.key_paused = 0
+        self.wake.set()
+        return True
+
+    async def _key_refused(self, verdict: Verdict) -> None:
+        if not self.key.refuse(verdict, self.s.key_probe_s):
+            return
+        self.metrics.key_paused = 1
+        self.metrics.key_problems += 1
+        logs.log(
+            "key_refused",
+            level="error",
+            key=self.key.key_ref,
+            category=str(verdict.category),
+            error=verdict.message[:500],
+        )
+        params = {
+            "worker": self.s.worker_id,
+            "key_ref": self.key.key_ref,
+            "category": str(verdict.category),
+            "message": verdict.message,
+        }
+        try:
+            await self._fetch("key_problem_report", params)
+        except psycopg.Error as e:  # the pause holds anyway; the alert comes with the next refusal
+            logs.log("key_problem_unrecorded", level="warning", error=str(e).strip()[:300])
 
     async def _claim(self, limit: int) -> int:
         if self.claim_uncertain:
@@ -228,13 +289,16 @@ class Worker:
         assert self.client is not None
         started = time.perf_counter()
         try:
-            outcome = await AppointmentSync(self.client, state, event_id, attempt).run(dt.datetime.now(dt.UTC))
+            sync = AppointmentSync(self.client, state, event_id, attempt, self.event_types)
+            outcome = await sync.run(dt.datetime.now(dt.UTC))
         except Exception as e:  # a bug must not lose the event: it is retried and the error recorded
             logs.log("sync_crashed", level="error", event_id=event_id, appointment_id=state.id, error=repr(e))
             outcome = Outcome(state.id, event_id)
             outcome.failure = Verdict(Category.NETWORK, f"worker error: {type(e).__name__}")
         for ex in outcome.exchanges:
             self.metrics.observe_request(str(ex.verdict.category), ex.duration_ms / 1000)
+        if outcome.failure is not None and is_key_problem(outcome.failure):
+            await self._key_refused(outcome.failure)
         self.metrics.rate_limit_waits = self.limiter.waits
         self.metrics.rate_limit_wait_s = self.limiter.waited_s
         took_ms = round((time.perf_counter() - started) * 1000, 1)

@@ -24,6 +24,8 @@ class Metrics:
         self.rate_limit_waits = 0
         self.rate_limit_wait_s = 0.0
         self.lost_leases = 0
+        self.key_paused = 0  # 1 while Cal.com refuses the key or base URL
+        self.key_problems = 0
 
     def observe_request(self, category: str, seconds: float) -> None:
         self.attempts[category] += 1
@@ -67,6 +69,12 @@ class Metrics:
             "# HELP calsync_lost_leases_total Completions refused because the lease had been taken back.",
             "# TYPE calsync_lost_leases_total counter",
             f"calsync_lost_leases_total {self.lost_leases}",
+            "# HELP calsync_key_paused 1 while Cal.com refuses the key or the base URL (all its syncs wait).",
+            "# TYPE calsync_key_paused gauge",
+            f'calsync_key_paused{{key="default"}} {self.key_paused}',
+            "# HELP calsync_key_problems_total Times Cal.com began refusing the key or base URL.",
+            "# TYPE calsync_key_problems_total counter",
+            f'calsync_key_problems_total{{key="default"}} {self.key_problems}',
         ]
         return "\n".join(lines) + "\n"
 

@@ -38,6 +38,7 @@ class Known:
     booking_id: int | None
     start: dt.datetime | None
     event_type_id: int | None
+    end: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ def known(state: SyncState) -> dict[int, Known]:
             b.booking_id,
             parse_time(b.start_at) if b.start_at else None,
             b.event_type_id,
+            parse_time(b.end_at) if b.end_at else None,
         )
     if not out:
         if state.is_composite:
@@ -182,6 +184,9 @@ def plan(state: SyncState, now: dt.datetime) -> Plan:
         if k is None:
             changes.append(Action("create", target=t))
         elif k.event_type_id is not None and k.event_type_id != t.event_type_id:
+            changes += [Action("cancel", known=k), Action("create", target=t)]
+        elif k.end is not None and k.start is not None and k.end - k.start != t.end - t.start:
+            # another length: a reschedule keeps the event type's default length, so book it again
             changes += [Action("cancel", known=k), Action("create", target=t)]
         elif k.start is not None and k.start != t.start:
             changes.append(Action("reschedule", target=t, known=k))

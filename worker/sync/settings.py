@@ -184,6 +184,9 @@ class WorkerSettings:
     retry_cap_s: float = 3600.0
     poll_interval_s: float = 5.0
     request_timeout_s: float = 15.0
+    max_response_bytes: int = 1024 * 1024  # a discovery page of 250 bookings is ~270 KB here, more at Cal.com
+    event_type_ttl_s: float = 300.0
+    key_probe_s: float = 30.0
     shutdown_deadline_s: float = 20.0
     metrics_port: int | None = None
     worker_id: str = ""
@@ -225,6 +228,24 @@ SETTINGS = (
         "CALSYNC_REQUEST_TIMEOUT_S",
         Number(0, exclusive=True),
         "timeout of each HTTP request, seconds",
+    ),
+    Setting(
+        "max_response_bytes",
+        "CALSYNC_MAX_RESPONSE_BYTES",
+        Integer(1024),
+        "read at most this many bytes of a Cal.com answer (inflated); the rest is cut, its size recorded",
+    ),
+    Setting(
+        "event_type_ttl_s",
+        "CALSYNC_EVENT_TYPE_TTL_S",
+        Number(0),
+        "keep an event type's lengths this long before reading them again, seconds",
+    ),
+    Setting(
+        "key_probe_s",
+        "CALSYNC_KEY_PROBE_S",
+        Number(0, exclusive=True),
+        "while the key or base URL is refused, check it again this often, seconds",
     ),
     Setting(
         "shutdown_deadline_s",
