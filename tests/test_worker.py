@@ -16,10 +16,12 @@ from tests.conftest import Db
 from tests.worker_support import (
     API_KEY,
     FUTURE,
+    active,
     appointment,
     attempts,
     book,
     drain,
+    meta,
     outbox_left,
     salon,
     settings,
@@ -44,14 +46,6 @@ def walk_in(sim: SimulatorProcess, start: dt.datetime, event_type_id: int) -> No
     }
     r = httpx.post(f"{sim.base_url}/v2/bookings", headers={"cal-api-version": "2024-08-13"}, json=body)
     assert r.status_code == 201, r.text
-
-
-def meta(sim: SimulatorProcess, appointment_id: int) -> list[dict[str, Any]]:
-    return sim.bookings("calsync_appointment_id", str(appointment_id))
-
-
-def active(bookings: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [b for b in bookings if b["status"] not in ("cancelled", "rejected")]
 
 
 def test_single_appointment_is_booked_once(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -> None:

@@ -46,7 +46,7 @@ def simulator() -> Iterator[SimulatorProcess]:
 def sim(simulator: SimulatorProcess, salon: dict[str, Any], db: Db) -> SimulatorProcess:
     """The simulator, reset, with no faults, knowing the salon's event types."""
     simulator.reset(event_types=True)
-    simulator.set_config(**NO_FAULTS, rate_limit=1_000_000, latency_ms=[0, 0], api_keys=[API_KEY])
+    simulator.set_config(**NO_FAULTS, rate_limit=1_000_000, latency_ms=[0, 0], api_keys=[API_KEY], clock_offset_s=0)
     simsetup.register(db.url, simulator.base_url)
     return simulator
 
@@ -115,6 +115,15 @@ def attempts(db: Db, appointment_id: int) -> list[dict[str, Any]]:
                 "SELECT * FROM calsync.sync_attempts WHERE appointment_id = %s ORDER BY id", [appointment_id]
             )
         ]
+
+
+def meta(sim: SimulatorProcess, appointment_id: int) -> list[dict[str, Any]]:
+    """The simulator's bookings that carry this appointment in their metadata."""
+    return sim.bookings("calsync_appointment_id", str(appointment_id))
+
+
+def active(bookings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [b for b in bookings if b["status"] not in ("cancelled", "rejected")]
 
 
 def outbox_left(db: Db) -> int:

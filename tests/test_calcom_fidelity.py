@@ -1,0 +1,182 @@
+"""The worker against Cal.com's real rules (calcom-api.md §8), as the simulator models them: every booking covers
+exactly the salon's interval, outside reschedules are followed, ended and recurring bookings are handled."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from tests.conftest import Db
+from tests.worker_support import (
+    FUTURE,
+    active,
+    appointment,
+    attempts,
+    book,
+    drain,
+    meta,
+    outbox_left,
+    salon,
+    sim,
+    simulator,
+)
+from worker.devtools.simulator import SimulatorProcess
+
+__all__ = ["salon", "sim", "simulator"]  # fixtures
+
+PERM_PHASES = {"A": 50, "B": 5, "C": 15, "D": 40}  # Dauerwelle's staff-required segments (minutes)
+LENA_EVENT_TYPES = {"A": 8211, "B": 8221, "C": 8231, "D": 8241}  # calcom_event_map for Lena (tests.make_salon)
+
+
+def event_type(event_type_id: int, length: int, **more: Any) -> dict[str, Any]:
+    return {
+        "id": event_type_id,
+        "lengthInMinutes": length,
+        "hostUserId": event_type_id,
+        "title": f"ET {event_type_id}",
+        **more,
+    }
+
+
+def minutes(booking: dict[str, Any]) -> float:
+    start = dt.datetime.fromisoformat(booking["start"].replace("Z", "+00:00"))
+    end = dt.datetime.fromisoformat(booking["end"].replace("Z", "+00:00"))
+    return (end - start).total_seconds() / 60
+
+
+def delivery(db: Db, appointment_id: int) -> list[tuple[Any, ...]]:
+    with db.connect() as conn:
+        return conn.execute(
+            "SELECT d.status, d.last_category FROM calsync.outbox_delivery d "
+            "JOIN calsync.outbox o ON o.id = d.outbox_id WHERE o.aggregateid = %s",
+            [str(appointment_id)],
+        ).fetchall()
+
+
+def test_no_length_of_the_event_type_fits_books_nothing(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -> None:
+    """A 30-minute cut on a 20-minute event type would be booked as 20 minutes (the stylist free at Cal.com for
+    the other 10): nothing is booked, the appointment names the drift and what to do."""
+    sim.register_event_types([event_type(8001, 20)])
+    a = book(db, salon)
+    drain(db, sim)
+    row = appointment(db, a)
+    assert meta(sim, a) == [], "nothing booked"
+    assert row["sync_error_code"] == "EVENT_TYPE_LENGTH" and row["calcom_sync_status"] == "failed"
+    assert "give event type 8001 a length of 30 minutes" in row["sync_error_message"]
+    with db.connect() as conn:
+        found = conn.execute(
+            "SELECT category, recommended_action FROM remediation.failed_syncs WHERE appointment_id = %s", [a]
+        ).fetchone()
+    assert found is not None and found[0] == "EVENT_TYPE_LENGTH", "listed for the DBA"
+
+
+def test_a_multi_length_event_type_gets_the_exact_length_also_when_moved(
+    db: Db, sim: SimulatorProcess, salon: dict[str, Any]
+) -> None:
+    """lengthInMinutes only where the event type offers several lengths; a move keeps the length (Cal.com's API
+    reschedule books the default length, so the booking is made again instead)."""
+    sim.register_event_types([event_type(8001, 15, lengthInMinutesOptions=[15, 30, 45])])
+    a = book(db, salon)
+    drain(db, sim)
+    [booking] = active(meta(sim, a))
+    assert minutes(booking) == 30
+    create = next(x for x in attempts(db, a) if x["action"] == "create")
+    assert create["request_body"]["lengthInMinutes"] == 30
+    with db.connect() as conn:
+        conn.execute(
+            "UPDATE appointments SET starts_at = starts_at + interval '1 hour', "
+            "ends_at = ends_at + interval '1 hour' WHERE id = %s",
+            [a],
+        )
+        conn.commit()
+    drain(db, sim)
+    [moved] = active(meta(sim, a))
+    assert minutes(moved) == 30 and moved["uid"] != booking["uid"]
+    assert moved["start"].startswith((FUTURE + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
+    assert appointment(db, a)["calcom_sync_status"] == "synced"
+
+
+def test_a_fixed_length_event_type_gets_no_length_field(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -> None:
+    a = book(db, salon)
+    drain(db, sim)
+    [booking] = active(meta(sim, a))
+    assert minutes(booking) == 30
+    assert "lengthInMinutes" not in next(x for x in attempts(db, a) if x["action"] == "create")["request_body"]
+
+
+def test_exactly_once_whatever_the_lengths_after_a_false_negative(
+    db: Db, sim: SimulatorProcess, salon: dict[str, Any]
+) -> None:
+    """The reproduced incident: a composite whose event types default to 30 minutes, one create stored and answered
+    400. Every phase ends up booked once, for exactly its interval; no orphan, nothing dead."""
+    sim.register_event_types(
+        [event_type(et, 30, lengthInMinutesOptions=sorted({30, PERM_PHASES[k]})) for k, et in LENA_EVENT_TYPES.items()]
+    )
+    sim.set_config(false_negative_rate=1.0)
+    a = book(db, salon, service="perm")
+    drain(db, sim)
+    sim.set_config(false_negative_rate=0.0)
+    with db.connect() as conn:
+        conn.execute("UPDATE calsync.outbox_delivery SET next_attempt_at = now()")
+        conn.commit()
+    drain(db, sim)
+    live = active(meta(sim, a))
+    by_phase = sorted((b["eventTypeId"], minutes(b)) for b in live)
+    assert by_phase == sorted((LENA_EVENT_TYPES[k], float(m)) for k, m in PERM_PHASES.items())
+    assert appointment(db, a)["calcom_sync_status"] == "synced" and outbox_left(db) == 0
+
+
+def test_an_outside_reschedule_is_followed_by_a_later_move_and_cancel(
+    db: Db, sim: SimulatorProcess, salon: dict[str, Any]
+) -> None:
+    """The customer moves the booking through Cal.com's e-mail link (a new uid). The salon then moves the
+    appointment: the successor is moved, nothing booked twice. Then it cancels: the live successor is cancelled."""
+    a = book(db, salon)
+    drain(db, sim)
+    [first] = active(meta(sim, a))
+    outside = sim.reschedule_as(first["uid"], (FUTURE + dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+    successor = outside["booking"]["uid"]
+    with db.connect() as conn:
+        conn.execute(
+            "UPDATE appointments SET starts_at = starts_at + interval '3 hours', "
+            "ends_at = ends_at + interval '3 hours' WHERE id = %s",
+            [a],
+        )
+        conn.commit()
+    drain(db, sim)
+    [moved] = active(meta(sim, a))
+    assert moved["rescheduledFromUid"] == successor, "the live successor was moved, not the cancelled original"
+    assert appointment(db, a)["calcom_v2_booking_uid"] == moved["uid"]
+    sim.reschedule_as(moved["uid"], (FUTURE + dt.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S.000Z"), by="host")
+    with db.connect() as conn:
+        conn.execute("UPDATE appointments SET status = 'cancelled' WHERE id = %s", [a])
+        conn.commit()
+    drain(db, sim)
+    assert active(meta(sim, a)) == [], "the host's successor is cancelled too"
+    assert outbox_left(db) == 0
+
+
+def test_cancelling_a_booking_that_has_ended_is_done(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -> None:
+    a = book(db, salon)
+    drain(db, sim)
+    sim.set_config(clock_offset_s=(FUTURE - dt.datetime.now(dt.UTC)).total_seconds() + 7200)  # it is over
+    with db.connect() as conn:
+        conn.execute("UPDATE appointments SET status = 'cancelled' WHERE id = %s", [a])
+        conn.commit()
+    drain(db, sim)
+    assert any("already ended" in (x["response_body"] or "") for x in attempts(db, a)), "Cal.com refused it"
+    assert outbox_left(db) == 0 and delivery(db, a) == [], "done, not dead"
+
+
+def test_a_recurring_event_type_is_refused_and_its_series_cancelled(
+    db: Db, sim: SimulatorProcess, salon: dict[str, Any]
+) -> None:
+    sim.register_event_types(
+        [event_type(8001, 30, recurrence={"frequency": "weekly", "interval": 1, "occurrences": 3})]
+    )
+    a = book(db, salon)
+    drain(db, sim)
+    row = appointment(db, a)
+    assert row["sync_error_code"] == "RECURRING_EVENT_TYPE"
+    assert len(meta(sim, a)) == 3 and active(meta(sim, a)) == [], "no orphan occurrence"
+    assert delivery(db, a) == [("dead", "RECURRING_EVENT_TYPE")]
