@@ -20,6 +20,7 @@ help:
 	@echo "make test    install what the tests need and run lint, types and the whole suite"
 	@echo "make bench   run the benchmarks in bench/ (prints figures; about 40 minutes)"
 	@echo "make soak    the chaos soak: 2,000 appointments, a faulty Cal.com, the worker killed every few seconds"
+	@echo "make fuzz    the property-based soak: 10,500 fuzzed writes against the database (about 10 minutes)"
 	@echo "make schema  regenerate tests/schema.sql from a freshly migrated database"
 
 .tools/bin/uv:
@@ -56,6 +57,11 @@ schema: env system-deps
 # CALSYNC_CHAOS_APPOINTMENTS, CALSYNC_CHAOS_KILL_FOR_S and CALSYNC_CHAOS_CONVERGE_S size the run
 soak: env system-deps
 	$(BIN)/pytest -m slow -s -p no:cacheprovider
+
+# the property tests (tests/properties) under their soak profile; CALSYNC_FUZZ_EXAMPLES sets the total cases
+.PHONY: fuzz
+fuzz: env system-deps
+	CALSYNC_FUZZ_PROFILE=soak $(BIN)/pytest tests/properties -p no:cacheprovider
 
 bench: env system-deps
 	$(UV) sync --frozen --python 3.11 $(EMBEDDED_GROUP) --group bench  # PgQueuer, the comparison; bench only
