@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import itertools
 import json
 import select
@@ -46,13 +47,20 @@ def booking(request: dict[str, Any], **over: Any) -> dict[str, Any]:
     """A booking as Cal.com would answer it (the request's start, event type and metadata)."""
     n = next(_ids)
     start = request.get("start") or "2030-01-01T10:00:00.000Z"
+    try:  # Cal.com: start + (lengthInMinutes ?? the event type's 30 minutes)
+        begins = dt.datetime.fromisoformat(str(start).replace("Z", "+00:00"))
+        end = (begins + dt.timedelta(minutes=int(request.get("lengthInMinutes") or 30))).strftime(
+            "%Y-%m-%dT%H:%M:%S.000Z"
+        )
+    except (TypeError, ValueError):
+        end = start
     out = {
         "id": 900_000 + n,
         "uid": f"hostile{n:06d}",
         "title": "Hostile booking",
         "status": "accepted",
         "start": start,
-        "end": start,
+        "end": end,
         "eventTypeId": request.get("eventTypeId") or 8001,
         "metadata": request.get("metadata") or {},
     }
@@ -122,6 +130,21 @@ def gzip_bomb(total_mib: int) -> Any:
     for _ in range(total_mib):  # only reached by a client that inflated all of it
         crc = zlib.crc32(block, crc)
     yield b"\x03\x00" + struct.pack("<II", crc, (total_mib * MiB) & 0xFFFFFFFF)
+
+
+def well_formed_configuration(request: web.Request) -> web.Response | None:
+    """GET /v2/me and GET /v2/event-types/{id} (under any case prefix) answered as Cal.com does, not recorded: the
+    cases are about the answers to booking calls. The event type is the test salon's 30-minute one."""
+    if request.method != "GET":
+        return None
+    path = request.path.rstrip("/")
+    if path.endswith("/v2/me"):
+        return web.json_response({"status": "success", "data": {"id": 1, "email": "owner@salon.example"}})
+    head, _, last = path.rpartition("/")
+    if head.endswith("/v2/event-types") and last.isdigit():
+        data = {"id": int(last), "lengthInMinutes": 30, "lengthInMinutesOptions": [], "title": "Termin"}
+        return web.json_response({"status": "success", "data": data})
+    return None
 
 
 def is_list(request: web.Request) -> bool:
@@ -299,6 +322,8 @@ class Hostile:
         self.seen: list[dict[str, Any]] = []
 
     async def serve(self, request: web.Request) -> web.StreamResponse:
+        if (configuration := well_formed_configuration(request)) is not None:
+            return configuration  # the worker's start-up probe and event type reads: the booking routes are hostile
         first = request.path.lstrip("/").partition("/")[0]
         case = first if first in CASES else self.mode
         self.seen.append(
