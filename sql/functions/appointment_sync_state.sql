@@ -18,9 +18,12 @@ LANGUAGE sql STABLE AS $$
             WHERE i.rule = 'host_busy_time_no_overlap' AND i.table_name = 'appointments' AND i.row_id = a.id
               AND i.resolved_at IS NULL)
             THEN (SELECT h.other_id FROM remediation.host_conflicts_of(a.id) AS h LIMIT 1) END,
+        -- usable_email and email_accepted are one rule (Cal.com's, calsync.is_usable_email); an e-mail it refuses is
+        -- never sent: placeholder_email goes in its place (the stored e-mail is kept for someone to correct)
         CASE WHEN c.id IS NOT NULL THEN ROW(
             c.id, c.name, c.email, c.phone, coalesce(c.email_is_placeholder, false), calsync.is_usable_email(c.email),
-            calsync.is_usable_phone(c.phone))::calsync.sync_customer END,
+            calsync.is_usable_phone(c.phone), calsync.is_usable_email(c.email),
+            calsync.placeholder_email(c.id))::calsync.sync_customer END,
         CASE WHEN s.id IS NOT NULL THEN ROW(s.id, s.name, s.calcom_event_type_id)::calsync.sync_service END,
         coalesce((
             SELECT array_agg(ROW(p.id, p.sequence_order, p.segment_key, p.segment_name, p.staff_required,
@@ -49,12 +52,15 @@ LANGUAGE sql STABLE AS $$
         EXISTS (
             SELECT 1 FROM calsync.integrity_issues i
             WHERE i.rule = 'appointments_composite_has_phases' AND i.table_name = 'appointments' AND i.row_id = a.id
-              AND i.resolved_at IS NULL)
+              AND i.resolved_at IS NULL),
+        -- the salon's phone region and attendee language (NULL: the worker's defaults)
+        cs.phone_region, cs.language
     )::calsync.appointment_sync_state
     FROM unnest(p_ids) AS x(id)
     LEFT JOIN appointments a ON a.id = x.id
     LEFT JOIN customers c ON c.id = a.customer_id
     LEFT JOIN services s ON s.id = a.service_id
+    LEFT JOIN calsync.company_settings cs ON cs.company_id = a.company_id
 $$;
 COMMENT ON FUNCTION calsync.appointment_sync_state(bigint[]) IS
     'What the worker needs to sync these appointments, one calsync.appointment_sync_state each (deleted ones too).';

@@ -87,3 +87,13 @@ GRANT EXECUTE ON FUNCTION calsync.report_key_problem(text, text, text, text, tim
     calsync.clear_key_problem(text, text, timestamptz) TO calsync_worker;
 REVOKE EXECUTE ON FUNCTION calsync.report_key_problem(text, text, text, text, timestamptz),
     calsync.clear_key_problem(text, text, timestamptz) FROM PUBLIC;
+-- contacts (revision 0015): the worker reads the salon's settings and the placeholder domain with the sync state;
+-- readonly sees customers_with_invalid_contact without the stored value (a mistyped e-mail or phone is still
+-- the customer's), the remediator in full; findings are recorded through calsync.finish_sync_events only
+GRANT SELECT ON calsync.company_settings, calsync.settings TO calsync_worker;
+REVOKE SELECT ON remediation.customers_with_invalid_contact FROM calsync_readonly;
+GRANT SELECT (customer_id, company_id, field, reason, found_by, found_at, appointments, next_starts_at,
+              recommended_action) ON remediation.customers_with_invalid_contact TO calsync_readonly;
+GRANT SELECT ON remediation.customers_with_invalid_contact TO calsync_remediator;
+REVOKE EXECUTE ON FUNCTION calsync.record_contact_finding(bigint, text, text, text, timestamptz),
+    calsync.resolve_contact_finding(bigint, text, timestamptz) FROM PUBLIC;

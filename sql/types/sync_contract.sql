@@ -1,12 +1,14 @@
 -- The typed contract between the worker and the database (worker/sync/contract.py has the Python twin of each
 -- type, field for field; tests/test_contract.py compares them). Composite types cannot be replaced: this file is
--- the current shape for review, created by revision 0014; a change is a new revision (ALTER TYPE … ADD ATTRIBUTE)
--- and an edit here and in contract.py. tests/test_contract.py also checks this file against the database.
+-- the current shape for review, created by revision 0014; a change is a new revision (ALTER TYPE … ADD ATTRIBUTE,
+-- which appends: new attributes come last here and in contract.py). tests/test_contract.py checks contract.py
+-- against the database. Revision 0015 added sync_customer.email_accepted and placeholder_email, and
+-- appointment_sync_state.phone_region and language.
 
 -- read: calsync.appointment_sync_state(ids)
 CREATE TYPE calsync.sync_customer AS (
     id bigint, name text, email text, phone text, email_is_placeholder boolean, usable_email boolean,
-    usable_phone boolean);
+    usable_phone boolean, email_accepted boolean, placeholder_email text);
 CREATE TYPE calsync.sync_service AS (id bigint, name text, event_type_id bigint);
 CREATE TYPE calsync.sync_phase AS (
     id bigint, sequence_order bigint, segment_key text, segment_name text, staff_required boolean,
@@ -21,7 +23,8 @@ CREATE TYPE calsync.appointment_sync_state AS (
     booking_timezone text, staff_id uuid, calcom_v2_booking_uid text, calcom_sync_status text,
     event_times timestamptz[], host_conflict bigint, customer calsync.sync_customer, service calsync.sync_service,
     phases calsync.sync_phase[], event_map calsync.sync_segment_event_type[], synced calsync.sync_known_booking[],
-    superseded calsync.sync_superseded_booking[], composite_problem text, composite_flagged boolean);
+    superseded calsync.sync_superseded_booking[], composite_problem text, composite_flagged boolean,
+    phone_region text, language text);
 
 -- report: calsync.finish_sync_events(worker, results, …)
 CREATE TYPE calsync.sync_booking_fact AS (

@@ -37,8 +37,11 @@ class Customer(_Row, frozen=True):
     email: str | None
     phone: str | None
     email_is_placeholder: bool
-    usable_email: bool  # calsync.is_usable_email: an e-mail Cal.com takes
-    usable_phone: bool  # calsync.is_usable_phone: not blank, not an anonymous_… stand-in
+    usable_email: bool  # calsync.is_usable_email: an e-mail Cal.com takes (since 0015 the same as email_accepted)
+    usable_phone: bool  # calsync.is_usable_phone: not blank, not an anonymous_… stand-in (not libphonenumber's check)
+    # revision 0015 (appended, as ALTER TYPE … ADD ATTRIBUTE appends):
+    email_accepted: bool  # Cal.com's e-mail rule (calsync.is_usable_email); when false, `email` is never sent
+    placeholder_email: str | None  # calsync.placeholder_email(id), sent in place of a refused e-mail (always set)
 
 
 class Service(_Row, frozen=True):
@@ -116,6 +119,9 @@ class SyncState(_Row, frozen=True):
     superseded: list[SupersededBooking]
     composite_problem: str | None
     composite_flagged: bool
+    # revision 0015 (appended): the salon's settings, calsync.company_settings; None = the worker's default
+    phone_region: str | None  # ISO 3166 alpha-2 for national phone formats (default CALSYNC_PHONE_REGION, DE)
+    language: str | None  # the attendee's language at Cal.com (default contacts.DEFAULT_LANGUAGE, de)
 
     def event_type_of_segment(self, key: str | None) -> int | None:
         return next((m.event_type_id for m in self.event_map if m.segment_key == key), None)
