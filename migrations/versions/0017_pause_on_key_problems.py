@@ -1,7 +1,7 @@
 """A refused key pauses its syncs instead of failing each appointment; event type lengths and recurring types named.
 
 Revision ID: 0017
-Revises: 0016
+Revises: 0015
 
 - ``remediation.categories.scope``: ``key`` for AUTH, REDIRECTED and the new ROUTE_NOT_FOUND (a 404 on a route:
   the base URL is wrong). ``calsync.sync_outcome`` gives such an attempt the outcome ``paused``: not counted as an
@@ -21,7 +21,7 @@ from alembic import op
 from migrations import online
 
 revision = "0017"
-down_revision = "0014"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
