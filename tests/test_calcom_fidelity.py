@@ -180,3 +180,37 @@ def test_a_recurring_event_type_is_refused_and_its_series_cancelled(
     assert row["sync_error_code"] == "RECURRING_EVENT_TYPE"
     assert len(meta(sim, a)) == 3 and active(meta(sim, a)) == [], "no orphan occurrence"
     assert delivery(db, a) == [("dead", "RECURRING_EVENT_TYPE")]
+
+
+def test_national_phones_are_sent_in_e164_and_invalid_ones_are_findings(
+    db: Db, sim: SimulatorProcess, salon: dict[str, Any]
+) -> None:
+    """Cal.com refuses "030 1234567" ({attendeePhoneNumber}invalid_number): it is sent as +49301234567. A phone that
+    is no valid number is never sent, and the customer is listed with the stored value; the booking still goes out
+    with the customer's e-mail. A refused e-mail is replaced by the placeholder and kept as it is."""
+    with db.connect() as conn:
+        national = conn.execute(
+            "SELECT tests.make_customer(%s, 'Nationale', 'nationale@mail.example', '030 1234567')", [salon["company"]]
+        ).fetchone()[0]  # type: ignore[index]
+        broken = conn.execute(
+            "SELECT tests.make_customer(%s, 'Kaputt', 'frau.klein@web', '0301')", [salon["company"]]
+        ).fetchone()[0]  # type: ignore[index]
+        conn.commit()
+    a = book(db, salon, customer=national)
+    b = book(db, salon, customer=broken, start=FUTURE + dt.timedelta(hours=3))
+    drain(db, sim)
+    [first] = active(meta(sim, a))
+    assert first["attendees"][0]["phoneNumber"] == "+49301234567"
+    [second] = active(meta(sim, b))
+    assert "phoneNumber" not in second["attendees"][0] and second["attendees"][0]["email"].endswith(
+        "@placeholder.invalid"
+    )
+    assert appointment(db, a)["calcom_sync_status"] == appointment(db, b)["calcom_sync_status"] == "synced"
+    with db.connect() as conn:
+        findings = conn.execute(
+            "SELECT customer_id, field, stored_value FROM remediation.customers_with_invalid_contact ORDER BY 2"
+        ).fetchall()
+        email = conn.execute("SELECT email FROM customers WHERE id = %s", [broken]).fetchone()
+    assert (broken, "email", "frau.klein@web") in findings and (broken, "phone", "0301") in findings
+    assert not any(f[0] == national for f in findings)
+    assert email == ("frau.klein@web",), "the stored value is kept"

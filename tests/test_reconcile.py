@@ -52,7 +52,9 @@ def state(**over: Any) -> SyncState:
 
     s["event_map"] = [{"segment_key": k, "event_type_id": v} for k, v in (s.get("event_map") or {}).items()]
     s["phases"] = [_typed(contract.Phase, p) for p in s["phases"]]
-    s["customer"] = _typed(contract.Customer, {"id": 1, **s["customer"]}) if s.get("customer") else None
+    if s.get("customer"):  # the e-mail rule as the database applies it (usable_email and email_accepted agree)
+        customer = {"id": 1, "email_accepted": s["customer"].get("usable_email", False), **s["customer"]}
+        s["customer"] = _typed(contract.Customer, customer)
     s["synced"] = [_typed(contract.KnownBooking, b) for b in s["synced"]]
     return msgspec.convert(_typed(SyncState, s), SyncState, strict=False)
 
@@ -135,11 +137,12 @@ def test_guards_make_no_call() -> None:
     assert g is not None and g.category == Category.CONFIG_MISSING
 
 
-def test_attendee_never_sends_anonymous_phone_and_placeholder_only_without_real_contact() -> None:
+def test_attendee_never_sends_anonymous_phone_and_the_placeholder_in_place_of_a_missing_email() -> None:
     anon = {
         "name": "A",
         "email": "customer_5@placeholder.invalid",
         "email_is_placeholder": True,
+        "placeholder_email": "customer_5@placeholder.invalid",
         "phone": "anonymous_1_abcdef12",
         "usable_email": True,
         "usable_phone": False,
@@ -147,14 +150,39 @@ def test_attendee_never_sends_anonymous_phone_and_placeholder_only_without_real_
     assert attendee(state(customer=anon, booking_timezone="Europe/Berlin")) == {
         "name": "A",
         "timeZone": "Europe/Berlin",
+        "language": "de",
         "email": "customer_5@placeholder.invalid",
     }
-    with_phone = {**anon, "phone": "+4915100000000", "usable_phone": True}
+    # a phone-only customer: the real phone, and the placeholder for an event type whose e-mail is required
+    with_phone = {**anon, "phone": "+4915112345678", "usable_phone": True}
     assert attendee(state(customer=with_phone, booking_timezone=None)) == {
         "name": "A",
         "timeZone": "UTC",
-        "phoneNumber": "+4915100000000",
+        "language": "de",
+        "phoneNumber": "+4915112345678",
+        "email": "customer_5@placeholder.invalid",
     }
+
+
+def test_attendee_contacts_as_cal_com_accepts_them() -> None:
+    """National phones in E.164 by the salon's country; a phone that is not valid never sent; an e-mail Cal.com's
+    rule refuses replaced by the placeholder (the stored value is kept); the company's language."""
+    refused = {
+        "name": "Frau Klein",
+        "email": "frau.klein@web",
+        "email_is_placeholder": False,
+        "email_accepted": False,
+        "placeholder_email": "customer_9@placeholder.invalid",
+        "phone": "030 1234567",
+        "usable_phone": True,
+    }
+    sent = attendee(state(customer=refused))
+    assert sent is not None and sent["email"] == "customer_9@placeholder.invalid"
+    assert sent["phoneNumber"] == "+49301234567" and sent["language"] == "de"
+    vienna = attendee(state(customer={**refused, "phone": "01 5881234"}, phone_region="AT", language="en"))
+    assert vienna is not None and vienna["phoneNumber"] == "+4315881234" and vienna["language"] == "en"
+    garbage = attendee(state(customer={**refused, "phone": "12"}))
+    assert garbage is not None and "phoneNumber" not in garbage, "never a phone Cal.com would refuse"
 
 
 def test_classification_of_cal_com_answers() -> None:

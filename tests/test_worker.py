@@ -162,11 +162,9 @@ def booking_calls(sim: SimulatorProcess) -> int:
     [  # calls: exchanges archived for the appointment; bookings: of them, calls to /v2/bookings (an unknown event
         # type is found by the worker's read of it, before any booking call)
         ("past", "PAST_APPOINTMENT", 0, 0),
-        ("no_contact", "MISSING_CONTACT", 0, 0),
         ("no_event_type", "CONFIG_MISSING", 0, 0),
         ("broken_composite", "COMPOSITE_FAILURE", 0, 0),
         ("unknown_event_type", "EVENT_TYPE_NOT_FOUND", 1, 0),
-        ("bad_email", "VALIDATION", 2, 2),
         ("host_busy", "HOST_UNAVAILABLE", 2, 2),
     ],
 )
@@ -209,6 +207,37 @@ def test_terminal_categories(
     with db.connect() as conn:
         dead = conn.execute("SELECT status, last_category FROM calsync.outbox_delivery").fetchall()
     assert dead == [("dead", category)]
+
+
+@pytest.mark.parametrize("setup", ["no_contact", "bad_email"])
+def test_a_contact_cal_com_would_refuse_is_replaced_and_the_booking_goes_out(
+    db: Db, sim: SimulatorProcess, salon: dict[str, Any], setup: str
+) -> None:
+    """These used to end dead (MISSING_CONTACT, or Cal.com's {email}email_validation_error): the customer's placeholder
+    e-mail goes in place of a missing or refused one (issue 10), and the stored value stays as it is."""
+    with db.connect() as conn:
+        if setup == "no_contact":
+            conn.execute("ALTER TABLE customers DISABLE TRIGGER customers_fill_placeholder_email")
+            conn.execute(
+                "UPDATE customers SET email = NULL, phone = 'anonymous_1763495863_2d3eaf7e' WHERE id = %s",
+                [salon["customer"]],
+            )
+            conn.execute("ALTER TABLE customers ENABLE TRIGGER customers_fill_placeholder_email")
+        else:
+            conn.execute("UPDATE customers SET email = 'not-an-email' WHERE id = %s", [salon["customer"]])
+        conn.commit()
+    a = book(db, salon)
+    drain(db, sim)
+    [booking] = active(meta(sim, a))
+    assert booking["attendees"][0]["email"] == f"customer_{salon['customer']}@placeholder.invalid"
+    if setup == "no_contact":
+        assert "phoneNumber" not in booking["attendees"][0], "never the anonymous stand-in"
+    else:
+        assert booking["attendees"][0]["phoneNumber"] == "+4915112345678", "with the customer's real phone"
+    assert appointment(db, a)["calcom_sync_status"] == "synced"
+    with db.connect() as conn:
+        stored = conn.execute("SELECT email FROM customers WHERE id = %s", [salon["customer"]]).fetchone()
+    assert stored == ((None,) if setup == "no_contact" else ("not-an-email",))
 
 
 @pytest.mark.parametrize(

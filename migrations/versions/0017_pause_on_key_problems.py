@@ -8,6 +8,9 @@ Revises: 0015
   attempt, the event due again at once; the worker stops claiming until a probe of the key succeeds.
 - ``calsync.key_problems`` (new, empty) with ``calsync.report_key_problem`` / ``calsync.clear_key_problem``:
   the worker reports a refused key once, ``remediation.sync_health`` shows it as a critical alert until it works.
+- The contract's ``calsync.sync_result`` gets ``phone_findings`` (``calsync.sync_phone_finding``): phones the worker
+  found Cal.com would refuse (libphonenumber), recorded by finish_sync_events as data-quality findings
+  (``calsync.record_contact_finding``, revision 0015), fine ones resolving theirs.
 - Categories EVENT_TYPE_LENGTH (no length of the event type is the appointment's: configuration drift) and
   RECURRING_EVENT_TYPE (the event type books a series).
 New objects and a column with a constant default on a twenty-row table: catalog-only, under lock_timeout.
@@ -32,6 +35,7 @@ def upgrade() -> None:
     online.begin_revision()
     online.ddl(FROZEN["table"], FROZEN["categories"])
     op.execute(FROZEN["category_rows"])
+    op.execute(FROZEN["contract"])
     op.execute(FROZEN["functions"])
     online.ddl(FROZEN["view"], FROZEN["grants"])
 

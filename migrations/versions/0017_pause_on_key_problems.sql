@@ -37,6 +37,10 @@ VALUES
   'Map the service to an event type without recurrence, then requeue', 'requeue', 129, 'appointment')
 ON CONFLICT (category) DO NOTHING;
 
+-- name: contract
+CREATE TYPE calsync.sync_phone_finding AS (customer_id bigint, value text, reason text);
+ALTER TYPE calsync.sync_result ADD ATTRIBUTE phone_findings calsync.sync_phone_finding[];
+
 -- name: functions
 -- from: sql/functions/sync_outcome.sql
 -- from: sql/functions/finish_sync_events.sql
@@ -132,6 +136,14 @@ BEGIN
     ON CONFLICT (appointment_id, slot) DO UPDATE
         SET uid = excluded.uid, booking_id = excluded.booking_id, start_at = excluded.start_at,
             end_at = excluded.end_at, event_type_id = excluded.event_type_id, synced_at = excluded.synced_at;
+
+    -- phones Cal.com would refuse (libphonenumber, in the worker) are data-quality findings; fine ones resolve theirs
+    PERFORM CASE WHEN f.reason IS NOT NULL
+                 THEN calsync.record_contact_finding(f.customer_id, 'phone', f.value, f.reason, p_now) IS NOT NULL
+                 ELSE calsync.resolve_contact_finding(f.customer_id, 'phone', p_now) END
+    FROM (SELECT DISTINCT ON (f.customer_id) f.customer_id, f.value, f.reason
+          FROM unnest(v_last) AS r, unnest(r.phone_findings) WITH ORDINALITY AS f(customer_id, value, reason, fi)
+          ORDER BY f.customer_id, fi DESC) AS f;
 
     UPDATE calsync.superseded_phases sp SET calcom_cancelled_at = p_now
     FROM unnest(v_all) AS r, unnest(r.superseded) AS x(id)
@@ -643,6 +655,8 @@ COMMENT ON COLUMN remediation.sync_health.critical_alerts IS 'how many alerts ar
 COMMENT ON COLUMN remediation.sync_health.alerts IS 'active alerts: [{severity, alert, count, message}]';
 
 -- name: drop
+ALTER TYPE calsync.sync_result DROP ATTRIBUTE phone_findings;
+DROP TYPE calsync.sync_phone_finding;
 DROP FUNCTION calsync.report_key_problem(text, text, text, text, timestamptz);
 DROP FUNCTION calsync.clear_key_problem(text, text, timestamptz);
 DROP TABLE calsync.key_problems;

@@ -70,6 +70,14 @@ BEGIN
         SET uid = excluded.uid, booking_id = excluded.booking_id, start_at = excluded.start_at,
             end_at = excluded.end_at, event_type_id = excluded.event_type_id, synced_at = excluded.synced_at;
 
+    -- phones Cal.com would refuse (libphonenumber, in the worker) are data-quality findings; fine ones resolve theirs
+    PERFORM CASE WHEN f.reason IS NOT NULL
+                 THEN calsync.record_contact_finding(f.customer_id, 'phone', f.value, f.reason, p_now) IS NOT NULL
+                 ELSE calsync.resolve_contact_finding(f.customer_id, 'phone', p_now) END
+    FROM (SELECT DISTINCT ON (f.customer_id) f.customer_id, f.value, f.reason
+          FROM unnest(v_last) AS r, unnest(r.phone_findings) WITH ORDINALITY AS f(customer_id, value, reason, fi)
+          ORDER BY f.customer_id, fi DESC) AS f;
+
     UPDATE calsync.superseded_phases sp SET calcom_cancelled_at = p_now
     FROM unnest(v_all) AS r, unnest(r.superseded) AS x(id)
     WHERE r.event_id = ANY (v_owned) AND sp.id = x.id AND sp.appointment_id = r.appointment_id;

@@ -36,10 +36,12 @@ CREATE TYPE calsync.sync_exchange AS (
     response_truncated boolean, duration_ms double precision, category text, error text, at timestamptz);
 CREATE TYPE calsync.sync_failure_detail AS (
     message text, field text, http_status bigint, action text, phase_id bigint, request_id text);
+CREATE TYPE calsync.sync_phone_finding AS (customer_id bigint, value text, reason text);  -- revision 0017
 CREATE TYPE calsync.sync_result AS (
     event_id uuid, appointment_id bigint, category text, skipped boolean, error text,
     detail calsync.sync_failure_detail, retry_after_s double precision, bookings calsync.sync_booking_fact[],
-    superseded bigint[], exchanges calsync.sync_exchange[]);
+    superseded bigint[], exchanges calsync.sync_exchange[],
+    phone_findings calsync.sync_phone_finding[]);  -- revision 0017
 
 -- internal to calsync.finish_sync_events: each event's last result, decided
 CREATE TYPE calsync.sync_decision AS (

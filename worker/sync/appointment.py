@@ -18,17 +18,19 @@ import msgspec
 
 from worker.sync.calcom import DISCOVER_PAGE, CalcomClient, Exchange, booking_data, iso
 from worker.sync.categories import AMBIGUOUS, Category, Verdict
+from worker.sync.contacts import DEFAULT_PHONE_REGION
 from worker.sync.contract import (
     APPOINTMENT_SLOT,
     BookingFact,
     ExchangeRecord,
     FailureDetail,
     KnownBooking,
+    PhoneFinding,
     SyncResult,
     SyncState,
 )
 from worker.sync.event_types import EventTypeCache, LengthChoice, length_for
-from worker.sync.planning import Action, Known, Plan, Target, attendee, parse_time, plan
+from worker.sync.planning import Action, Known, Plan, Target, attendee, parse_time, phone_verdict, plan
 
 MAX_SUCCESSORS = 5  # hops along rescheduledToUid before giving up (Cal.com never chains that far for one booking)
 META_APPOINTMENT = "calsync_appointment_id"
@@ -73,6 +75,7 @@ class Outcome:
     exchanges: list[Exchange] = field(default_factory=list)
     bookings: list[BookingFact] = field(default_factory=list)
     superseded: list[int] = field(default_factory=list)
+    phone_findings: list[PhoneFinding] = field(default_factory=list)
     failure: Verdict | None = None
     failed_exchange: Exchange | None = None
     skipped: bool = False
@@ -110,6 +113,7 @@ class Outcome:
             bookings=self.bookings,
             superseded=self.superseded,
             exchanges=[exchange_record(e) for e in self.exchanges if e.sent],
+            phone_findings=self.phone_findings,
         )
 
 
@@ -176,18 +180,21 @@ class AppointmentSync:
         event_id: str,
         attempt: int,
         event_types: EventTypeCache | None = None,
+        default_region: str = DEFAULT_PHONE_REGION,
     ) -> None:
         self.client = client
         self.state = state
         self.attempt = attempt
         self.event_types = event_types or EventTypeCache(client)
         self.lengths: dict[int, LengthChoice] = {}  # per target slot: what to send for its length
+        self.default_region = default_region
         self.out = Outcome(state.id, event_id)
 
     async def run(self, now: dt.datetime) -> Outcome:
         if self.attempt > 1 and not await self._discover():
             return self.out
-        p: Plan = plan(self.state, now)
+        p: Plan = plan(self.state, now, self.default_region)
+        self._check_phone()
         if p.skip:
             self.out.skipped = True
             return self.out
@@ -200,6 +207,16 @@ class AppointmentSync:
             if not await self._do(action, p):
                 return self.out
         return self.out
+
+    def _check_phone(self) -> None:
+        """A stored phone Cal.com would refuse is never sent and becomes a data-quality finding (a fact the database
+        records); one that is fine (again) resolves it."""
+        c = self.state.customer
+        if c is None or not c.phone:
+            return
+        verdict = phone_verdict(self.state, self.default_region)
+        reason = verdict.reason if verdict.reportable else None
+        self.out.phone_findings.append(PhoneFinding(customer_id=c.id, value=c.phone, reason=reason))
 
     async def _choose_lengths(self, p: Plan) -> bool:
         """Every booking the plan makes must cover exactly its interval: learn each event type's length(s) and

@@ -173,6 +173,16 @@ class FailureDetail(_Row, frozen=True):
     request_id: str | None
 
 
+class PhoneFinding(_Row, frozen=True):
+    """What the worker found of a customer's phone (libphonenumber, which SQL cannot run): ``reason`` set when Cal.com
+    would refuse the stored ``value`` (a data-quality finding), None when it is fine again (the finding resolved)."""
+
+    SQL_TYPE: ClassVar[str] = "calsync.sync_phone_finding"
+    customer_id: int
+    value: str | None
+    reason: str | None
+
+
 class SyncResult(_Row, frozen=True):
     """The outcome of one attempt at one sync event: facts, from which calsync.finish_sync_events decides."""
 
@@ -187,6 +197,8 @@ class SyncResult(_Row, frozen=True):
     bookings: list[BookingFact]
     superseded: list[int]  # calsync.superseded_phases ids whose booking is now cancelled
     exchanges: list[ExchangeRecord]
+    # revision 0017 (appended, as ALTER TYPE … ADD ATTRIBUTE appends):
+    phone_findings: list[PhoneFinding] = []
 
 
 CONTRACT: tuple[type[_Row], ...] = (
@@ -200,6 +212,7 @@ CONTRACT: tuple[type[_Row], ...] = (
     BookingFact,
     ExchangeRecord,
     FailureDetail,
+    PhoneFinding,
     SyncResult,
 )
 

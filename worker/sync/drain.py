@@ -289,7 +289,7 @@ class Worker:
         assert self.client is not None
         started = time.perf_counter()
         try:
-            sync = AppointmentSync(self.client, state, event_id, attempt, self.event_types)
+            sync = AppointmentSync(self.client, state, event_id, attempt, self.event_types, self.s.phone_region)
             outcome = await sync.run(dt.datetime.now(dt.UTC))
         except Exception as e:  # a bug must not lose the event: it is retried and the error recorded
             logs.log("sync_crashed", level="error", event_id=event_id, appointment_id=state.id, error=repr(e))

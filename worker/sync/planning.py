@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from worker.sync.categories import Category, Verdict
+from worker.sync.contacts import DEFAULT_LANGUAGE, DEFAULT_PHONE_REGION, PhoneVerdict, normalise_phone
 from worker.sync.contract import APPOINTMENT_SLOT, SyncState
 
 
@@ -62,23 +63,34 @@ def parse_time(value: Any) -> dt.datetime:
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
-def attendee(state: SyncState) -> dict[str, Any] | None:
-    """Name, e-mail and/or phone for Cal.com. Never an anonymous_ phone; the placeholder e-mail only when
-    the customer has no real contact at all. None when there is nothing to send."""
+def attendee(state: SyncState, default_region: str = DEFAULT_PHONE_REGION) -> dict[str, Any] | None:
+    """Name, e-mail, phone and language for Cal.com, each only as Cal.com accepts it: the phone in E.164 (national
+    formats read with the salon's country), never one that is not valid; the e-mail only if Cal.com's rule takes it,
+    else the customer's placeholder, so that a phone-only customer books on an event type whose e-mail is required
+    (the default). None when there is nothing to send."""
     c = state.customer
-    result: dict[str, Any] = {"name": (c.name if c else None) or "Kunde", "timeZone": state.booking_timezone or "UTC"}
-    email = c.email if c and c.usable_email else None
-    real_email = email if email and not (c and c.email_is_placeholder) else None
-    phone = c.phone if c and c.usable_phone else None
-    if real_email:
-        result["email"] = real_email
+    if c is None:
+        return None
+    result: dict[str, Any] = {
+        "name": c.name or "Kunde",
+        "timeZone": state.booking_timezone or "UTC",
+        "language": state.language or DEFAULT_LANGUAGE,
+    }
+    real_email = c.email if c.email and c.email_accepted and not c.email_is_placeholder else None
+    phone = phone_verdict(state, default_region).e164
+    email = real_email or (c.email if c.email and c.email_is_placeholder and c.email_accepted else None)
+    email = email or c.placeholder_email  # a refused or missing e-mail: the placeholder in its place, never sent
     if phone:
         result["phoneNumber"] = phone
-    if not real_email and not phone:
-        if not email:
-            return None
-        result["email"] = email  # customer_<id>@<domain>: the customer has no real contact
+    if not email:
+        return result if phone else None
+    result["email"] = email
     return result
+
+
+def phone_verdict(state: SyncState, default_region: str = DEFAULT_PHONE_REGION) -> PhoneVerdict:
+    c = state.customer
+    return normalise_phone(c.phone if c else None, state.phone_region or default_region)
 
 
 def targets(state: SyncState) -> tuple[list[Target], Verdict | None]:
@@ -151,7 +163,7 @@ def known(state: SyncState) -> dict[int, Known]:
     return out
 
 
-def plan(state: SyncState, now: dt.datetime) -> Plan:
+def plan(state: SyncState, now: dt.datetime, default_region: str = DEFAULT_PHONE_REGION) -> Plan:
     status = state.status
     have = known(state)
     result = Plan()
@@ -200,7 +212,7 @@ def plan(state: SyncState, now: dt.datetime) -> Plan:
                 "Cal.com refuses bookings in the past (cancel it or keep it as history)",
             )
             return result
-        result.attendee = attendee(state)
+        result.attendee = attendee(state, default_region)
         if result.attendee is None:
             result.guard = Verdict(
                 Category.MISSING_CONTACT,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.errors import CliError, Exit, SettingError
+from worker.sync.contacts import parse_region
 
 
 class Invalid(ValueError):
@@ -78,6 +79,17 @@ class Text:
         if not text.strip():
             raise Invalid("empty")
         return text.strip()
+
+
+@dataclass(frozen=True)
+class Region:
+    expected: str = "a country libphonenumber knows, ISO 3166 alpha-2 such as DE or AT"
+
+    def __call__(self, text: str) -> str:
+        try:
+            return parse_region(text)
+        except ValueError:
+            raise Invalid("not such a country") from None
 
 
 @dataclass(frozen=True)
@@ -187,6 +199,7 @@ class WorkerSettings:
     max_response_bytes: int = 1024 * 1024  # a discovery page of 250 bookings is ~270 KB here, more at Cal.com
     event_type_ttl_s: float = 300.0
     key_probe_s: float = 30.0
+    phone_region: str = "DE"
     shutdown_deadline_s: float = 20.0
     metrics_port: int | None = None
     worker_id: str = ""
@@ -240,6 +253,12 @@ SETTINGS = (
         "CALSYNC_EVENT_TYPE_TTL_S",
         Number(0),
         "keep an event type's lengths this long before reading them again, seconds",
+    ),
+    Setting(
+        "phone_region",
+        "CALSYNC_PHONE_REGION",
+        Region(),
+        "country (ISO 3166 alpha-2) of national phone formats where calsync.company_settings names none",
     ),
     Setting(
         "key_probe_s",
