@@ -17,7 +17,9 @@ CREATE TYPE calsync.sync_customer AS (
 	phone text,
 	email_is_placeholder boolean,
 	usable_email boolean,
-	usable_phone boolean
+	usable_phone boolean,
+	email_accepted boolean,
+	placeholder_email text
 );
 
 CREATE TYPE calsync.sync_known_booking AS (
@@ -79,7 +81,9 @@ CREATE TYPE calsync.appointment_sync_state AS (
 	synced calsync.sync_known_booking[],
 	superseded calsync.sync_superseded_booking[],
 	composite_problem text,
-	composite_flagged boolean
+	composite_flagged boolean,
+	phone_region text,
+	language text
 );
 
 CREATE TYPE calsync.sync_booking_fact AS (
@@ -131,6 +135,12 @@ CREATE TYPE calsync.sync_failure_detail AS (
 	request_id text
 );
 
+CREATE TYPE calsync.sync_phone_finding AS (
+	customer_id bigint,
+	value text,
+	reason text
+);
+
 CREATE TYPE calsync.sync_result AS (
 	event_id uuid,
 	appointment_id bigint,
@@ -141,7 +151,8 @@ CREATE TYPE calsync.sync_result AS (
 	retry_after_s double precision,
 	bookings calsync.sync_booking_fact[],
 	superseded bigint[],
-	exchanges calsync.sync_exchange[]
+	exchanges calsync.sync_exchange[],
+	phone_findings calsync.sync_phone_finding[]
 );
 
 CREATE TYPE remediation.change AS (
@@ -172,9 +183,12 @@ CREATE FUNCTION calsync.appointment_sync_state(p_ids bigint[]) RETURNS SETOF cal
             WHERE i.rule = 'host_busy_time_no_overlap' AND i.table_name = 'appointments' AND i.row_id = a.id
               AND i.resolved_at IS NULL)
             THEN (SELECT h.other_id FROM remediation.host_conflicts_of(a.id) AS h LIMIT 1) END,
+        -- usable_email and email_accepted are one rule (Cal.com's, calsync.is_usable_email); an e-mail it refuses is
+        -- never sent: placeholder_email goes in its place (the stored e-mail is kept for someone to correct)
         CASE WHEN c.id IS NOT NULL THEN ROW(
             c.id, c.name, c.email, c.phone, coalesce(c.email_is_placeholder, false), calsync.is_usable_email(c.email),
-            calsync.is_usable_phone(c.phone))::calsync.sync_customer END,
+            calsync.is_usable_phone(c.phone), calsync.is_usable_email(c.email),
+            calsync.placeholder_email(c.id))::calsync.sync_customer END,
         CASE WHEN s.id IS NOT NULL THEN ROW(s.id, s.name, s.calcom_event_type_id)::calsync.sync_service END,
         coalesce((
             SELECT array_agg(ROW(p.id, p.sequence_order, p.segment_key, p.segment_name, p.staff_required,
@@ -203,12 +217,15 @@ CREATE FUNCTION calsync.appointment_sync_state(p_ids bigint[]) RETURNS SETOF cal
         EXISTS (
             SELECT 1 FROM calsync.integrity_issues i
             WHERE i.rule = 'appointments_composite_has_phases' AND i.table_name = 'appointments' AND i.row_id = a.id
-              AND i.resolved_at IS NULL)
+              AND i.resolved_at IS NULL),
+        -- the salon's phone region and attendee language (NULL: the worker's defaults)
+        cs.phone_region, cs.language
     )::calsync.appointment_sync_state
     FROM unnest(p_ids) AS x(id)
     LEFT JOIN appointments a ON a.id = x.id
     LEFT JOIN customers c ON c.id = a.customer_id
     LEFT JOIN services s ON s.id = a.service_id
+    LEFT JOIN calsync.company_settings cs ON cs.company_id = a.company_id
 $$;
 
 COMMENT ON FUNCTION calsync.appointment_sync_state(p_ids bigint[]) IS 'What the worker needs to sync these appointments, one calsync.appointment_sync_state each (deleted ones too).';
@@ -362,6 +379,23 @@ END
 $$;
 
 COMMENT ON FUNCTION calsync.claim_sync_events(p_worker text, p_limit integer, p_lease interval, p_now timestamp with time zone) IS 'Claim up to p_limit outbox events under a lease, at most one per appointment (one statement, SKIP LOCKED).';
+
+CREATE FUNCTION calsync.clear_key_problem(p_worker text, p_key_ref text, p_now timestamp with time zone DEFAULT now()) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_n integer;
+BEGIN
+    PERFORM calsync.authenticate_worker('calsync.clear_key_problem', p_worker);
+    PERFORM calsync.enforce_worker_limits('calsync.clear_key_problem', p_now);
+    UPDATE calsync.key_problems SET resolved_at = p_now WHERE key_ref = p_key_ref AND resolved_at IS NULL;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.clear_key_problem(p_worker text, p_key_ref text, p_now timestamp with time zone) IS 'Resolve the open problem of a key once Cal.com accepts it again; returns how many were open (0 or 1).';
 
 CREATE FUNCTION calsync.create_missing_phases(p_appointment_id bigint, p_found_by text) RETURNS integer
     LANGUAGE plpgsql
@@ -531,6 +565,8 @@ DECLARE
     v_decided calsync.sync_decision[];
     v_writer text := current_setting('calsync.writer', true);
 BEGIN
+    PERFORM calsync.authenticate_worker('calsync.finish_sync_events', p_worker);  -- only as the worker it is
+    PERFORM calsync.enforce_worker_limits('calsync.finish_sync_events', p_now);
     PERFORM set_config('calsync.writer', 'worker', true);  -- these writes must not enqueue (no loops)
     INSERT INTO calsync.sync_attempts
         (outbox_id, appointment_id, phase_id, worker_id, action, attempt, request_method, request_path,
@@ -575,6 +611,13 @@ BEGIN
     ON CONFLICT (appointment_id, slot) DO UPDATE
         SET uid = excluded.uid, booking_id = excluded.booking_id, start_at = excluded.start_at,
             end_at = excluded.end_at, event_type_id = excluded.event_type_id, synced_at = excluded.synced_at;
+    -- phones Cal.com would refuse (libphonenumber, in the worker) are data-quality findings; fine ones resolve theirs
+    PERFORM CASE WHEN f.reason IS NOT NULL
+                 THEN calsync.record_contact_finding(f.customer_id, 'phone', f.value, f.reason, p_now) IS NOT NULL
+                 ELSE calsync.resolve_contact_finding(f.customer_id, 'phone', p_now) END
+    FROM (SELECT DISTINCT ON (f.customer_id) f.customer_id, f.value, f.reason
+          FROM unnest(v_last) AS r, unnest(r.phone_findings) WITH ORDINALITY AS f(customer_id, value, reason, fi)
+          ORDER BY f.customer_id, fi DESC) AS f;
     UPDATE calsync.superseded_phases sp SET calcom_cancelled_at = p_now
     FROM unnest(v_all) AS r, unnest(r.superseded) AS x(id)
     WHERE r.event_id = ANY (v_owned) AND sp.id = x.id AND sp.appointment_id = r.appointment_id;
@@ -653,12 +696,15 @@ BEGIN
         RETURNING e.id
     )
     DELETE FROM calsync.outbox_delivery d USING events WHERE d.outbox_id = events.id;
-    -- retry later (a rate-limited try does not count as an attempt), or dead
+    -- retry later (a rate-limited or paused try does not count as an attempt), or dead
     UPDATE calsync.outbox_delivery d
     SET status = CASE WHEN x.outcome = 'dead' THEN 'dead' ELSE 'retry' END,
-        attempts = d.attempts - CASE WHEN x.outcome = 'rate_limited' THEN 1 ELSE 0 END,
+        attempts = d.attempts - CASE WHEN x.outcome IN ('rate_limited', 'paused') THEN 1 ELSE 0 END,
         next_attempt_at = p_now + CASE WHEN x.outcome = 'rate_limited'
                                        THEN coalesce(x.retry_after_s, 60) * interval '1 second'
+                                       -- the key or base URL is refused: due again as soon as it works (the
+                                       -- worker stops claiming until a probe succeeds)
+                                       WHEN x.outcome = 'paused' THEN interval '0'
                                        -- an attempt that got somewhere (some bookings made) retries soon
                                        WHEN x.made_progress THEN p_retry_base
                                        ELSE calsync.retry_delay(d.attempts, p_retry_base, p_retry_cap) END,
@@ -666,12 +712,20 @@ BEGIN
         last_error = x.error, last_category = x.category,
         processed_at = CASE WHEN x.outcome = 'dead' THEN p_now END
     FROM unnest(v_decided) AS x
-    WHERE d.outbox_id = x.event_id AND x.outcome IN ('retry', 'dead', 'rate_limited');
+    WHERE d.outbox_id = x.event_id AND x.outcome IN ('retry', 'dead', 'rate_limited', 'paused');
     PERFORM set_config('calsync.writer', coalesce(v_writer, ''), true);
 END
 $$;
 
 COMMENT ON FUNCTION calsync.finish_sync_events(p_worker text, p_results jsonb, p_max_attempts integer, p_now timestamp with time zone, p_retry_base interval, p_retry_cap interval) IS 'Record a batch of sync results (calsync.sync_result): archive the exchanges, derive every status (event, appointment, phases) from the facts, delete delivered events, schedule retries or mark dead. Returns each event''s recorded outcome (lease_lost when not the worker''s).';
+
+CREATE FUNCTION calsync.has_email(p_email text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT p_email IS NOT NULL AND btrim(p_email) <> ''
+$$;
+
+COMMENT ON FUNCTION calsync.has_email(p_email text) IS 'An e-mail is stored at all: not NULL and not blank. Whether Cal.com accepts it is calsync.is_usable_email.';
 
 CREATE FUNCTION calsync.heartbeat_listener(p_worker text, p_idle boolean, p_now timestamp with time zone DEFAULT now()) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
@@ -755,11 +809,12 @@ COMMENT ON FUNCTION calsync.is_sync_loop(p_sync_origin text) IS 'true when a cha
 
 CREATE FUNCTION calsync.is_usable_email(p_email text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$
-    SELECT p_email IS NOT NULL AND btrim(p_email) <> ''
-$$;
+    AS $_$
+    SELECT p_email IS NOT NULL AND length(p_email) <= 254
+       AND p_email ~ '^(?!\.)(?!.*\.\.)[A-Za-z0-9_+,.''-]*[A-Za-z0-9_+''-]@([A-Za-z0-9][A-Za-z0-9-]*\.)+[A-Za-z]{2,}$'
+$_$;
 
-COMMENT ON FUNCTION calsync.is_usable_email(p_email text) IS 'An e-mail Cal.com can be given: not NULL and not blank.';
+COMMENT ON FUNCTION calsync.is_usable_email(p_email text) IS 'An e-mail Cal.com accepts for a booking: its emailSchema rule exactly (the regex, at most 254 characters, nothing trimmed). NULL is not.';
 
 CREATE FUNCTION calsync.is_usable_phone(p_phone text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -791,7 +846,7 @@ BEGIN
     END IF;
     UPDATE customers SET email = email
     WHERE id > p_after_id AND id <= v_last
-      AND ((NOT calsync.is_usable_email(email) AND NOT calsync.is_usable_phone(phone))
+      AND ((NOT calsync.has_email(email) AND NOT calsync.is_usable_phone(phone))
            OR (email IS NOT NULL AND btrim(email) = '')
            OR (email = calsync.placeholder_email(id) AND NOT email_is_placeholder));
     RETURN v_last;
@@ -900,6 +955,41 @@ $$;
 
 COMMENT ON FUNCTION calsync.reap_expired_leases(p_now timestamp with time zone, p_dead_after interval) IS 'Return events whose lease expired, or whose worker stopped heart-beating, to the queue, due now; returns how many.';
 
+CREATE FUNCTION calsync.record_contact_finding(p_customer_id bigint, p_field text, p_value text, p_reason text, p_now timestamp with time zone DEFAULT now()) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    IF p_field IS DISTINCT FROM 'phone' THEN
+        RAISE EXCEPTION 'calsync.record_contact_finding: field % is not reported by the worker', quote_nullable(p_field)
+            USING ERRCODE = '22023',
+                  HINT = 'Only phone: e-mails are checked in SQL (calsync.is_usable_email).';
+    END IF;
+    IF p_reason IS NULL OR btrim(p_reason) = '' THEN
+        RAISE EXCEPTION 'calsync.record_contact_finding: a finding needs its reason' USING ERRCODE = '22023';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = p_customer_id AND c.phone IS NOT DISTINCT FROM p_value) THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO calsync.integrity_issues AS i (rule, table_name, row_id, detail, found_by, found_at)
+    VALUES ('customers_phone_valid_for_calcom', 'customers', p_customer_id, left(p_reason, 500), 'worker', p_now)
+    ON CONFLICT (rule, table_name, row_id) WHERE resolved_at IS NULL
+    DO UPDATE SET detail = excluded.detail, found_at = excluded.found_at
+        WHERE i.detail IS DISTINCT FROM excluded.detail  -- the same finding again writes nothing
+    RETURNING i.id INTO v_id;
+    IF v_id IS NULL THEN
+        SELECT i.id INTO v_id FROM calsync.integrity_issues i
+        WHERE i.rule = 'customers_phone_valid_for_calcom' AND i.table_name = 'customers' AND i.row_id = p_customer_id
+          AND i.resolved_at IS NULL;
+    END IF;
+    RETURN v_id;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.record_contact_finding(p_customer_id bigint, p_field text, p_value text, p_reason text, p_now timestamp with time zone) IS 'Record that Cal.com would refuse the customer''s phone (p_field ''phone'', p_value as stored, p_reason in words without the value): one open integrity issue customers_phone_valid_for_calcom.';
+
 CREATE FUNCTION calsync.refresh_host_busy_time(p_appointment_id bigint, p_at_commit boolean) RETURNS void
     LANGUAGE plpgsql
     AS $$
@@ -1002,6 +1092,43 @@ $$;
 
 COMMENT ON FUNCTION calsync.renew_leases(p_worker text, p_outbox_ids uuid[], p_lease interval, p_now timestamp with time zone) IS 'Extend the leases a worker still holds on events it is working on; returns how many it still holds.';
 
+CREATE FUNCTION calsync.report_key_problem(p_worker text, p_key_ref text, p_category text, p_message text, p_now timestamp with time zone DEFAULT now()) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM calsync.authenticate_worker('calsync.report_key_problem', p_worker);
+    PERFORM calsync.enforce_worker_limits('calsync.report_key_problem', p_now);
+    INSERT INTO calsync.key_problems AS k (key_ref, category, message, first_seen, last_seen, reported_by)
+    VALUES (p_key_ref, p_category, left(p_message, 2000), p_now, p_now, p_worker)
+    ON CONFLICT (key_ref) WHERE resolved_at IS NULL DO UPDATE
+        SET category = excluded.category, message = excluded.message, last_seen = excluded.last_seen,
+            reported_by = excluded.reported_by;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.report_key_problem(p_worker text, p_key_ref text, p_category text, p_message text, p_now timestamp with time zone) IS 'Record that Cal.com refuses a key or its base URL (one open row per key_ref); shown in remediation.sync_health.';
+
+CREATE FUNCTION calsync.resolve_contact_finding(p_customer_id bigint, p_field text, p_now timestamp with time zone DEFAULT now()) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF p_field IS DISTINCT FROM 'phone' THEN
+        RAISE EXCEPTION 'calsync.resolve_contact_finding: field % is not reported by the worker', quote_nullable(p_field)
+            USING ERRCODE = '22023',
+                  HINT = 'Only phone: e-mails are checked in SQL (calsync.is_usable_email).';
+    END IF;
+    UPDATE calsync.integrity_issues
+    SET resolved_at = p_now, resolved_by = 'worker', resolution = 'the phone is valid for Cal.com now'
+    WHERE rule = 'customers_phone_valid_for_calcom' AND table_name = 'customers' AND row_id = p_customer_id
+      AND resolved_at IS NULL;
+    RETURN FOUND;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.resolve_contact_finding(p_customer_id bigint, p_field text, p_now timestamp with time zone) IS 'Resolve the customer''s open phone finding (customers_phone_valid_for_calcom): the worker found the phone valid. True when one was open.';
+
 CREATE FUNCTION calsync.retry_delay(p_attempts integer, p_base interval DEFAULT '00:00:05'::interval, p_cap interval DEFAULT '01:00:00'::interval) RETURNS interval
     LANGUAGE sql
     AS $$
@@ -1053,12 +1180,13 @@ CREATE FUNCTION calsync.sync_outcome(p_category text, p_skipped boolean, p_attem
         WHEN p_skipped THEN 'skipped'
         WHEN p_category = 'OK' THEN 'synced'
         WHEN p_category = 'RATE_LIMITED' THEN 'rate_limited'
-        WHEN coalesce((SELECT k.retryable FROM remediation.categories k WHERE k.category = p_category), false)
-             AND p_attempts < p_max_attempts THEN 'retry'
+        WHEN k.scope = 'key' THEN 'paused'
+        WHEN coalesce(k.retryable, false) AND p_attempts < p_max_attempts THEN 'retry'
         ELSE 'dead' END
+    FROM (SELECT) AS one LEFT JOIN remediation.categories k ON k.category = p_category
 $$;
 
-COMMENT ON FUNCTION calsync.sync_outcome(p_category text, p_skipped boolean, p_attempts integer, p_max_attempts integer) IS 'An attempt''s outcome (skipped, synced, rate_limited, retry, dead) from its category and the attempts so far.';
+COMMENT ON FUNCTION calsync.sync_outcome(p_category text, p_skipped boolean, p_attempts integer, p_max_attempts integer) IS 'An attempt''s outcome (skipped, synced, rate_limited, paused, retry, dead) from its category and the attempts so far.';
 
 CREATE FUNCTION calsync.tg_appointment_phases__delete_host_time() RETURNS trigger
     LANGUAGE plpgsql
@@ -1339,7 +1467,7 @@ BEGIN
     IF NEW.email IS NOT NULL AND btrim(NEW.email) = '' THEN
         NEW.email := NULL;
     END IF;
-    IF calsync.is_usable_email(NEW.email) THEN
+    IF calsync.has_email(NEW.email) THEN  -- kept, whether Cal.com accepts it or not
         NEW.email_is_placeholder := (NEW.email = v_placeholder)
             OR (TG_OP = 'UPDATE' AND OLD.email_is_placeholder AND NEW.email = OLD.email);
     ELSIF calsync.is_usable_phone(NEW.phone) THEN
@@ -1352,7 +1480,22 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION calsync.tg_customers__fill_placeholder_email() IS 'Trigger customers_fill_placeholder_email: no usable e-mail and no usable phone gives customer_<id>@<domain>.';
+COMMENT ON FUNCTION calsync.tg_customers__fill_placeholder_email() IS 'Trigger customers_fill_placeholder_email: no e-mail at all (NULL or blank) and no usable phone gives customer_<id>@<domain>; any other e-mail is kept.';
+
+CREATE FUNCTION calsync.tg_customers__resolve_changed_contact_findings() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    UPDATE calsync.integrity_issues
+    SET resolved_at = now(), resolved_by = 'customers_resolve_changed_contact_findings',
+        resolution = 'the phone changed: checked again at the next sync'
+    WHERE rule = 'customers_phone_valid_for_calcom' AND table_name = 'customers' AND row_id = NEW.id
+      AND resolved_at IS NULL;
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.tg_customers__resolve_changed_contact_findings() IS 'Trigger customers_resolve_changed_contact_findings: a changed phone resolves its open phone finding.';
 
 CREATE FUNCTION calsync.tg_outbox__wake_worker() RETURNS trigger
     LANGUAGE plpgsql
@@ -1906,12 +2049,16 @@ CREATE TABLE remediation.categories (
     recommended_action text NOT NULL,
     runbook_step text,
     sort_order bigint NOT NULL,
-    CONSTRAINT categories_origin_check CHECK ((origin = ANY (ARRAY['worker'::text, 'incident'::text])))
+    scope text DEFAULT 'appointment'::text NOT NULL,
+    CONSTRAINT categories_origin_check CHECK ((origin = ANY (ARRAY['worker'::text, 'incident'::text]))),
+    CONSTRAINT categories_scope_is_appointment_or_key CHECK ((scope = ANY (ARRAY['appointment'::text, 'key'::text])))
 );
 
 COMMENT ON TABLE remediation.categories IS 'Why a sync fails, and what to do about it.';
 
 COMMENT ON COLUMN remediation.categories.requeue_when_fixed IS 'the runbook''s requeue step retries such a failure once nothing in the data blocks it any more (remediation.blocking_cause() is NULL); false: a person decides';
+
+COMMENT ON COLUMN remediation.categories.scope IS 'appointment: a problem of one appointment''s sync; key: of the Cal.com key or base URL, which pauses every sync of the key (not counted as attempts) until it works';
 
 CREATE TABLE remediation.failure_diagnoses (
     appointment_id bigint NOT NULL,
@@ -2440,6 +2587,25 @@ $$;
 
 COMMENT ON FUNCTION remediation.undo(p_run_id uuid, p_reason text) IS 'Revert a runbook run from its log (newest change first); the undo is itself logged as a run.';
 
+CREATE TABLE calsync.company_settings (
+    company_id bigint NOT NULL,
+    phone_region text,
+    language text,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT company_settings_language_is_a_calcom_language_code CHECK ((language ~ '^[a-z]{2}(-([A-Z]{2}|[0-9]{3}))?$'::text)),
+    CONSTRAINT company_settings_phone_region_is_iso_3166_alpha2 CHECK ((phone_region ~ '^[A-Z]{2}$'::text))
+);
+
+COMMENT ON TABLE calsync.company_settings IS 'Per salon (company): how its bookings are sent to Cal.com. No row, or NULL in a column: the worker''s default.';
+
+COMMENT ON COLUMN calsync.company_settings.company_id IS 'the company (salon)';
+
+COMMENT ON COLUMN calsync.company_settings.phone_region IS 'ISO 3166 alpha-2 country for national phone formats (030 1234567 in DE is +49301234567); NULL: CALSYNC_PHONE_REGION (default DE)';
+
+COMMENT ON COLUMN calsync.company_settings.language IS 'language of Cal.com''s e-mails to the attendee (a Cal.com language code: de, en, pt-BR, es-419, …); NULL: de';
+
+COMMENT ON COLUMN calsync.company_settings.updated_at IS 'when the row was last changed (set it when you change it)';
+
 CREATE TABLE calsync.host_busy_time (
     appointment_id bigint NOT NULL,
     phase_id bigint,
@@ -2456,6 +2622,32 @@ COMMENT ON COLUMN calsync.host_busy_time.host_key IS 'calsync.host_key(): calcom
 
 ALTER TABLE calsync.integrity_issues ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME calsync.integrity_issues_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE calsync.key_problems (
+    id bigint NOT NULL,
+    key_ref text NOT NULL,
+    category text NOT NULL,
+    message text NOT NULL,
+    first_seen timestamp with time zone NOT NULL,
+    last_seen timestamp with time zone NOT NULL,
+    reported_by text,
+    resolved_at timestamp with time zone
+);
+
+COMMENT ON TABLE calsync.key_problems IS 'Cal.com keys (or base URLs) Cal.com refuses: the worker pauses them and reports here; resolved, never deleted.';
+
+COMMENT ON COLUMN calsync.key_problems.key_ref IS 'which key, by name (default, or a company), never the key itself';
+
+COMMENT ON COLUMN calsync.key_problems.category IS 'AUTH, ROUTE_NOT_FOUND or REDIRECTED (remediation.categories.scope = key)';
+
+ALTER TABLE calsync.key_problems ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME calsync.key_problems_id_seq
     START WITH 1
     INCREMENT BY 1
     NO MINVALUE
@@ -2743,6 +2935,79 @@ COMMENT ON COLUMN remediation.customers_missing_contact.phone IS 'the phone (NUL
 COMMENT ON COLUMN remediation.customers_missing_contact.source IS 'where the customer came from';
 
 COMMENT ON COLUMN remediation.customers_missing_contact.upcoming_appointments IS 'their live appointments still to come';
+
+CREATE VIEW remediation.customers_with_invalid_contact AS
+ WITH findings AS (
+         SELECT c.id AS customer_id,
+            c.company_id,
+            'email'::text AS field,
+            (c.email)::text AS stored_value,
+                CASE
+                    WHEN (length((c.email)::text) > 254) THEN 'longer than 254 characters'::text
+                    WHEN ((c.email)::text ~ '^\s|\s$'::text) THEN 'a space or line break before or after the address (Cal.com does not trim)'::text
+                    WHEN ((c.email)::text ~ '\s'::text) THEN 'a space or line break inside the address'::text
+                    WHEN (strpos((c.email)::text, '@'::text) = 0) THEN 'no @'::text
+                    WHEN ((c.email)::text ~ '@.*@'::text) THEN 'more than one @'::text
+                    WHEN ((c.email)::text ~ '[^ -~]'::text) THEN 'characters other than ASCII (Cal.com accepts ASCII addresses only)'::text
+                    WHEN ((c.email)::text !~ '@.*\.[A-Za-z]{2,}$'::text) THEN 'the domain does not end in a top-level domain of two or more letters'::text
+                    ELSE 'not an address Cal.com accepts (its e-mail rule, calsync.is_usable_email)'::text
+                END AS reason,
+            'calsync.is_usable_email'::text AS found_by,
+            NULL::timestamp with time zone AS found_at,
+            'correct the e-mail (it is kept; bookings use the placeholder meanwhile)'::text AS recommended_action
+           FROM public.customers c
+          WHERE ((c.deleted_at IS NULL) AND calsync.has_email((c.email)::text) AND (NOT calsync.is_usable_email((c.email)::text)))
+        UNION ALL
+         SELECT c.id,
+            c.company_id,
+            'phone'::text,
+            (c.phone)::text AS phone,
+            i.detail,
+            i.found_by,
+            i.found_at,
+            ('correct the phone: an international number (+49 …) or one valid in the salon''s region '::text || '(calsync.company_settings.phone_region); bookings are sent without it meanwhile'::text)
+           FROM (calsync.integrity_issues i
+             JOIN public.customers c ON ((c.id = i.row_id)))
+          WHERE ((i.rule = 'customers_phone_valid_for_calcom'::text) AND (i.table_name = 'customers'::text) AND (i.resolved_at IS NULL) AND (c.deleted_at IS NULL))
+        )
+ SELECT f.customer_id,
+    f.company_id,
+    f.field,
+    f.stored_value,
+    f.reason,
+    f.found_by,
+    f.found_at,
+    a.appointments,
+    a.next_starts_at,
+    f.recommended_action
+   FROM (findings f
+     CROSS JOIN LATERAL ( SELECT (count(*))::integer AS appointments,
+            min(x.starts_at) FILTER (WHERE (x.starts_at >= now())) AS next_starts_at
+           FROM public.appointments x
+          WHERE ((x.customer_id = f.customer_id) AND ((x.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])) AND (((x.calcom_sync_status)::text <> 'synced'::text) OR (x.starts_at >= now())))) a)
+  WHERE (a.appointments > 0);
+
+COMMENT ON VIEW remediation.customers_with_invalid_contact IS 'One row per customer and contact field that Cal.com would refuse (an e-mail present but not accepted, a phone the worker found invalid), for customers with a live appointment not synced yet or still to come. The stored value is kept: correct it.';
+
+COMMENT ON COLUMN remediation.customers_with_invalid_contact.customer_id IS 'the customer';
+
+COMMENT ON COLUMN remediation.customers_with_invalid_contact.company_id IS 'the customer''s company (salon)';
+
+COMMENT ON COLUMN remediation.customers_with_invalid_contact.field IS 'which contact: email or phone';
+
+COMMENT ON COLUMN remediation.customers_with_invalid_contact.stored_value IS 'the value as stored (kept as it is; never sent to Cal.com)';
+
+COMMENT ON COLUMN remediation.customers_with_invalid_contact.reason IS 'why Cal.com refuses it, in words';
+
+COMMENT ON COLUMN remediation.customers_with_invalid_contact.found_by IS 'calsync.is_usable_email (checked now, in SQL) or worker (a phone checked with libphonenumber at a sync)';
+
+COMMENT ON COLUMN remediation.customers_with_invalid_contact.found_at IS 'when the worker found it (NULL for e-mails: checked as you read)';
+
+COMMENT ON COLUMN remediation.customers_with_invalid_contact.appointments IS 'the customer''s live appointments not synced yet or still to come';
+
+COMMENT ON COLUMN remediation.customers_with_invalid_contact.next_starts_at IS 'the first of them still to come (NULL: only past ones are unsynced)';
+
+COMMENT ON COLUMN remediation.customers_with_invalid_contact.recommended_action IS 'what to do, in words';
 
 CREATE VIEW remediation.dead_letters AS
  SELECT d.outbox_id,
@@ -3185,7 +3450,7 @@ CREATE VIEW remediation.sync_health AS
                     WHEN (n.attempted_24h > 0) THEN round(((100.0 * (n.synced_24h)::numeric) / (n.attempted_24h)::numeric), 2)
                     ELSE NULL::numeric
                 END AS success_rate_24h,
-            array_remove(ARRAY[
+            (array_remove(ARRAY[
                 CASE
                     WHEN (n.failed >= t.failed_critical) THEN jsonb_build_object('severity', 'critical', 'alert', 'failed_syncs', 'count', n.failed, 'message', (((n.failed || ' failed syncs (threshold '::text) || t.failed_critical) || ')'::text))
                     ELSE NULL::jsonb
@@ -3209,7 +3474,10 @@ CREATE VIEW remediation.sync_health AS
                 CASE
                     WHEN (n.stale_pending > 0) THEN jsonb_build_object('severity', 'warning', 'alert', 'stale_pending', 'count', n.stale_pending, 'message', (n.stale_pending || ' syncs pending for more than 1 h'::text))
                     ELSE NULL::jsonb
-                END], NULL::jsonb) AS alerts
+                END], NULL::jsonb) || ARRAY( SELECT jsonb_build_object('severity', 'critical', 'alert', 'key_refused', 'count', 1, 'message', (((((((('Cal.com refuses key '::text || k.key_ref) || ' ('::text) || k.category) || ') since '::text) || to_char((k.first_seen AT TIME ZONE 'UTC'::text), 'YYYY-MM-DD HH24:MI:SS'::text)) || ' UTC: '::text) || k.message) || '; its syncs wait and resume by themselves once it works'::text)) AS jsonb_build_object
+                   FROM calsync.key_problems k
+                  WHERE (k.resolved_at IS NULL)
+                  ORDER BY k.key_ref)) AS alerts
            FROM n,
             t
         )
@@ -3236,7 +3504,7 @@ CREATE VIEW remediation.sync_health AS
     to_jsonb(a.alerts) AS alerts
    FROM a;
 
-COMMENT ON VIEW remediation.sync_health IS 'The sync dashboard in one row. CRITICAL: failed >= health_failed_critical (10) or 24 h success rate < health_success_rate_critical (80 %); DEGRADED: any failure, dead event, failure older than 24 h or pending older than 1 h; else HEALTHY.';
+COMMENT ON VIEW remediation.sync_health IS 'The sync dashboard in one row. CRITICAL: failed >= health_failed_critical (10), 24 h success rate < health_success_rate_critical (80 %) or a key refused by Cal.com; DEGRADED: any failure, dead event, failure older than 24 h or pending older than 1 h; else HEALTHY.';
 
 COMMENT ON COLUMN remediation.sync_health.health IS 'HEALTHY, DEGRADED or CRITICAL (thresholds in the view comment and calsync.settings)';
 
@@ -3274,6 +3542,9 @@ ALTER TABLE ONLY public.customers ALTER COLUMN id SET DEFAULT nextval('public.cu
 
 ALTER TABLE ONLY public.services ALTER COLUMN id SET DEFAULT nextval('public.services_id_seq'::regclass);
 
+ALTER TABLE ONLY calsync.company_settings
+    ADD CONSTRAINT company_settings_pkey PRIMARY KEY (company_id);
+
 ALTER TABLE ONLY calsync.host_busy_time
     ADD CONSTRAINT host_busy_time_no_overlap EXCLUDE USING gist (host_key WITH =, busy WITH &&, appointment_id WITH <>);
 
@@ -3281,6 +3552,9 @@ COMMENT ON CONSTRAINT host_busy_time_no_overlap ON calsync.host_busy_time IS 'A 
 
 ALTER TABLE ONLY calsync.integrity_issues
     ADD CONSTRAINT integrity_issues_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY calsync.key_problems
+    ADD CONSTRAINT key_problems_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY calsync.outbox_delivery
     ADD CONSTRAINT outbox_delivery_pkey PRIMARY KEY (outbox_id);
@@ -3357,6 +3631,8 @@ ALTER TABLE ONLY remediation.runs
 CREATE INDEX host_busy_time_appointment_id_index ON calsync.host_busy_time USING btree (appointment_id);
 
 CREATE UNIQUE INDEX integrity_issues_one_open_per_rule_and_row ON calsync.integrity_issues USING btree (rule, table_name, row_id) WHERE (resolved_at IS NULL);
+
+CREATE UNIQUE INDEX key_problems_one_open_per_key ON calsync.key_problems USING btree (key_ref) WHERE (resolved_at IS NULL);
 
 CREATE INDEX outbox_aggregateid_seq_index ON calsync.outbox USING btree (aggregateid, seq);
 
@@ -3436,6 +3712,8 @@ CREATE INDEX remediation_appointments_slot_index ON public.appointments USING bt
 
 CREATE INDEX remediation_appointments_unsynced_ends_at_index ON public.appointments USING btree (ends_at) WHERE ((calcom_sync_status)::text = ANY ((ARRAY['failed'::character varying, 'pending'::character varying])::text[]));
 
+CREATE INDEX remediation_customers_invalid_email_index ON public.customers USING btree (id) WHERE (calsync.has_email((email)::text) AND (NOT calsync.is_usable_email((email)::text)));
+
 CREATE INDEX remediation_customers_missing_contact_index ON public.customers USING btree (id) WHERE ((NOT calsync.is_usable_email((email)::text)) AND (NOT calsync.is_usable_phone((phone)::text)));
 
 CREATE INDEX remediation_staff_host_key_index ON public.staff USING btree (calsync.host_key(calcom_user_id, id));
@@ -3445,6 +3723,8 @@ CREATE INDEX services_company_id_index ON public.services USING btree (company_i
 CREATE INDEX staff_calcom_user_id_index ON public.staff USING btree (calcom_user_id);
 
 CREATE INDEX remediation_log_run_id_index ON remediation.log USING btree (run_id);
+
+CREATE STATISTICS calsync.customers_email_length ON length(email::text) FROM public.customers;
 
 CREATE OR REPLACE VIEW calsync.remediation_duplicate_bookings AS
  WITH seeds AS (
@@ -3516,9 +3796,14 @@ CREATE TRIGGER appointments_version_check BEFORE UPDATE ON public.appointments F
 
 CREATE TRIGGER customers_fill_placeholder_email BEFORE INSERT OR UPDATE OF email, phone ON public.customers FOR EACH ROW EXECUTE FUNCTION calsync.tg_customers__fill_placeholder_email();
 
+CREATE TRIGGER customers_resolve_changed_contact_findings AFTER UPDATE OF phone ON public.customers FOR EACH ROW WHEN (((old.phone)::text IS DISTINCT FROM (new.phone)::text)) EXECUTE FUNCTION calsync.tg_customers__resolve_changed_contact_findings();
+
 CREATE TRIGGER services_keep_segments_while_booked BEFORE UPDATE OF segments, composite ON public.services FOR EACH ROW EXECUTE FUNCTION calsync.tg_services__keep_segments_while_booked();
 
 CREATE TRIGGER staff_rekey_host_busy_time AFTER UPDATE OF calcom_user_id ON public.staff FOR EACH ROW WHEN ((new.calcom_user_id IS DISTINCT FROM old.calcom_user_id)) EXECUTE FUNCTION calsync.tg_staff__rekey_host_busy_time();
+
+ALTER TABLE ONLY calsync.company_settings
+    ADD CONSTRAINT company_settings_company_id_fkey FOREIGN KEY (company_id) REFERENCES public.companies(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.appointment_phases
     ADD CONSTRAINT appointment_phases_appointment_id_fkey FOREIGN KEY (appointment_id) REFERENCES public.appointments(id) ON DELETE CASCADE;
