@@ -1,5 +1,5 @@
 -- Delivery: claim (one per appointment, leased), coalescing, ownership, retries, dead letters, reaper, release.
-SELECT plan(27);
+SELECT plan(30);
 
 SELECT tests.make_company() AS company \gset
 SELECT tests.make_staff(:company, 'Lena Wagner', 5001) AS lena \gset
@@ -96,5 +96,18 @@ SELECT is_empty(format($$SELECT * FROM calsync.finish_sync_events('w2', '[
 SELECT results_eq(format('SELECT s.uid, a.calcom_v2_booking_uid::text, a.calcom_sync_status::text FROM calsync.synced_bookings s JOIN appointments a ON a.id = s.appointment_id WHERE s.appointment_id = %s', :f),
                   $$VALUES ('uid-f3', 'uid-f3', 'synced')$$, 'the last word counts: the last booking of the slot and the last result');
 SELECT is((SELECT count(*)::int FROM calsync.outbox_delivery WHERE aggregateid = :'f'), 0, 'and the event is delivered');
+
+-- a move cancelled the old booking and the new create failed: the live appointment forgets the cancelled uid, so
+-- the next attempt books it again (the chaos soak once found such appointments "synced" with no booking at Cal.com)
+UPDATE appointments SET starts_at = starts_at + interval '1 hour', ends_at = ends_at + interval '1 hour' WHERE id = :f;
+SELECT is((SELECT count(*)::int FROM calsync.claim_sync_events('w2', 10, '5 minutes', now() + interval '5 seconds')), 1,
+          'the move is claimed');
+SELECT (SELECT o.id FROM calsync.outbox o WHERE o.aggregateid = :'f' ORDER BY seq DESC LIMIT 1) AS ef2 \gset
+SELECT is_empty(format($$SELECT * FROM calsync.finish_sync_events('w2', '[
+    {"event_id": "%1$s", "appointment_id": %2$s, "category": "SERVER_ERROR", "error": "HTTP 500",
+     "bookings": [{"phase_id": null, "uid": "uid-f3", "cancelled": true}]}]', 8) WHERE recorded_outcome = 'lease_lost'$$,
+    :'ef2', :f), 'a cancel then a failed create is recorded');
+SELECT results_eq(format('SELECT calcom_v2_booking_uid::text, calcom_v2_booking_id::text, (SELECT count(*)::int FROM calsync.synced_bookings WHERE appointment_id = %1$s) FROM appointments WHERE id = %1$s', :f),
+                  $$VALUES (NULL::text, NULL::text, 0)$$, 'the cancelled booking is nobody''s any more: the next attempt books again');
 
 SELECT * FROM finish();
