@@ -58,7 +58,7 @@ SELECT lives_ok(format($$INSERT INTO calsync.company_settings (company_id, langu
 SELECT tests.make_appointment(:klein, :cut, :'lena', now() + interval '3 days') AS a_klein \gset
 SELECT tests.make_appointment(:hans, :cut, :'lena', now() + interval '4 days') AS a_hans \gset
 SELECT results_eq(format($$SELECT (s.customer).email_accepted, (s.customer).usable_email, (s.customer).placeholder_email,
-                                  s.phone_region, s.language FROM calsync.appointment_sync_state(ARRAY[%s, %s]) s$$,
+                                  s.phone_region, s.language FROM calsync.appointment_sync_state(ARRAY[%s, %s]) s ORDER BY s.id$$,
                          :a_klein, :a_hans),
                   format($$VALUES (false, false, %L, NULL::text, 'pt-BR'), (true, true, %L, NULL, 'pt-BR')$$,
                          calsync.placeholder_email(:klein), calsync.placeholder_email(:hans)),
