@@ -618,6 +618,21 @@ BEGIN
     FROM (SELECT DISTINCT ON (f.customer_id) f.customer_id, f.value, f.reason
           FROM unnest(v_last) AS r, unnest(r.phone_findings) WITH ORDINALITY AS f(customer_id, value, reason, fi)
           ORDER BY f.customer_id, fi DESC) AS f;
+    -- a booking Cal.com no longer has is no longer the live appointment's (or phase's): the app's own uid columns
+    -- forget it, so that a later attempt books again instead of taking the cancelled uid for a booking that exists
+    -- (the chaos soak: cancelled for a move, the new create failed, and the next attempt saw nothing to do)
+    UPDATE appointments a SET calcom_v2_booking_uid = NULL, calcom_v2_booking_id = NULL,
+        calcom_booking_id = CASE WHEN a.is_composite THEN a.calcom_booking_id END
+    FROM unnest(v_last) AS r, unnest(r.bookings) AS f
+    WHERE a.id = r.appointment_id AND coalesce(f.cancelled, false) AND f.uid = a.calcom_v2_booking_uid
+      AND a.status NOT IN ('cancelled', 'no_show', 'completed')
+      AND NOT EXISTS (SELECT 1 FROM calsync.synced_bookings s WHERE s.appointment_id = a.id AND s.uid = f.uid);
+    UPDATE appointment_phases p SET calcom_booking_uid = NULL, calcom_booking_id = NULL, calcom_sync_status = 'pending',
+        updated_at = p_now
+    FROM unnest(v_last) AS r, unnest(r.bookings) AS f
+    WHERE p.appointment_id = r.appointment_id AND f.phase_id = p.id AND coalesce(f.cancelled, false)
+      AND f.uid = p.calcom_booking_uid
+      AND NOT EXISTS (SELECT 1 FROM calsync.synced_bookings s WHERE s.appointment_id = p.appointment_id AND s.uid = f.uid);
     UPDATE calsync.superseded_phases sp SET calcom_cancelled_at = p_now
     FROM unnest(v_all) AS r, unnest(r.superseded) AS x(id)
     WHERE r.event_id = ANY (v_owned) AND sp.id = x.id AND sp.appointment_id = r.appointment_id;
