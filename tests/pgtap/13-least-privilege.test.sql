@@ -222,16 +222,18 @@ SELECT set_eq($$SELECT relation, privileges FROM grants WHERE role = 'calsync_wo
               $$VALUES ('alembic_version', 'SELECT'), ('appointments', 'SELECT'), ('appointment_phases', 'SELECT'),
                        ('customers', 'SELECT'), ('services', 'SELECT'), ('staff', 'SELECT'), ('calcom_event_map', 'SELECT'),
                        ('calsync.outbox', 'SELECT'), ('calsync.synced_bookings', 'SELECT'),
-                       ('calsync.superseded_phases', 'SELECT'), ('calsync.integrity_issues', 'SELECT')$$,
+                       ('calsync.superseded_phases', 'SELECT'), ('calsync.integrity_issues', 'SELECT'),
+                       ('calsync.company_settings', 'SELECT'), ('calsync.settings', 'SELECT')$$,
               'calsync_worker reads what it syncs and writes nothing');
 SELECT set_eq($$SELECT relation, privileges FROM grants WHERE role = 'calsync_readonly'$$,
-              $$SELECT 'remediation.' || v, CASE WHEN v IN ('customers_missing_contact', 'past_unsynced', 'stuck_outbox', 'dead_letters')
+              $$SELECT 'remediation.' || v, CASE WHEN v IN ('customers_missing_contact', 'past_unsynced', 'stuck_outbox', 'dead_letters',
+                                                            'customers_with_invalid_contact')
                                                  THEN 'SELECT (some columns)' ELSE 'SELECT' END
                 FROM unnest(ARRAY['sync_health', 'error_distribution', 'failed_syncs', 'duplicate_bookings', 'past_unsynced',
                                   'host_conflicts', 'composites_without_phases', 'customers_missing_contact',
                                   'appointments_without_service', 'stuck_outbox', 'dead_letters', 'integrity_issues',
                                   'sync_diagnosis', 'broken_phases', 'host_overlaps', 'shared_bookings',
-                                  'unsettled_appointments', 'categories']) AS v$$,
+                                  'unsettled_appointments', 'categories', 'customers_with_invalid_contact']) AS v$$,
               'calsync_readonly reads the remediation views and nothing else');
 SELECT set_eq($$SELECT relation, privileges FROM grants WHERE role = 'calsync_remediator'$$,
               $$SELECT 'remediation.' || v, CASE v WHEN 'runs' THEN 'INSERT, SELECT, UPDATE' ELSE 'SELECT' END
@@ -239,7 +241,8 @@ SELECT set_eq($$SELECT relation, privileges FROM grants WHERE role = 'calsync_re
                                   'host_conflicts', 'composites_without_phases', 'customers_missing_contact',
                                   'appointments_without_service', 'stuck_outbox', 'dead_letters', 'integrity_issues',
                                   'sync_diagnosis', 'broken_phases', 'host_overlaps', 'shared_bookings',
-                                  'unsettled_appointments', 'categories', 'log', 'runs']) AS v$$,
+                                  'unsettled_appointments', 'categories', 'log', 'runs',
+                                  'customers_with_invalid_contact']) AS v$$,
               'calsync_remediator reads the views in full and the runbook''s log, and records runs');
 SELECT set_eq($$SELECT column_name::text FROM information_schema.column_privileges
                 WHERE grantee = 'calsync_readonly' AND table_schema = 'remediation' AND table_name = 'customers_missing_contact'$$,
