@@ -74,7 +74,8 @@ COMMENT ON FUNCTION calsync.tg_appointments__enqueue_sync() IS
     'Trigger appointments_enqueue_sync: create, cancel and reschedule events into calsync.outbox, in the booking''s transaction.';
 
 -- Phases follow their appointment: phases changed on their own (not in a transaction that also wrote the
--- appointment, whose own event covers them) enqueue a reschedule of the appointment, unless it is over:
+-- appointment, whose own event covers them; under a savepoint too: calsync.written_by_this_transaction)
+-- enqueue a reschedule of the appointment, unless it is over:
 -- Cal.com refuses bookings in the past, and history is not rebooked (revision 0011 derives the phases of
 -- old composite appointments too).
 CREATE OR REPLACE FUNCTION calsync.tg_appointment_phases__enqueue_sync() RETURNS trigger
@@ -87,12 +88,12 @@ BEGIN
         PERFORM calsync.enqueue_sync(a.id, 'reschedule', jsonb_build_object('appointment_id', a.id, 'phases', 'changed'))
         FROM appointments a
         WHERE a.id IN (SELECT appointment_id FROM old_phases) AND calsync.is_bookable_status(a.status)
-          AND a.ends_at > now() AND a.xmin <> pg_current_xact_id()::xid AND NOT calsync.is_sync_loop(a.sync_origin);
+          AND a.ends_at > now() AND NOT calsync.written_by_this_transaction(a.xmin) AND NOT calsync.is_sync_loop(a.sync_origin);
     ELSIF TG_OP = 'INSERT' THEN
         PERFORM calsync.enqueue_sync(a.id, 'reschedule', jsonb_build_object('appointment_id', a.id, 'phases', 'changed'))
         FROM appointments a
         WHERE a.id IN (SELECT appointment_id FROM new_phases) AND calsync.is_bookable_status(a.status)
-          AND a.ends_at > now() AND a.xmin <> pg_current_xact_id()::xid AND NOT calsync.is_sync_loop(a.sync_origin);
+          AND a.ends_at > now() AND NOT calsync.written_by_this_transaction(a.xmin) AND NOT calsync.is_sync_loop(a.sync_origin);
     ELSE
         -- only phases whose time or staff need changed (the app rewrites unchanged ones)
         PERFORM calsync.enqueue_sync(a.id, 'reschedule', jsonb_build_object('appointment_id', a.id, 'phases', 'changed'))
@@ -100,7 +101,7 @@ BEGIN
         WHERE a.id IN (SELECT n.appointment_id FROM new_phases n JOIN old_phases o ON o.id = n.id
                        WHERE (n.start_time, n.end_time, n.staff_required) IS DISTINCT FROM (o.start_time, o.end_time, o.staff_required))
           AND calsync.is_bookable_status(a.status)
-          AND a.ends_at > now() AND a.xmin <> pg_current_xact_id()::xid AND NOT calsync.is_sync_loop(a.sync_origin);
+          AND a.ends_at > now() AND NOT calsync.written_by_this_transaction(a.xmin) AND NOT calsync.is_sync_loop(a.sync_origin);
     END IF;
     RETURN NULL;
 END

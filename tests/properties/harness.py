@@ -76,6 +76,7 @@ NAMED_RULES: dict[tuple[str, str], str] = {
     ("23505", "appointment_phases_one_per_sequence"): "0011",
     ("23514", "appointment_phases_sequence_required"): "0011",
     ("23514", "services_keep_segments_while_booked"): "0011",
+    ("23514", "appointment_phases_within_time_range"): "0018",
     ("23P01", "host_busy_time_no_overlap"): "0012",
     ("23505", "customers_email_unique"): "0001 (the app's global unique e-mail)",
 }

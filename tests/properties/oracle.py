@@ -26,24 +26,9 @@ BOOKABLE = ("pending", "confirmed", "scheduled", "booked")
 PLACEHOLDER_DOMAIN = "placeholder.invalid"
 
 KNOWN_BUGS: dict[str, str] = {
-    "segment_int_overflow": "a segment number beyond integer range (durationMin, duration, order, gap_after, or the "
-    "summed offsets) raises 22003 from calsync.segment_minutes / derive_phases / create_missing_phases (at "
-    "commit) and from services_keep_segments_while_booked, instead of flagging the appointment",
-    "segment_bad_boolean": "staff_required that is not a boolean literal ('maybe', 2, []) raises 22P02 from "
-    "calsync.derive_phases at commit instead of counting as unusable (or as the default)",
-    "segment_text_too_long": "a segment key over 50 characters (or over 46 with gap_after, which appends '_gap') "
-    "or a name over 255 raises 22001 in calsync.create_missing_phases at commit",
-    "phase_time_out_of_range": "a composite appointment whose phases would end after 294276-12-31 raises 22008 "
-    "in calsync.create_missing_phases (commit) or tg_appointments__keep_phases_in_step (move)",
     "blank_is_only_spaces": "calsync.is_usable_email/is_usable_phone and the placeholder trigger treat only ' ' as "
     "blank: a tab, newline or no-break-space e-mail/phone counts as a usable contact (no placeholder, the blank "
     "e-mail is kept and collides on customers_email_unique); ' anonymous_…' counts as a real phone",
-    "phase_events_under_savepoint": "phases written in the same transaction as their appointment but inside a "
-    "savepoint (Laravel's nested transactions, SQLAlchemy begin_nested) enqueue a 'reschedule' of their own: "
-    "tg_appointment_phases__enqueue_sync compares the row's xmin with the top-level xid only",
-    "service_turns_composite_while_booked": "services_keep_segments_while_booked guards composite -> simple only: "
-    "a simple service with upcoming appointments can become composite, leaving them is_composite = false "
-    "against their service (no phases), and then any UPDATE naming is_composite is refused",
 }
 
 _SPACE = " \t\n\r\f\v"  # PostgreSQL's ASCII isspace(); strategies keep non-ASCII spaces out of numbers
@@ -187,13 +172,11 @@ def pg_bool(text: str) -> bool | None:
 
 
 def _minutes(text: str | None, bugs: dict[str, str]) -> int | None:
-    """A segment's minutes under a key: a number or numeric string, rounded; None otherwise."""
+    """A segment's minutes under a key: a number or numeric string, rounded; None otherwise. Any size:
+    beyond integer range the segments are unusable (segments_problem)."""
     if text is None or not _NUMBER.match(text):
         return None
-    value = int(Decimal(text.strip(_SPACE)).to_integral_value(rounding=ROUND_HALF_UP))  # any size, exactly
-    if value > INT4_MAX:
-        bugs["22003"] = "segment_int_overflow"
-    return value
+    return int(Decimal(text.strip(_SPACE)).to_integral_value(rounding=ROUND_HALF_UP))  # any size, exactly
 
 
 def _duration(e: Element, bugs: dict[str, str]) -> int | None:
@@ -212,11 +195,21 @@ def segments_problem(segments: Segments, bugs: dict[str, str]) -> str | None:
         return "not an array"
     if not segments.elements:
         return "empty"
+    total = 0
     for e in segments.elements:  # in order, up to the first bad one (the one named)
         if e.typ != "object":
             return f"element {e.idx} is not an object"
-        if (_duration(e, bugs) or 0) <= 0:
-            return f"element {e.idx} has no positive duration"
+        duration = _duration(e, bugs) or 0
+        if duration <= 0 or duration > INT4_MAX:
+            return f"element {e.idx} has no positive duration within integer range"
+        if (_minutes(e.order, bugs) or 0) > INT4_MAX:
+            return f"element {e.idx} has an order beyond integer range"
+        gap = _minutes(e.gap_after, bugs) or 0
+        if gap > INT4_MAX:
+            return f"element {e.idx} has a gap_after beyond integer range"
+        total += duration + gap
+    if total > INT4_MAX:
+        return "the total of durations and gaps is beyond integer range"
     return None
 
 
@@ -236,25 +229,17 @@ def derive(segments: Segments) -> Derivation:
         processing = e.type == "processing"
         staff = True
         if not processing and e.staff_required is not None:
-            parsed = pg_bool(e.staff_required)
-            if parsed is None:
-                d.bugs["22P02"] = "segment_bad_boolean"
-            staff = parsed is not False
-        rows.append((order, e.idx, 0, e.key, e.name, minutes, processing, staff and not processing))
+            staff = pg_bool(e.staff_required) is not False  # no boolean literal: the default, true
+        key, name = _cut(e.key, 50), _cut(e.name, 255)  # cut to the phase columns
+        rows.append((order, e.idx, 0, key, name, minutes, processing, staff and not processing))
         gap = _minutes(e.gap_after, d.bugs) or 0
         if gap > 0:
-            key = (e.key if e.key is not None else f"#{e.idx}") + "_gap"
-            rows.append((order, e.idx, 1, key, (e.name or "") + " (Einwirkzeit)", gap, True, False))
+            key = (e.key if e.key is not None else f"#{e.idx}")[:46] + "_gap"  # keeps its suffix
+            rows.append((order, e.idx, 1, key, (e.name or "")[:241] + " (Einwirkzeit)", gap, True, False))
     rows.sort(key=lambda r: (r[0], r[1], r[2]))
     phases = []
     offset = 0
     for n, (_, _, _, key, name, minutes, processing, staff) in enumerate(rows, start=1):
-        if offset > INT4_MAX or offset + minutes > INT4_MAX:
-            d.bugs["22003"] = "segment_int_overflow"
-        try:
-            key, name = varchar(key, 50), varchar(name, 255)
-        except TooLong:
-            d.bugs["22001"] = "segment_text_too_long"
         kind = "processing" if processing else ("initial" if n == 1 else "final")
         phases.append(Phase(n, kind, name, key, offset, minutes, staff))
         offset += minutes
@@ -267,11 +252,15 @@ def shifted(start: Decimal, minutes: int) -> Decimal:
     return start if start.is_infinite() else start + 60 * minutes
 
 
-def phase_times_bug(start: Decimal, phases: tuple[Phase, ...]) -> dict[str, str]:
-    """Phases placed at ``start`` that end beyond timestamptz's range (known bug phase_time_out_of_range)."""
-    if not start.is_infinite() and any(shifted(start, p.start_offset + p.duration) > TS_MAX_EPOCH for p in phases):
-        return {"22008": "phase_time_out_of_range"}
-    return {}
+def phases_out_of_range(start: Decimal, phases: tuple[Phase, ...]) -> bool:
+    """Phases placed at ``start`` that end beyond timestamptz's range: refused by the rule
+    appointment_phases_within_time_range."""
+    return not start.is_infinite() and any(shifted(start, p.start_offset + p.duration) > TS_MAX_EPOCH for p in phases)
+
+
+def _cut(value: str | None, n: int) -> str | None:
+    """left(value, n): a segment text cut to its phase column."""
+    return None if value is None else value[:n]
 
 
 # ---------------------------------------------------------------- the outbox (README: Enqueue with the booking)

@@ -243,11 +243,16 @@ def predicted_bugs(conn: Conn, a: Appt, *, derives: bool, shifts: bool) -> dict[
     if not (a.is_composite and a.service is not None and ((derives and a.live) or shifts)):
         return {}
     d = derivation(conn, a.service)
-    if d.bugs:
-        return d.bugs if derives else {}
-    if d.problem is not None:
-        return {}
-    return oracle.phase_times_bug(a.starts, d.phases)
+    return d.bugs if derives else {}
+
+
+def phases_leave_time_range(conn: Conn, a: Appt, *, derives: bool, shifts: bool) -> bool:
+    """Would this write place phases past timestamptz's end (derived at commit, or shifted by a move)? The
+    rule appointment_phases_within_time_range refuses it."""
+    if not (a.is_composite and a.service is not None and ((derives and a.live) or shifts)):
+        return False
+    d = derivation(conn, a.service)
+    return d.problem is None and oracle.phases_out_of_range(a.starts, d.phases)
 
 
 def outbox_since(conn: Conn, appointment_id: int, seq: int) -> tuple[list[str], list[str]]:
