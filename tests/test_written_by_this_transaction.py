@@ -114,8 +114,8 @@ def test_phases_changed_on_their_own_still_reschedule(db: Db) -> None:
         assert _phase_events(conn, appointment) == 2, "and without one"
         with conn.transaction():
             conn.execute(
-                "UPDATE appointments SET starts_at = starts_at + interval '1 day', ends_at = ends_at + interval '1 day' "
-                "WHERE id = %s",
+                "UPDATE appointments SET starts_at = starts_at + interval '1 day', "
+                "ends_at = ends_at + interval '1 day' WHERE id = %s",
                 [appointment],
             )
         conn.commit()
