@@ -419,13 +419,17 @@ BEGIN
     SELECT segments, name INTO v_segments, v_service FROM services WHERE id = v_appt.service_id;
     v_problem := calsync.segments_problem(v_segments);
     IF v_problem IS NULL THEN
+        IF EXISTS (SELECT 1 FROM calsync.derive_phases(v_segments) AS d
+                   WHERE NOT calsync.phase_fits_time_range(v_appt.starts_at, d.start_offset_minutes, d.duration_minutes)) THEN
+            PERFORM calsync.refuse_phases_outside_time_range(p_appointment_id, v_appt.starts_at);
+        END IF;
         INSERT INTO appointment_phases (appointment_id, phase_type, segment_name, segment_key, sequence_order,
                                         start_offset_minutes, duration_minutes, staff_required, start_time,
                                         end_time, calcom_sync_status)
         SELECT p_appointment_id, d.phase_type, d.segment_name, d.segment_key, d.sequence_order,
                d.start_offset_minutes, d.duration_minutes, d.staff_required,
                v_appt.starts_at + make_interval(mins => d.start_offset_minutes),
-               v_appt.starts_at + make_interval(mins => d.start_offset_minutes + d.duration_minutes),
+               v_appt.starts_at + make_interval(mins => d.start_offset_minutes) + make_interval(mins => d.duration_minutes),
                'pending'
         FROM calsync.derive_phases(v_segments) AS d;
         GET DIAGNOSTICS v_count = ROW_COUNT;
@@ -459,13 +463,15 @@ CREATE FUNCTION calsync.derive_phases(p_segments jsonb) RETURNS TABLE(sequence_o
         FROM jsonb_array_elements(CASE WHEN calsync.segments_problem(p_segments) IS NULL THEN p_segments
                                        ELSE '[]'::jsonb END) WITH ORDINALITY AS e(value, idx)
     ), expanded AS (
-        SELECT ord, idx, 0 AS sub, s->>'key' AS key, s->>'name' AS name, calsync.segment_duration(s) AS minutes,
+        SELECT ord, idx, 0 AS sub, left(s->>'key', 50) AS key, left(s->>'name', 255) AS name,
+               calsync.segment_duration(s) AS minutes,
                s->>'type' = 'processing' AS processing,
                CASE WHEN s->>'type' = 'processing' THEN false
-                    ELSE coalesce((s->>'staff_required')::boolean, true) END AS staff
+                    ELSE coalesce(calsync.segment_flag(s, 'staff_required'), true) END AS staff
         FROM seg
         UNION ALL
-        SELECT ord, idx, 1, coalesce(s->>'key', '#' || idx) || '_gap', coalesce(s->>'name', '') || ' (Einwirkzeit)',
+        SELECT ord, idx, 1, left(coalesce(s->>'key', '#' || idx), 46) || '_gap',
+               left(coalesce(s->>'name', ''), 241) || ' (Einwirkzeit)',
                calsync.segment_minutes(s, 'gap_after'), true, false
         FROM seg
         WHERE coalesce(calsync.segment_minutes(s, 'gap_after'), 0) > 0
@@ -473,14 +479,14 @@ CREATE FUNCTION calsync.derive_phases(p_segments jsonb) RETURNS TABLE(sequence_o
     SELECT (row_number() OVER w)::int,
            CASE WHEN processing THEN 'processing' WHEN row_number() OVER w = 1 THEN 'initial' ELSE 'final' END,
            name, key,
-           (sum(minutes) OVER w - minutes)::int,
+           (sum(minutes::bigint) OVER w - minutes)::int,
            minutes, staff
     FROM expanded
     WINDOW w AS (ORDER BY ord, idx, sub ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
     ORDER BY 1
 $$;
 
-COMMENT ON FUNCTION calsync.derive_phases(p_segments jsonb) IS 'The phases of a composite service''s segments (offsets relative to the start); none when segments_problem() is not NULL.';
+COMMENT ON FUNCTION calsync.derive_phases(p_segments jsonb) IS 'The phases of a composite service''s segments (offsets relative to the start); none when segments_problem() is not NULL. Keys and names are cut to the phase columns.';
 
 CREATE FUNCTION calsync.enforce_worker_limits(p_function text, p_now timestamp with time zone, p_lease interval DEFAULT NULL::interval, p_keep interval DEFAULT NULL::interval, p_keep_attempts interval DEFAULT NULL::interval, p_dead_after interval DEFAULT NULL::interval) RETURNS void
     LANGUAGE plpgsql STABLE
@@ -839,6 +845,18 @@ $$;
 
 COMMENT ON FUNCTION calsync.is_usable_phone(p_phone text) IS 'A phone Cal.com accepts: not NULL, not blank, and not the voice agent''s anonymous_<ts>_<hash> stand-in.';
 
+CREATE FUNCTION calsync.phase_fits_time_range(p_start timestamp with time zone, p_offset_minutes bigint, p_duration_minutes bigint) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+    SELECT NOT isfinite(p_start)
+           OR (extract(epoch FROM p_start) + 60 * least(p_offset_minutes, p_offset_minutes + p_duration_minutes)
+                   >= -210866803200
+               AND extract(epoch FROM p_start) + 60 * greatest(p_offset_minutes, p_offset_minutes + p_duration_minutes)
+                   < 9224318016000)
+$$;
+
+COMMENT ON FUNCTION calsync.phase_fits_time_range(p_start timestamp with time zone, p_offset_minutes bigint, p_duration_minutes bigint) IS 'true when a phase at start + offset lasting duration minutes begins and ends within timestamptz''s range (an infinite start stays infinite).';
+
 CREATE FUNCTION calsync.placeholder_email(p_customer_id bigint) RETURNS text
     LANGUAGE sql STABLE
     AS $$
@@ -1027,6 +1045,22 @@ $$;
 
 COMMENT ON FUNCTION calsync.refresh_host_busy_time(p_appointment_id bigint, p_at_commit boolean) IS 'Recompute one appointment''s rows in calsync.host_busy_time from calsync.appointment_busy_intervals.';
 
+CREATE FUNCTION calsync.refuse_phases_outside_time_range(p_appointment_id bigint, p_start timestamp with time zone) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    RAISE EXCEPTION USING
+        ERRCODE = '23514',
+        CONSTRAINT = 'appointment_phases_within_time_range',
+        TABLE = 'appointment_phases',
+        MESSAGE = format('appointment %s starting %s: its phases would end after timestamptz''s last instant (294276-12-31 23:59:59.999999 UTC)',
+                         p_appointment_id, p_start),
+        HINT = 'Book the appointment at a real time.';
+END
+$$;
+
+COMMENT ON FUNCTION calsync.refuse_phases_outside_time_range(p_appointment_id bigint, p_start timestamp with time zone) IS 'Rule appointment_phases_within_time_range: raises 23514 for an appointment whose phases would leave timestamptz''s range.';
+
 CREATE FUNCTION calsync.register_listener(p_worker text, p_now timestamp with time zone DEFAULT now()) RETURNS void
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
@@ -1155,20 +1189,47 @@ COMMENT ON FUNCTION calsync.retry_delay(p_attempts integer, p_base interval, p_c
 CREATE FUNCTION calsync.segment_duration(p_segment jsonb) RETURNS integer
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
-    SELECT coalesce(calsync.segment_minutes(p_segment, 'durationMin'),
-                    calsync.segment_minutes(p_segment, 'duration_minutes'),
-                    calsync.segment_minutes(p_segment, 'duration'))
+    SELECT CASE WHEN n <= 2147483647 THEN n::int END
+    FROM (SELECT coalesce(calsync.segment_number(p_segment, 'durationMin'),
+                          calsync.segment_number(p_segment, 'duration_minutes'),
+                          calsync.segment_number(p_segment, 'duration')) AS n) AS x
 $$;
 
-COMMENT ON FUNCTION calsync.segment_duration(p_segment jsonb) IS 'A segment''s duration: durationMin (live shape), else duration_minutes, else duration (legacy shape).';
+COMMENT ON FUNCTION calsync.segment_duration(p_segment jsonb) IS 'A segment''s duration: durationMin (live shape), else duration_minutes, else duration (legacy shape); NULL (no positive duration) when the first one given is beyond integer range.';
+
+CREATE FUNCTION calsync.segment_flag(p_segment jsonb, p_key text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $_$
+    SELECT CASE
+        WHEN v ~ '^[ \t\n\r\f\v]*(t|tr|tru|true|y|ye|yes|on|1)[ \t\n\r\f\v]*$' THEN true
+        WHEN v ~ '^[ \t\n\r\f\v]*(f|fa|fal|fals|false|n|no|of|off|0)[ \t\n\r\f\v]*$' THEN false
+    END
+    FROM (SELECT translate(p_segment->>p_key, 'TRUEYSONFAL', 'trueysonfal') AS v) AS x
+$_$;
+
+COMMENT ON FUNCTION calsync.segment_flag(p_segment jsonb, p_key text) IS 'A segment''s flag under key p_key: a JSON boolean or a boolean literal as PostgreSQL reads it, else NULL (the caller''s default).';
 
 CREATE FUNCTION calsync.segment_minutes(p_segment jsonb, p_key text) RETURNS integer
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT CASE WHEN n <= 2147483647 THEN n::int END FROM (SELECT calsync.segment_number(p_segment, p_key) AS n) AS x
+$$;
+
+COMMENT ON FUNCTION calsync.segment_minutes(p_segment jsonb, p_key text) IS 'A segment''s minutes under key p_key (number or numeric string), else NULL; NULL too beyond integer range (segments_problem names that).';
+
+CREATE FUNCTION calsync.segment_number(p_segment jsonb, p_key text) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $_$
-    SELECT CASE WHEN p_segment->>p_key ~ '^\s*[0-9]+(\.[0-9]+)?\s*$' THEN round((p_segment->>p_key)::numeric)::int END
+    SELECT CASE
+        WHEN m IS NULL THEN NULL
+        WHEN length(ltrim(m[1], '0')) > 10 THEN 2147483648
+        ELSE least(round((coalesce(nullif(ltrim(m[1], '0'), ''), '0') || '.' || coalesce(left(m[2], 1), '0'))::numeric),
+                   2147483648)::bigint
+    END
+    FROM (SELECT regexp_match(p_segment->>p_key, '^[ \t\n\r\f\v]*([0-9]+)(?:\.([0-9]+))?[ \t\n\r\f\v]*$') AS m) AS x
 $_$;
 
-COMMENT ON FUNCTION calsync.segment_minutes(p_segment jsonb, p_key text) IS 'A segment''s minutes under key p_key (number or numeric string), else NULL.';
+COMMENT ON FUNCTION calsync.segment_number(p_segment jsonb, p_key text) IS 'A segment''s number under key p_key (number or numeric string, rounded half up), else NULL; any value beyond integer range is 2147483648 (never cast, never an error).';
 
 CREATE FUNCTION calsync.segments_problem(p_segments jsonb) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -1177,15 +1238,31 @@ CREATE FUNCTION calsync.segments_problem(p_segments jsonb) RETURNS text
         WHEN p_segments IS NULL OR p_segments = 'null'::jsonb THEN 'the service has no segments'
         WHEN jsonb_typeof(p_segments) <> 'array' THEN 'the service''s segments are not a JSON array'
         WHEN jsonb_array_length(p_segments) = 0 THEN 'the service''s segments are empty'
-        ELSE (SELECT format('segment %s (%s) has no positive duration', coalesce(e.value->>'key', '#' || e.idx),
-                            coalesce(e.value->>'name', '?'))
-              FROM jsonb_array_elements(p_segments) WITH ORDINALITY AS e(value, idx)
-              WHERE jsonb_typeof(e.value) <> 'object' OR coalesce(calsync.segment_duration(e.value), 0) <= 0
-              ORDER BY e.idx LIMIT 1)
+        ELSE coalesce(
+            (SELECT format('segment %s (%s) %s', coalesce(e.value->>'key', '#' || e.idx), coalesce(e.value->>'name', '?'),
+                           CASE WHEN jsonb_typeof(e.value) = 'object'
+                                     AND coalesce(calsync.segment_number(e.value, 'durationMin'),
+                                                  calsync.segment_number(e.value, 'duration_minutes'),
+                                                  calsync.segment_number(e.value, 'duration')) > 2147483647
+                                THEN 'has a duration beyond integer range'
+                                WHEN jsonb_typeof(e.value) <> 'object' OR coalesce(calsync.segment_duration(e.value), 0) <= 0
+                                THEN 'has no positive duration'
+                                WHEN calsync.segment_number(e.value, 'order') > 2147483647 THEN 'has an order beyond integer range'
+                                ELSE 'has a gap_after beyond integer range' END)
+             FROM jsonb_array_elements(p_segments) WITH ORDINALITY AS e(value, idx)
+             WHERE jsonb_typeof(e.value) <> 'object' OR coalesce(calsync.segment_duration(e.value), 0) <= 0
+                OR calsync.segment_number(e.value, 'order') > 2147483647
+                OR calsync.segment_number(e.value, 'gap_after') > 2147483647
+             ORDER BY e.idx LIMIT 1),
+            (SELECT format('the segments last %s minutes in total, beyond integer range', t.total)
+             FROM (SELECT sum(calsync.segment_duration(e.value)::bigint
+                              + greatest(coalesce(calsync.segment_minutes(e.value, 'gap_after'), 0), 0)) AS total
+                   FROM jsonb_array_elements(p_segments) AS e(value)) AS t
+             WHERE t.total > 2147483647))
     END
 $$;
 
-COMMENT ON FUNCTION calsync.segments_problem(p_segments jsonb) IS 'NULL when phases can be derived from these segments, else why not (in words).';
+COMMENT ON FUNCTION calsync.segments_problem(p_segments jsonb) IS 'NULL when phases can be derived from these segments, else why not (in words): no positive duration, a number beyond integer range, a total beyond integer range.';
 
 CREATE FUNCTION calsync.sync_outcome(p_category text, p_skipped boolean, p_attempts integer, p_max_attempts integer) RETURNS text
     LANGUAGE sql STABLE
@@ -1226,12 +1303,12 @@ BEGIN
         PERFORM calsync.enqueue_sync(a.id, 'reschedule', jsonb_build_object('appointment_id', a.id, 'phases', 'changed'))
         FROM appointments a
         WHERE a.id IN (SELECT appointment_id FROM old_phases) AND calsync.is_bookable_status(a.status)
-          AND a.ends_at > now() AND a.xmin <> pg_current_xact_id()::xid AND NOT calsync.is_sync_loop(a.sync_origin);
+          AND a.ends_at > now() AND NOT calsync.written_by_this_transaction(a.xmin) AND NOT calsync.is_sync_loop(a.sync_origin);
     ELSIF TG_OP = 'INSERT' THEN
         PERFORM calsync.enqueue_sync(a.id, 'reschedule', jsonb_build_object('appointment_id', a.id, 'phases', 'changed'))
         FROM appointments a
         WHERE a.id IN (SELECT appointment_id FROM new_phases) AND calsync.is_bookable_status(a.status)
-          AND a.ends_at > now() AND a.xmin <> pg_current_xact_id()::xid AND NOT calsync.is_sync_loop(a.sync_origin);
+          AND a.ends_at > now() AND NOT calsync.written_by_this_transaction(a.xmin) AND NOT calsync.is_sync_loop(a.sync_origin);
     ELSE
         -- only phases whose time or staff need changed (the app rewrites unchanged ones)
         PERFORM calsync.enqueue_sync(a.id, 'reschedule', jsonb_build_object('appointment_id', a.id, 'phases', 'changed'))
@@ -1239,7 +1316,7 @@ BEGIN
         WHERE a.id IN (SELECT n.appointment_id FROM new_phases n JOIN old_phases o ON o.id = n.id
                        WHERE (n.start_time, n.end_time, n.staff_required) IS DISTINCT FROM (o.start_time, o.end_time, o.staff_required))
           AND calsync.is_bookable_status(a.status)
-          AND a.ends_at > now() AND a.xmin <> pg_current_xact_id()::xid AND NOT calsync.is_sync_loop(a.sync_origin);
+          AND a.ends_at > now() AND NOT calsync.written_by_this_transaction(a.xmin) AND NOT calsync.is_sync_loop(a.sync_origin);
     END IF;
     RETURN NULL;
 END
@@ -1371,9 +1448,14 @@ BEGIN
                                                calcom_booking_id, calcom_booking_uid, calcom_sync_status, reason)
         SELECT gone.*, format('service changed from %s to %s', OLD.service_id, NEW.service_id) FROM gone;
     ELSIF NEW.starts_at IS DISTINCT FROM OLD.starts_at THEN
+        IF EXISTS (SELECT 1 FROM appointment_phases
+                   WHERE appointment_id = NEW.id
+                     AND NOT calsync.phase_fits_time_range(NEW.starts_at, start_offset_minutes, duration_minutes)) THEN
+            PERFORM calsync.refuse_phases_outside_time_range(NEW.id, NEW.starts_at);
+        END IF;
         UPDATE appointment_phases
         SET start_time = NEW.starts_at + make_interval(mins => start_offset_minutes),
-            end_time = NEW.starts_at + make_interval(mins => start_offset_minutes + duration_minutes),
+            end_time = NEW.starts_at + make_interval(mins => start_offset_minutes) + make_interval(mins => duration_minutes),
             updated_at = now()
         WHERE appointment_id = NEW.id;
     END IF;
@@ -1531,29 +1613,40 @@ CREATE FUNCTION calsync.tg_services__keep_segments_while_booked() RETURNS trigge
 DECLARE
     v_count bigint;
     v_first bigint;
+    v_problem text;
 BEGIN
-    IF NOT OLD.composite OR (NEW.composite AND calsync.segments_problem(NEW.segments) IS NULL) THEN
+    IF NOT OLD.composite AND NOT NEW.composite THEN
+        RETURN NEW;
+    END IF;
+    v_problem := CASE WHEN NEW.composite THEN calsync.segments_problem(NEW.segments) END;
+    IF OLD.composite AND NEW.composite AND v_problem IS NULL THEN
         RETURN NEW;
     END IF;
     SELECT count(*), min(id) INTO v_count, v_first
     FROM appointments
     WHERE service_id = OLD.id AND status NOT IN ('cancelled', 'no_show') AND ends_at > now();
-    IF v_count > 0 THEN
+    IF v_count > 0 AND NOT OLD.composite THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '23514',
+            CONSTRAINT = 'services_keep_segments_while_booked',
+            MESSAGE = format('service %s (%s) is simple and booked by %s upcoming appointment(s) (first: #%s): it cannot become composite',
+                             OLD.id, OLD.name, v_count, v_first),
+            HINT = 'Those bookings were made without phases: create a new composite service for new bookings, or move or cancel them first.';
+    ELSIF v_count > 0 THEN
         RAISE EXCEPTION USING
             ERRCODE = '23514',
             CONSTRAINT = 'services_keep_segments_while_booked',
             MESSAGE = format('service %s (%s) is composite and booked by %s upcoming appointment(s) (first: #%s): %s',
                              OLD.id, OLD.name, v_count, v_first,
                              CASE WHEN NOT NEW.composite THEN 'it cannot stop being composite'
-                                  ELSE 'its segments cannot be replaced by unusable ones ('
-                                       || calsync.segments_problem(NEW.segments) || ')' END),
+                                  ELSE 'its segments cannot be replaced by unusable ones (' || v_problem || ')' END),
             HINT = 'Keep the segments (an import that does not carry them must leave the column out), or move or cancel those appointments first.';
     END IF;
     RETURN NEW;
 END
 $$;
 
-COMMENT ON FUNCTION calsync.tg_services__keep_segments_while_booked() IS 'Trigger services_keep_segments_while_booked: refuses emptying a composite service''s segments while upcoming appointments use it.';
+COMMENT ON FUNCTION calsync.tg_services__keep_segments_while_booked() IS 'Trigger services_keep_segments_while_booked: while upcoming appointments use a service, it keeps composite as it is and a composite keeps usable segments.';
 
 CREATE FUNCTION calsync.tg_staff__rekey_host_busy_time() RETURNS trigger
     LANGUAGE plpgsql
@@ -1579,6 +1672,37 @@ CREATE FUNCTION calsync.worker_limit(p_key text) RETURNS interval
 $$;
 
 COMMENT ON FUNCTION calsync.worker_limit(p_key text) IS 'A limit calsync_worker is held to: calsync.settings value of p_key, else its default (worker_max_lease 1 hour, worker_min_keep_dead 7 days, worker_min_keep_attempts 30 days, worker_min_dead_after 30 seconds).';
+
+CREATE FUNCTION calsync.written_by_this_transaction(p_xmin xid) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    AS $$
+DECLARE
+    v_top bigint := pg_current_xact_id_if_assigned()::text::bigint;
+    v_later bigint;
+    v_xid xid8;
+BEGIN
+    IF v_top IS NULL OR p_xmin IS NULL THEN
+        RETURN false;
+    ELSIF p_xmin = (v_top::text)::xid8::xid THEN
+        RETURN true;
+    END IF;
+    v_later := (p_xmin::text::bigint - (v_top & 4294967295)) & 4294967295;
+    IF v_later >= 2147483648 THEN
+        RETURN false;
+    END IF;
+    v_xid := (v_top + v_later)::text::xid8;
+    IF v_xid < pg_snapshot_xmax(pg_current_snapshot()) THEN
+        RETURN pg_xact_status(v_xid) IS NOT DISTINCT FROM 'in progress';  -- assigned before the snapshot: no error
+    END IF;
+    BEGIN
+        RETURN pg_xact_status(v_xid) IS NOT DISTINCT FROM 'in progress';
+    EXCEPTION WHEN invalid_parameter_value THEN  -- "transaction ID … is in the future": a frozen row's raw xmin
+        RETURN false;
+    END;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.written_by_this_transaction(p_xmin xid) IS 'true when a row with this xmin was written by the current transaction, at its top level or under a savepoint that was not rolled back.';
 
 CREATE FUNCTION remediation.apply_appointment_image(p_id bigint, p_image jsonb) RETURNS void
     LANGUAGE sql
