@@ -30,7 +30,7 @@ from tests.worker_support import (
 )
 from worker.devtools.simulator import SimulatorProcess
 from worker.errors import CliError, Exit
-from worker.sync import drain as drain_module
+from worker.sync import recording as recording_module
 from worker.sync.contract import SyncResult
 from worker.sync.drain import Worker
 
@@ -430,7 +430,7 @@ def test_a_result_the_database_refuses_does_not_hold_up_the_others(
     Now the others are recorded, the refused one becomes a retry whose error says why, and the retry adopts the
     booking its first attempt made."""
     ids = [book(db, salon, start=FUTURE + dt.timedelta(hours=h)) for h in range(3)]
-    real_encode = drain_module.encode_results
+    real_encode = recording_module.encode_results
     spoiled: list[int] = []
     first_attempt: list[str] = []  # the exchange of the first attempt, spoiled whenever it is offered
 
@@ -446,7 +446,7 @@ def test_a_result_the_database_refuses_does_not_hold_up_the_others(
                     r["exchanges"][0]["response_status"] = "first"  # invalid input syntax for type bigint
         return json.dumps(documents)
 
-    monkeypatch.setattr(drain_module, "encode_results", encode)
+    monkeypatch.setattr(recording_module, "encode_results", encode)
     drain(db, sim)
     assert spoiled == [ids[1]], "the spoiled result was offered to the database"
     assert [appointment(db, i)["calcom_sync_status"] for i in ids] == ["synced", "pending", "synced"]

@@ -21,10 +21,8 @@ import functools
 import secrets
 import signal
 import time
-from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 import psycopg
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
@@ -37,10 +35,11 @@ from worker.sync import metrics
 from worker.sync.appointment import AppointmentSync, Outcome
 from worker.sync.calcom import CalcomClient
 from worker.sync.categories import Category, Verdict
-from worker.sync.contract import SyncResult, SyncState, decode_state, encode_results
+from worker.sync.contract import SyncState, decode_state
 from worker.sync.event_types import EventTypeCache
 from worker.sync.keyhealth import KeyHealth, is_key_problem, probe, start_refusal
 from worker.sync.ratelimit import RateLimiter
+from worker.sync.recording import Pending, Recorder
 from worker.sync.sdnotify import Notifier
 from worker.sync.settings import WorkerSettings
 
@@ -65,16 +64,12 @@ class Worker:
         self.wake = asyncio.Event()
         self.stopping = asyncio.Event()
         self.inflight: dict[str, asyncio.Task[None]] = {}
-        self.pending_results: list[Pending] = []
         # leases this worker took and has not yet recorded an outcome for; when a claim's reply may have been
         # lost, every other lease it holds is given back (release_unknown_leases) before it claims again
         self.held: set[str] = set()
         self.claim_uncertain = False
-        self.flushed = asyncio.Event()
-        self.flush_lock = asyncio.Lock()
-        self.closing = False
+        self.recorder = Recorder(settings, self._fetch, self.metrics, self.held)
         self.last_ping = 0.0
-        self.finish_failures = 0
         self.idle = False
         self.pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self.client: CalcomClient | None = None
@@ -136,7 +131,7 @@ class Worker:
         await self._fetch("listener_register", {"worker": self.s.worker_id})
         listener = asyncio.create_task(self._listen())
         housekeeping = asyncio.create_task(self._housekeeping())
-        self.flusher = asyncio.create_task(self._flusher())
+        self.flusher = asyncio.create_task(self.recorder.run())
         logs.log(
             "worker_started",
             worker_id=self.s.worker_id,
@@ -180,7 +175,7 @@ class Worker:
         free = self.s.concurrency - len(self.inflight)
         if self.key.problem is not None and not await self._key_works_again():
             if self.s.once:  # nothing will go through until the key or base URL is fixed
-                await self._flush()
+                await self.recorder.flush()
                 return not self.inflight
             self.wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -198,7 +193,7 @@ class Worker:
             await self.set_idle(False)
             return False
         if self.s.once and not self.inflight:
-            await self._flush()  # outcomes first: a recorded retry is what makes an event due again
+            await self.recorder.flush()  # outcomes first: a recorded retry is what makes an event due again
             await self._fetch("reap", {"dead_after_s": max(30.0, 6 * self.s.poll_interval_s)})
             limit = min(self.s.concurrency, self.s.batch_size)
             nothing = self.limiter.paused_for() > 0 or not await self._claim(limit)
@@ -302,119 +297,7 @@ class Worker:
         self.metrics.rate_limit_waits = self.limiter.waits
         self.metrics.rate_limit_wait_s = self.limiter.waited_s
         took_ms = round((time.perf_counter() - started) * 1000, 1)
-        self.pending_results.append(Pending(outcome.result(), event_type, attempt, len(outcome.exchanges), took_ms))
-        if len(self.pending_results) >= self.s.batch_size:
-            self.flushed.set()
-
-    # -- recording --------------------------------------------------------------------------------
-    async def _flush(self) -> None:
-        """Record the pending results. A batch that could not be recorded is put back, never dropped."""
-        async with self.flush_lock:
-            while self.pending_results:
-                batch, self.pending_results = self.pending_results, []
-                try:
-                    recorded = await self._record([p.result for p in batch])
-                except psycopg.Error as e:
-                    if is_connection_error(e):  # the connection or the server: the batch waits
-                        self.pending_results[:0] = batch
-                        raise
-                    recorded = await self._record_each(batch, e)
-                except BaseException:
-                    self.pending_results[:0] = batch
-                    raise
-                self._recorded(batch, recorded)
-
-    async def _record(self, results: list[SyncResult]) -> dict[str, str]:
-        rows = await self._fetch(
-            "finish",
-            {
-                "worker": self.s.worker_id,
-                "results": encode_results(results),
-                "max_attempts": self.s.max_attempts,
-                "retry_base_s": self.s.retry_base_s,
-                "retry_cap_s": self.s.retry_cap_s,
-            },
-        )
-        return {str(event_id): str(outcome) for event_id, outcome in rows}
-
-    async def _record_each(self, batch: list[Pending], error: psycopg.Error) -> dict[str, str]:
-        """The database refused a batch (a bug, or a result it can't take): record the results one at a time, so
-        one bad result can't hold up the others (put back for ever, it once wedged a worker). A result refused on
-        its own is recorded in reduced form, still an attempt: without what it found at Cal.com (the next attempt
-        looks that up again), with the refusal as its error; one refused even so is logged (ids only) and left to
-        its lease."""
-        logs.log("finish_refused", level="error", error=str(error).strip()[:500], results=len(batch))
-        recorded: dict[str, str] = {}
-        for i, pending in enumerate(batch):
-            try:
-                # as it is; then reduced with its archived exchanges; then reduced without them
-                for fallback in range(3):
-                    result = pending.result
-                    if fallback:
-                        result = unrecordable(result, error, keep_exchanges=fallback == 1)
-                    try:
-                        recorded |= await self._record([result])
-                        break
-                    except psycopg.Error as e:
-                        if is_connection_error(e):
-                            raise
-                        error = e  # the refusal of this result on its own is the one to report
-                else:
-                    logs.log(
-                        "result_unrecordable",
-                        level="error",
-                        error=str(error).strip()[:500],
-                        event_id=str(pending.result.event_id),
-                        appointment_id=pending.result.appointment_id,
-                        category=pending.result.category,
-                    )
-            except BaseException:
-                self._recorded(batch[:i], recorded)
-                self.pending_results[:0] = batch[i:]
-                raise
-        return recorded
-
-    def _recorded(self, batch: list[Pending], recorded: dict[str, str]) -> None:
-        """Log what the database recorded for each result (not what the worker hoped)."""
-        for p in batch:
-            event_id = str(p.result.event_id)
-            self.held.discard(event_id)
-            outcome = recorded.get(event_id)
-            if outcome is None:
-                continue  # unrecordable: logged as such, left to its lease
-            if outcome == "lease_lost":
-                self.metrics.lost_leases += 1
-                logs.log("lease_lost", level="warning", event_id=event_id, worker_id=self.s.worker_id)
-                continue
-            self.metrics.events[outcome] += 1
-            logs.log(
-                "event_" + outcome,
-                event_id=event_id,
-                appointment_id=p.result.appointment_id,
-                event_type=p.event_type,
-                attempt=p.attempt,
-                category=p.result.category,
-                requests=p.requests,
-                took_ms=p.took_ms,
-                error=p.result.error[:500] if p.result.error else None,
-            )
-
-    async def _flusher(self) -> None:
-        """Record outcomes every 20 ms (or at once when a batch is full). It is never cancelled mid-statement:
-        on the way out it is told to finish, flushes what is left, and returns."""
-        while not (self.closing and not self.pending_results):
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.flushed.wait(), 0.02)
-            self.flushed.clear()
-            try:
-                await self._flush()
-            except psycopg.Error as e:
-                logs.log("finish_failed", level="error", error=str(e), pending=len(self.pending_results))
-                if self.closing and self.finish_failures > 5:
-                    logs.log("results_unrecorded", level="error", count=len(self.pending_results))
-                    return
-                self.finish_failures += 1
-                await asyncio.sleep(1)
+        self.recorder.add(Pending(outcome.result(), event_type, attempt, len(outcome.exchanges), took_ms))
 
     async def _listen(self) -> None:
         while not self.stopping.is_set():
@@ -461,8 +344,7 @@ class Worker:
                 with contextlib.suppress(psycopg.Error):
                     await self._fetch("release", {"worker": self.s.worker_id, "ids": leftover})
                 logs.log("events_released", count=len(leftover))
-        self.closing = True
-        self.flushed.set()
+        self.recorder.close()
         await self.flusher  # records everything still pending; never cancelled mid-statement
         for t in tasks:
             t.cancel()
@@ -473,39 +355,6 @@ class Worker:
         if self.pool:
             await self.pool.close()
         logs.log("worker_stopped", worker_id=self.s.worker_id, events=dict(self.metrics.events))
-
-
-@dataclass(frozen=True)
-class Pending:
-    """A result waiting to be recorded, with what its log line needs."""
-
-    result: SyncResult
-    event_type: str
-    attempt: int
-    requests: int
-    took_ms: float
-
-
-def is_connection_error(e: psycopg.Error) -> bool:
-    """The connection or the server is gone (retry the same statement later), as opposed to the database
-    refusing this statement (a value it can't take: the result must be recorded differently)."""
-    return e.sqlstate is None or e.sqlstate.startswith(("08", "57P"))
-
-
-def unrecordable(result: SyncResult, error: psycopg.Error, *, keep_exchanges: bool) -> SyncResult:
-    """What is left of a result the database refused: the attempt with the refusal as its error, and no facts. A
-    success that could not be recorded is retried as NETWORK (the next attempt looks up what it did)."""
-    return msgspec.structs.replace(
-        result,
-        category=result.category if result.category != str(Category.OK) else str(Category.NETWORK),
-        skipped=False,
-        error=f"the worker could not record this attempt ({str(error).strip()[:300]}); the next attempt looks up "
-        f"at Cal.com what it did. Its category was {result.category}",
-        detail=None,
-        bookings=[],
-        superseded=[],
-        exchanges=result.exchanges if keep_exchanges else [],
-    )
 
 
 def run(settings: WorkerSettings) -> int:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from worker.credentials import read_secret_file
 from worker.errors import CliError, Exit, SettingError
 from worker.sync.contacts import parse_region
 
@@ -293,9 +294,9 @@ def read_api_key() -> str:
     if not path and (creds := os.environ.get("CREDENTIALS_DIRECTORY")):
         path = str(Path(creds) / "calcom_api_key")
     if path and Path(path).is_file():
-        if key := Path(path).read_text().strip():
-            return key
-        raise MissingApiKey(f"the Cal.com API key file {path} is empty: put the key in it")
+        # a systemd credential is the service's own copy (mode 0400 under $CREDENTIALS_DIRECTORY); a named file
+        # must not be readable by others
+        return read_secret_file(Path(path), check_mode=bool(named))
     if named:
         raise MissingApiKey(f"CALCOM_API_KEY_FILE={named!r} is not a file: set it to the file that holds the key")
     raise MissingApiKey(
