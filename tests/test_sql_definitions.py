@@ -22,7 +22,7 @@ _VIEW = re.compile(r"CREATE OR REPLACE VIEW\s+(\w+\.\w+)", re.IGNORECASE)
 
 
 def definition_files() -> list[Path]:
-    return [p for d in DEFINITION_DIRS for p in sorted((SQL_DIR / d).glob("*.sql"))]
+    return [p for d in DEFINITION_DIRS for p in sorted((SQL_DIR / d).rglob("*.sql"))]
 
 
 def defined(pattern: re.Pattern[str]) -> set[str]:
