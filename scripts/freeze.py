@@ -5,6 +5,12 @@ from those files; other blocks are left alone. Once a revision has landed it is 
 it again (a changed definition then needs a new revision). Without --force this refuses files that are
 committed in git already.
 
+The ``-- from:`` lines name the files as they were when the revision was written. Landed revisions keep them
+(0001-0018 name files that were later split so that each definition lives in the file named after it, issue 9):
+they are history, not read again. A ``-- from:`` file that does not exist stops the rebuild with its name.
+List a block's ``-- from:`` files in the order they must run: a SQL function's body is checked when it is
+created, so the views and functions it reads come first.
+
     python scripts/freeze.py migrations/versions/0010_add_host_busy_time.sql [--force]
 """
 
@@ -25,6 +31,8 @@ def rebuild(text: str) -> str:
     for block in blocks:
         lines = block.splitlines()
         sources = [ln.removeprefix("-- from: ").strip() for ln in lines[1:] if ln.startswith("-- from: ")]
+        if missing := [s for s in sources if not (ROOT / s).is_file()]:
+            raise SystemExit(f"-- name: {lines[0]}: no such file {', '.join(missing)} (a landed revision is frozen)")
         if sources:
             body = [lines[0], *(f"-- from: {s}" for s in sources)]
             body += [(ROOT / s).read_text().rstrip() + "\n" for s in sources]

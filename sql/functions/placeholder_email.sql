@@ -1,51 +1,9 @@
--- Rule: a customer always has a contact Cal.com accepts. Saved with no e-mail at all (NULL or blank) and no
--- usable phone, a customer gets customer_<id>@<domain> and email_is_placeholder = true; a real e-mail given
--- later replaces it and clears the flag. Blank e-mails become NULL (they collided on the unique index).
--- An e-mail that is there but that Cal.com refuses (calsync.is_usable_email) is kept as it is: it is the
--- customer's data, to be corrected (remediation.customers_with_invalid_contact); meanwhile the worker books with
--- the placeholder in its place (calsync.sync_customer.placeholder_email) and never sends it.
-CREATE OR REPLACE FUNCTION calsync.tg_customers__fill_placeholder_email() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_placeholder text := calsync.placeholder_email(NEW.id);
-BEGIN
-    IF NEW.email IS NOT NULL AND btrim(NEW.email) = '' THEN
-        NEW.email := NULL;
-    END IF;
-    IF calsync.has_email(NEW.email) THEN  -- kept, whether Cal.com accepts it or not
-        NEW.email_is_placeholder := (NEW.email = v_placeholder)
-            OR (TG_OP = 'UPDATE' AND OLD.email_is_placeholder AND NEW.email = OLD.email);
-    ELSIF calsync.is_usable_phone(NEW.phone) THEN
-        NEW.email_is_placeholder := false;
-    ELSE
-        NEW.email := v_placeholder;
-        NEW.email_is_placeholder := true;
-    END IF;
-    RETURN NEW;
-END
-$$;
-COMMENT ON FUNCTION calsync.tg_customers__fill_placeholder_email() IS
-    'Trigger customers_fill_placeholder_email: no e-mail at all (NULL or blank) and no usable phone gives customer_<id>@<domain>; any other e-mail is kept.';
+-- Contact rules shared by the placeholder-email trigger, the sync state, the worker's guards and the views.
 
--- Backfill in batches (by id): touching email fires the trigger above, the one place the rule lives.
-CREATE OR REPLACE FUNCTION calsync.placeholder_email_backfill_batch(p_after_id bigint, p_batch integer)
-RETURNS bigint
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_last bigint;
-BEGIN
-    SELECT max(id) INTO v_last
-    FROM (SELECT id FROM customers WHERE id > p_after_id ORDER BY id LIMIT p_batch) AS b;
-    IF v_last IS NULL THEN
-        RETURN NULL;
-    END IF;
-    UPDATE customers SET email = email
-    WHERE id > p_after_id AND id <= v_last
-      AND ((NOT calsync.has_email(email) AND NOT calsync.is_usable_phone(phone))
-           OR (email IS NOT NULL AND btrim(email) = '')
-           OR (email = calsync.placeholder_email(id) AND NOT email_is_placeholder));
-    RETURN v_last;
-END
+CREATE OR REPLACE FUNCTION calsync.placeholder_email(p_customer_id bigint) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT 'customer_' || p_customer_id || '@'
+           || coalesce((SELECT value FROM calsync.settings WHERE key = 'placeholder_email_domain'), 'placeholder.invalid')
 $$;
-COMMENT ON FUNCTION calsync.placeholder_email_backfill_batch(bigint, integer) IS
-    'One batch of the placeholder-email backfill: customers with id in (after_id, returned id]; NULL when done.';
+COMMENT ON FUNCTION calsync.placeholder_email(bigint) IS
+    'customer_<id>@<domain>, the domain from calsync.settings placeholder_email_domain (default placeholder.invalid).';

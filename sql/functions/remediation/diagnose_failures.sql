@@ -1,0 +1,22 @@
+-- Diagnose the failures the app recorded, once, when they are recorded: the findings then read one row instead
+-- of looking for the cause again (that lookup is what costs on a big table). The worker's failures carry
+-- their category (sync_error_code) and are left alone. A diagnosis describes the failure as it was; a
+-- fix shows in blocking_cause() (live), which is what the runbook's requeue step checks.
+CREATE OR REPLACE FUNCTION remediation.diagnose_failures(p_appointment_ids bigint[]) RETURNS integer
+LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp SET jit = off AS $$
+    WITH diagnosed AS (
+        INSERT INTO remediation.failure_diagnoses AS f (appointment_id, category, blocking_cause, error_code, diagnosed_at)
+        SELECT d.appointment_id, d.category, d.blocking_cause, a.sync_error_code, now()
+        FROM appointments a
+        JOIN remediation.sync_diagnosis d ON d.appointment_id = a.id
+        WHERE a.id = ANY (p_appointment_ids) AND (a.calcom_sync_status = 'failed' OR a.requires_manual_review)
+          AND NOT EXISTS (SELECT 1 FROM remediation.categories k WHERE k.category = a.sync_error_code AND k.origin = 'worker')
+        ON CONFLICT (appointment_id) DO UPDATE
+            SET category = EXCLUDED.category, blocking_cause = EXCLUDED.blocking_cause, error_code = EXCLUDED.error_code,
+                diagnosed_at = EXCLUDED.diagnosed_at
+        RETURNING 1
+    )
+    SELECT count(*)::int FROM diagnosed
+$$;
+COMMENT ON FUNCTION remediation.diagnose_failures(bigint[]) IS
+    'Record in remediation.failure_diagnoses why the app''s failures of these appointments happened (the worker''s failures are skipped); returns how many.';
