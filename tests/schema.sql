@@ -742,9 +742,10 @@ COMMENT ON FUNCTION calsync.finish_sync_events(p_worker text, p_results jsonb, p
 
 CREATE FUNCTION calsync.has_email(p_email text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$
-    SELECT p_email IS NOT NULL AND btrim(p_email) <> ''
-$$;
+    AS $_$
+    -- the white space of calsync.is_blank, written out (see is_usable_phone.sql)
+    SELECT p_email IS NOT NULL AND p_email !~ '^[\t\n\u000b\f\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$'
+$_$;
 
 COMMENT ON FUNCTION calsync.has_email(p_email text) IS 'An e-mail is stored at all: not NULL and not blank. Whether Cal.com accepts it is calsync.is_usable_email.';
 
@@ -811,6 +812,15 @@ $$;
 
 COMMENT ON FUNCTION calsync.host_key(p_calcom_user_id bigint, p_staff_id uuid) IS 'calcom_user:<id> when the staff row has a Cal.com user, else staff:<uuid>; NULL without staff.';
 
+CREATE FUNCTION calsync.is_blank(p_text text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $_$
+    SELECT p_text IS NULL
+        OR p_text ~ '^[\t\n\u000b\f\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$'
+$_$;
+
+COMMENT ON FUNCTION calsync.is_blank(p_text text) IS 'NULL, or nothing but Unicode white space (tab, newline, no-break space, ideographic space, ...), not only '' ''.';
+
 CREATE FUNCTION calsync.is_bookable_status(p_status text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
@@ -839,11 +849,15 @@ COMMENT ON FUNCTION calsync.is_usable_email(p_email text) IS 'An e-mail Cal.com 
 
 CREATE FUNCTION calsync.is_usable_phone(p_phone text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$
-    SELECT p_phone IS NOT NULL AND btrim(p_phone) <> '' AND p_phone NOT LIKE 'anonymous%'
-$$;
+    AS $_$
+    -- the white space of calsync.is_blank, written out: the remediation views inline this function as the reader,
+    -- who has no USAGE on schema calsync to call is_blank by name
+    SELECT p_phone IS NOT NULL
+       AND p_phone !~ '^[\t\n\u000b\f\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$'
+       AND p_phone !~ '^[\t\n\u000b\f\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*anonymous'
+$_$;
 
-COMMENT ON FUNCTION calsync.is_usable_phone(p_phone text) IS 'A phone Cal.com accepts: not NULL, not blank, and not the voice agent''s anonymous_<ts>_<hash> stand-in.';
+COMMENT ON FUNCTION calsync.is_usable_phone(p_phone text) IS 'A phone Cal.com accepts: not NULL, not blank (calsync.is_blank: any white space), and not the voice agent''s anonymous_<ts>_<hash> stand-in.';
 
 CREATE FUNCTION calsync.phase_fits_time_range(p_start timestamp with time zone, p_offset_minutes bigint, p_duration_minutes bigint) RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE
@@ -880,7 +894,7 @@ BEGIN
     UPDATE customers SET email = email
     WHERE id > p_after_id AND id <= v_last
       AND ((NOT calsync.has_email(email) AND NOT calsync.is_usable_phone(phone))
-           OR (email IS NOT NULL AND btrim(email) = '')
+           OR (email IS NOT NULL AND calsync.is_blank(email))
            OR (email = calsync.placeholder_email(id) AND NOT email_is_placeholder));
     RETURN v_last;
 END
@@ -1561,7 +1575,7 @@ CREATE FUNCTION calsync.tg_customers__fill_placeholder_email() RETURNS trigger
 DECLARE
     v_placeholder text := calsync.placeholder_email(NEW.id);
 BEGIN
-    IF NEW.email IS NOT NULL AND btrim(NEW.email) = '' THEN
+    IF NEW.email IS NOT NULL AND calsync.is_blank(NEW.email) THEN
         NEW.email := NULL;
     END IF;
     IF calsync.has_email(NEW.email) THEN  -- kept, whether Cal.com accepts it or not

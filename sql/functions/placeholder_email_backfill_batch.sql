@@ -14,7 +14,7 @@ BEGIN
     UPDATE customers SET email = email
     WHERE id > p_after_id AND id <= v_last
       AND ((NOT calsync.has_email(email) AND NOT calsync.is_usable_phone(phone))
-           OR (email IS NOT NULL AND btrim(email) = '')
+           OR (email IS NOT NULL AND calsync.is_blank(email))
            OR (email = calsync.placeholder_email(id) AND NOT email_is_placeholder));
     RETURN v_last;
 END

@@ -1,4 +1,4 @@
--- Rule: a customer always has a contact Cal.com accepts. Saved with no e-mail at all (NULL or blank) and no
+-- Rule: a customer always has a contact Cal.com accepts. Saved with no e-mail at all (NULL or blank: calsync.is_blank) and no
 -- usable phone, a customer gets customer_<id>@<domain> and email_is_placeholder = true; a real e-mail given
 -- later replaces it and clears the flag. Blank e-mails become NULL (they collided on the unique index).
 -- An e-mail that is there but that Cal.com refuses (calsync.is_usable_email) is kept as it is: it is the
@@ -9,7 +9,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_placeholder text := calsync.placeholder_email(NEW.id);
 BEGIN
-    IF NEW.email IS NOT NULL AND btrim(NEW.email) = '' THEN
+    IF NEW.email IS NOT NULL AND calsync.is_blank(NEW.email) THEN
         NEW.email := NULL;
     END IF;
     IF calsync.has_email(NEW.email) THEN  -- kept, whether Cal.com accepts it or not

@@ -25,11 +25,7 @@ NOT_LIVE = ("cancelled", "no_show")
 BOOKABLE = ("pending", "confirmed", "scheduled", "booked")
 PLACEHOLDER_DOMAIN = "placeholder.invalid"
 
-KNOWN_BUGS: dict[str, str] = {
-    "blank_is_only_spaces": "calsync.is_usable_email/is_usable_phone and the placeholder trigger treat only ' ' as "
-    "blank: a tab, newline or no-break-space e-mail/phone counts as a usable contact (no placeholder, the blank "
-    "e-mail is kept and collides on customers_email_unique); ' anonymous_…' counts as a real phone",
-}
+KNOWN_BUGS: dict[str, str] = {}  # none open: blank_is_only_spaces was fixed in revision 0024
 
 _SPACE = " \t\n\r\f\v"  # PostgreSQL's ASCII isspace(); strategies keep non-ASCII spaces out of numbers
 _NUMBER = re.compile(r"^[ \t\n\r\f\v]*[0-9]+(\.[0-9]+)?[ \t\n\r\f\v]*$")
@@ -56,18 +52,9 @@ def blank(value: str) -> bool:
     return value.strip() == ""
 
 
-def blank_as_built(value: str) -> bool:
-    """btrim(value) = '': only spaces are trimmed (known bug blank_is_only_spaces)."""
-    return value.strip(" ") == ""
-
-
 def anonymous(phone: str) -> bool:
     """The voice agent's stand-in (``anonymous_<ts>_<hex>``, or ``anonymous_<ts>``), whitespace aside."""
     return phone.strip().startswith("anonymous")
-
-
-def anonymous_as_built(phone: str) -> bool:
-    return phone.startswith("anonymous")
 
 
 @dataclass(frozen=True)
@@ -85,22 +72,17 @@ def contact_outcome(
     email: str | None,
     phone: str | None,
     old: Contact | None = None,
-    *,
-    as_built: bool = False,
 ) -> Contact:
     """README 0006 / sql comment: a customer saved with no usable e-mail and no usable phone gets
     customer_<id>@<domain> and the flag; a real e-mail replaces it and clears the flag (an unchanged
-    placeholder keeps it); blank e-mails become NULL. ``email``/``phone`` are the stored (varchar) values.
-    ``as_built`` restates what the database does instead (known bug blank_is_only_spaces)."""
-    is_blank = blank_as_built if as_built else blank
-    is_anon = anonymous_as_built if as_built else anonymous
-    if email is not None and is_blank(email):
+    placeholder keeps it); blank e-mails become NULL. ``email``/``phone`` are the stored (varchar) values."""
+    if email is not None and blank(email):
         email = None
     own = placeholder_email(customer_id)
     if email is not None:
         retained = old is not None and old.placeholder and email == old.email
         return Contact(email, email == own or retained)
-    if phone is not None and not is_blank(phone) and not is_anon(phone):
+    if phone is not None and not blank(phone) and not anonymous(phone):
         return Contact(None, False)
     return Contact(own, True)
 

@@ -12,7 +12,7 @@ from psycopg import sql
 
 from tests.properties import oracle
 from tests.properties.conftest import Base
-from tests.properties.harness import STATS, Conn, Failure, attempt, example, fuzz_settings, known_bug, value
+from tests.properties.harness import STATS, Conn, Failure, attempt, example, fuzz_settings, value
 from tests.properties.strategies import OWN_PLACEHOLDER, contact_updates, emails, names, phones
 
 PROP = "customers"
@@ -58,17 +58,14 @@ def _justified(conn: Conn, failure: Failure, would_store: set[str | None], input
 def _check_contact(
     conn: Conn, cid: int, email: str | None, phone: str | None, old: oracle.Contact | None, row: tuple[Any, ...]
 ) -> oracle.Contact:
-    """The stored contact is the rule's outcome (or, for the known bug, what the database does instead)."""
+    """The stored contact is the rule's outcome."""
     actual = oracle.Contact(row[0], row[2])
     assert row[1] == phone, f"customer {cid}: phone {phone!r} stored as {row[1]!r}"
     intended = oracle.contact_outcome(cid, email, phone, old)
-    if actual != intended:
-        as_built = oracle.contact_outcome(cid, email, phone, old, as_built=True)
-        assert actual == as_built, (
-            f"customer {cid}: e-mail {email!r}, phone {phone!r} (before: {old}) stored as {actual}, "
-            f"the rule says {intended}"
-        )
-        known_bug(PROP, "blank_is_only_spaces")
+    assert actual == intended, (
+        f"customer {cid}: e-mail {email!r}, phone {phone!r} (before: {old}) stored as {actual}, "
+        f"the rule says {intended}"
+    )
     assert conn.execute(FLAG_WITHOUT_PLACEHOLDER).fetchall() == [], "a flagged e-mail that is not the placeholder"
     return actual
 

@@ -166,7 +166,6 @@ def test_moving_a_composite_towards_the_end_of_time_is_refused_by_name(conn: Con
 # ---------------------------------------------------------------- contacts
 
 
-@bug("blank_is_only_spaces", AssertionError)
 @pytest.mark.parametrize(
     ("email", "phone"),
     [("\t", None), ("\n", None), ("\u00a0", None), (None, "\t"), (None, " anonymous_1763495863_2d3eaf7e")],
@@ -186,7 +185,6 @@ def test_a_blank_contact_gets_the_placeholder(
     assert (row[1], row[2]) == (oracle.placeholder_email(row[0]), True)
 
 
-@bug("blank_is_only_spaces", psycopg.errors.UniqueViolation)
 def test_blank_emails_do_not_collide(conn: Conn, salon: dict[str, Any]) -> None:
     """Blank e-mails become NULL because they collided on customers_email_unique (migration 2025_11_11):
     two customers with a tab for an e-mail (and a phone) are both saved."""
