@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import Db
-from worker.ops import migrate
+from worker.ops import head, migrate
+from worker.resources import MIGRATIONS_DIR
 
 BASE_TABLES = {
     "companies",
@@ -33,18 +35,31 @@ def public_tables(db: Db) -> set[str]:
 def test_single_line_of_heads_is_known() -> None:
     heads = migrate.code_heads()
     assert heads, "the migration chain has no head"
-    for head in heads:
-        assert migrate.script().get_revision(head) is not None
+    for rev in heads:
+        assert migrate.script().get_revision(rev) is not None
+
+
+def test_the_head_check_without_alembic_agrees_with_alembic(tmp_path: Path) -> None:
+    """worker/ops/head.py reads the revision files itself (the worker's start-up skips importing Alembic)."""
+    assert head.code_heads() == migrate.code_heads()
+    # a second head (a revision on another branch) is seen as Alembic would see it
+    for f in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        (tmp_path / f.name).write_text(f.read_text())
+    (tmp_path / "9999_branch.py").write_text('revision = "9999"\ndown_revision = "0001"\n')
+    assert head.code_heads(tmp_path) == migrate.code_heads() | {"9999"}
 
 
 def test_upgrade_downgrade_upgrade(fresh_db: Db) -> None:
+    with pytest.raises(head.NotAtHead, match="database is at revision none"):
+        head.require_head(fresh_db.url)
     migrate.upgrade(fresh_db.url, "heads")
     assert public_tables(fresh_db) >= BASE_TABLES
-    assert migrate.current_heads(fresh_db.url) == migrate.code_heads()
+    assert migrate.current_heads(fresh_db.url) == migrate.code_heads() == head.database_heads(fresh_db.url)
+    head.require_head(fresh_db.url)
 
     migrate.downgrade(fresh_db.url, "base")
     assert public_tables(fresh_db) == set()
-    assert migrate.current_heads(fresh_db.url) == set()
+    assert migrate.current_heads(fresh_db.url) == set() == head.database_heads(fresh_db.url)
 
     migrate.upgrade(fresh_db.url, "heads")
     assert public_tables(fresh_db) >= BASE_TABLES

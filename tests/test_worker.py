@@ -295,7 +295,13 @@ def test_a_key_revoked_while_running_pauses_its_syncs_until_it_works(
         worker = Worker(settings(db, sim, once=False, key_probe_s=0.3))
         task = asyncio.create_task(worker.run())
         try:
-            await asyncio.sleep(0.5)  # the start-up probe passed with the good key
+            # the start-up probe passed with the good key once the first three are synced (however long start-up
+            # takes on a loaded machine: revoked before, the three would meet the refusal instead)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and any(  # noqa: ASYNC110 - polling the database
+                appointment(db, i)["calcom_sync_status"] != "synced" for i in ids
+            ):
+                await asyncio.sleep(0.1)
             sim.set_config(api_keys=["cal_test_someone_else"])  # the key is revoked at Cal.com
             booked = book(db, salon, start=FUTURE + dt.timedelta(hours=9))
             ids.append(booked)
@@ -303,14 +309,18 @@ def test_a_key_revoked_while_running_pauses_its_syncs_until_it_works(
             while time.monotonic() < deadline and not paused(db):  # noqa: ASYNC110 - polling the database
                 await asyncio.sleep(0.1)
             assert paused(db), "the refusal is reported"
-            await asyncio.sleep(0.3)  # its result is recorded (in batches every 20 ms)
-            with db.connect() as conn:
-                state = conn.execute(
-                    "SELECT d.status, d.attempts FROM calsync.outbox_delivery d JOIN calsync.outbox o "
-                    "ON o.id = d.outbox_id WHERE o.aggregateid = %s",
-                    [str(booked)],
-                ).fetchall()
-                health = conn.execute("SELECT health, alerts FROM remediation.sync_health").fetchone()
+            deadline = time.monotonic() + 10  # its result is recorded (in batches every 20 ms; slower under load)
+            while True:
+                with db.connect() as conn:
+                    state = conn.execute(
+                        "SELECT d.status, d.attempts FROM calsync.outbox_delivery d JOIN calsync.outbox o "
+                        "ON o.id = d.outbox_id WHERE o.aggregateid = %s",
+                        [str(booked)],
+                    ).fetchall()
+                    health = conn.execute("SELECT health, alerts FROM remediation.sync_health").fetchone()
+                if state or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.1)
             assert state == [("retry", 0)], "due again, and not counted as an attempt"
             assert health is not None and health[0] == "CRITICAL"
             assert any(x["alert"] == "key_refused" and "AUTH" in x["message"] for x in health[1])

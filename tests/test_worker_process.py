@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.conftest import Db, prepare_template, start_server
@@ -52,8 +53,14 @@ def synced_count(db: Db, ids: list[int]) -> int:
 
 
 def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    """Poll until ``predicate()``; a database that is restarting (the test's own doing) counts as not yet."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while True:
+        try:
+            if predicate():
+                return
+        except psycopg.OperationalError:
+            pass
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)

@@ -150,9 +150,6 @@ def _from_database(exc: BaseException, database: str) -> CliError | None:
 def _known(exc: BaseException) -> CliError | None:
     """The project's own exceptions that carry a message for the operator (looked up only if their module is
     loaded: a command that never imported it cannot have raised it)."""
-    migrate = sys.modules.get("worker.ops.migrate")
-    if migrate is not None and isinstance(exc, migrate.NotAtHead):
-        return CliError(f"refusing to start: {exc}", Exit.NOT_AT_HEAD)
     embedded = sys.modules.get("worker.devtools.embedded")
     if embedded is not None and isinstance(exc, embedded.EmbeddedError):
         more = " (run with --debug for the server's output)" if len(str(exc).strip().splitlines()) > 1 else ""

@@ -30,7 +30,7 @@ from psycopg_pool import AsyncConnectionPool
 from worker import logs
 from worker.db import libpq_url, query
 from worker.errors import CliError, Exit
-from worker.ops import migrate
+from worker.ops import head
 from worker.sync import metrics
 from worker.sync.appointment import AppointmentSync, Outcome
 from worker.sync.calcom import CalcomClient
@@ -95,7 +95,7 @@ class Worker:
 
     # -- main -------------------------------------------------------------------------------------
     async def run(self) -> int:
-        migrate.require_head(self.s.database_url)
+        head.require_head(self.s.database_url)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
