@@ -387,3 +387,69 @@ def test_systemd_timer_and_service_verify() -> None:
             text=True,
         )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_phases_of_a_composite_are_reconciled_one_by_one(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -> None:
+    """A perm's phases have a booking each: one lost (cancelled by calsync) is booked again, one moved by the host
+    is a person's (one phase cannot move alone)."""
+    perm = book(db, salon, service="perm", start=FUTURE + dt.timedelta(days=2))
+    drain(db, sim)
+    phases = sql(
+        db,
+        "SELECT id, calcom_booking_uid FROM appointment_phases WHERE appointment_id = %s AND staff_required ORDER BY "
+        "sequence_order",
+        [perm],
+    )
+    assert len(phases) == 4 and all(uid for _, uid in phases)
+    (lost_phase, lost_uid), (moved_phase, moved_uid) = phases[0], phases[3]
+    api(
+        sim,
+        "POST",
+        f"/bookings/{lost_uid}/cancel",
+        {"cancellationReason": f"Cancelled in the salon system (appointment #{perm})"},
+    )
+    later = (FUTURE + dt.timedelta(days=9)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    sim.reschedule_as(moved_uid, later, by="host", reason="Urlaub")
+    code, run, _ = reconcile(db, sim, "--repair")
+    assert code == 1
+    assert {(f["uid"], f["slot"]): (f["kind"], f["repair"]) for f in run["findings"]} == {
+        (lost_uid, lost_phase): ("orphan_here", "requeue"),
+        (moved_uid, moved_phase): ("drift", "person"),
+    }
+    assert sql(
+        db, "SELECT calcom_booking_uid, calcom_sync_status FROM appointment_phases WHERE id = %s", [lost_phase]
+    ) == [(None, "pending")]
+    drain(db, sim)
+    new_uid = sql(db, "SELECT calcom_booking_uid FROM appointment_phases WHERE id = %s", [lost_phase])[0][0]
+    assert new_uid not in (None, lost_uid)
+    assert sim.bookings(uid=new_uid)[0]["status"] == "accepted"
+    code, last, _ = reconcile(db, sim)
+    assert by_uid(last["findings"]) == {moved_uid: ("drift", "person")}
+
+
+def test_pages_are_keyed_by_time_and_bounded(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -> None:
+    """260 bookings of one event type are listed exactly once each over two pages; past a cap the command stops with
+    one line and records nothing."""
+    start = FUTURE + dt.timedelta(days=40)
+    made = {create_at_calcom(sim, start + i * dt.timedelta(minutes=30), None) for i in range(260)}
+    code, dry, _ = reconcile(db, sim, "--dry-run")
+    assert code == 1 and dry["bookings_listed"] == 260
+    assert {f["uid"] for f in dry["findings"]} == made
+    for flag, cap in (
+        ("--max-pages", "CALSYNC_RECONCILE_MAX_PAGES"),
+        ("--max-bookings", "CALSYNC_RECONCILE_MAX_BOOKINGS"),
+    ):
+        env = {**os.environ, "CALCOM_API_KEY": API_KEY, "CALSYNC_DATABASE_URL": db.url, "CALCOM_BASE_URL": sim.base_url}
+        proc = subprocess.run(
+            [sys.executable, "-m", "worker", "reconcile", flag, "1"], capture_output=True, text=True, cwd=ROOT, env=env
+        )
+        assert proc.returncode == 1 and proc.stdout == "" and proc.stderr.count("\n") == 1, proc.stderr
+        assert cap in proc.stderr and "nothing was recorded" in proc.stderr
+    assert sql(db, "SELECT count(*) FROM calsync.reconcile_findings") == [(0,)]
+    # plain output: the table and the summary line
+    env = {**os.environ, "CALCOM_API_KEY": API_KEY, "CALSYNC_DATABASE_URL": db.url, "CALCOM_BASE_URL": sim.base_url}
+    out = subprocess.run(
+        [sys.executable, "-m", "worker", "reconcile", "--dry-run"], capture_output=True, text=True, cwd=ROOT, env=env
+    ).stdout.splitlines()
+    assert out[0].split()[:2] == ["kind", "repair"] and len(out) == 262
+    assert "260 bookings listed" in out[-1] and "orphan_at_calcom 260" in out[-1] and "dry run" in out[-1]
