@@ -48,7 +48,7 @@ def reconcile(db: Db, sim: SimulatorProcess, *args: str) -> tuple[int, dict[str,
         "CALCOM_API_KEY": API_KEY,
         "CALSYNC_DATABASE_URL": db.url,
         "CALCOM_BASE_URL": sim.base_url,
-        "CALSYNC_RATE_LIMIT": "100000",
+        "CALSYNC_RECONCILE_RATE_LIMIT": "100000",
     }
     proc = subprocess.run(
         [sys.executable, "-m", "worker", "reconcile", "--json", *args],
@@ -233,6 +233,8 @@ def test_reconcile_finds_and_repairs_planted_orphans_and_drift(
     before = sql(db, FINGERPRINT)
     code, rep, _ = reconcile(db, sim, "--repair", "--reason", "test")
     assert code == 1 and rep["open_after"] == 3
+    runs = "SELECT steps, before ? 'health', after->'reconcile' FROM remediation.runs WHERE run_id = %s"
+    assert sql(db, runs, [rep["run_id"]]) == [(["reconcile", "repair"], True, rep["by_kind"])]
     assert {c["uid"] for c in rep["cancelled_at_calcom"]} == {found["unknown_appointment"], found["second_booking"]}
     open_now = {r[0]: r[1] for r in sql(db, "SELECT uid, repair FROM remediation.reconcile_findings")}
     assert open_now == {
@@ -439,7 +441,13 @@ def test_pages_are_keyed_by_time_and_bounded(db: Db, sim: SimulatorProcess, salo
         ("--max-pages", "CALSYNC_RECONCILE_MAX_PAGES"),
         ("--max-bookings", "CALSYNC_RECONCILE_MAX_BOOKINGS"),
     ):
-        env = {**os.environ, "CALCOM_API_KEY": API_KEY, "CALSYNC_DATABASE_URL": db.url, "CALCOM_BASE_URL": sim.base_url}
+        env = {
+            **os.environ,
+            "CALCOM_API_KEY": API_KEY,
+            "CALSYNC_DATABASE_URL": db.url,
+            "CALCOM_BASE_URL": sim.base_url,
+            "CALSYNC_RECONCILE_RATE_LIMIT": "100000",
+        }
         proc = subprocess.run(
             [sys.executable, "-m", "worker", "reconcile", flag, "1"], capture_output=True, text=True, cwd=ROOT, env=env
         )
@@ -447,7 +455,13 @@ def test_pages_are_keyed_by_time_and_bounded(db: Db, sim: SimulatorProcess, salo
         assert cap in proc.stderr and "nothing was recorded" in proc.stderr
     assert sql(db, "SELECT count(*) FROM calsync.reconcile_findings") == [(0,)]
     # plain output: the table and the summary line
-    env = {**os.environ, "CALCOM_API_KEY": API_KEY, "CALSYNC_DATABASE_URL": db.url, "CALCOM_BASE_URL": sim.base_url}
+    env = {
+        **os.environ,
+        "CALCOM_API_KEY": API_KEY,
+        "CALSYNC_DATABASE_URL": db.url,
+        "CALCOM_BASE_URL": sim.base_url,
+        "CALSYNC_RECONCILE_RATE_LIMIT": "100000",
+    }
     out = subprocess.run(
         [sys.executable, "-m", "worker", "reconcile", "--dry-run"], capture_output=True, text=True, cwd=ROOT, env=env
     ).stdout.splitlines()

@@ -401,6 +401,8 @@ BEGIN
              WHERE o.resolved_at IS NULL AND o.repair IN ('requeue', 'apply_reschedule', 'adopt_successor')
              ORDER BY o.id LIMIT p_limit
     LOOP
+        PERFORM 1 FROM calsync.reconcile_findings o WHERE o.id = f.id AND o.resolved_at IS NULL FOR UPDATE;
+        CONTINUE WHEN NOT FOUND;  -- repaired by a run at the same time
         SELECT calsync.is_bookable_status(a.status)
                AND NOT EXISTS (SELECT 1 FROM calsync.outbox e WHERE e.aggregateid = a.id::text) INTO v_ok
         FROM appointments a WHERE a.id = f.appointment_id FOR UPDATE;

@@ -36,6 +36,7 @@ from psycopg.rows import dict_row
 
 from worker.db import connect, query
 from worker.errors import CliError, Exit
+from worker.ops import runbook
 from worker.ops.reconcile_contract import CalcomBooking, ReconcileFinding, decode_finding, encode_bookings
 from worker.sync import settings
 from worker.sync.appointment import MAX_SUCCESSORS, META_APPOINTMENT, META_PHASE
@@ -66,7 +67,7 @@ class Options:
     reason: str | None = None
     max_pages: int = 200
     max_bookings: int = 50_000
-    rate_limit: int = 120
+    rate_limit: int = 30  # of Cal.com's 120 per minute for the key: the worker keeps the rest
     rate_window_s: float = 60.0
     request_timeout_s: float = 15.0
     max_response_bytes: int = 1024 * 1024
@@ -341,10 +342,11 @@ def run(opts: Options) -> Result:
         reader = asyncio.run(collect(opts, result.event_types, [uid for uid, unsettled in ours if not unsettled]))
         result.listed, result.read, result.requests = reader.listed, reader.read_count, reader.requests
         steps = ["reconcile", "repair"] if opts.repair else ["reconcile"]
-        if not opts.dry_run:
+        if not opts.dry_run:  # a run of the runbook: remediation.runs keeps the dashboard before and after
+            before = json.dumps(runbook.snapshot(conn), default=str)
             conn.execute(
                 query("remediation_run_start").encode(),
-                {"run_id": result.run_id, "reason": opts.reason, "steps": steps, "dry_run": False, "before": None},
+                {"run_id": result.run_id, "reason": opts.reason, "steps": steps, "dry_run": False, "before": before},
             )
         rows = conn.execute(
             query("reconcile_record").encode(),
@@ -380,7 +382,12 @@ def run(opts: Options) -> Result:
         if not opts.dry_run:
             conn.execute(
                 query("remediation_run_finish").encode(),
-                {"run_id": result.run_id, "after": json.dumps(result.to_json()["by_kind"])},
+                {
+                    "run_id": result.run_id,
+                    "after": json.dumps(
+                        {**runbook.snapshot(conn), "reconcile": result.to_json()["by_kind"]}, default=str
+                    ),
+                },
             )
     return result
 
@@ -396,8 +403,15 @@ def undo(url: str, run_id: str, reason: str | None = None, operator: str | None 
 
 
 # -- the command line --------------------------------------------------------------------------------
-_SHARED = ("base_url", "rate_limit", "rate_window_s", "request_timeout_s", "max_response_bytes")
+_SHARED = ("base_url", "rate_window_s", "request_timeout_s", "max_response_bytes")
 LIMITS = (
+    Setting(
+        "rate_limit",
+        "CALSYNC_RECONCILE_RATE_LIMIT",
+        Integer(1),
+        "requests per rate window for reconciliation, a share of the key's limit (the worker also follows Cal.com's "
+        "rate-limit headers)",
+    ),
     Setting("max_pages", "CALSYNC_RECONCILE_MAX_PAGES", Integer(1), "pages of 250 bookings per event type at most"),
     Setting("max_bookings", "CALSYNC_RECONCILE_MAX_BOOKINGS", Integer(1), "bookings read from Cal.com at most"),
 )
@@ -427,11 +441,8 @@ def options(args: argparse.Namespace, since: dt.datetime | None, until: dt.datet
     """The settings from flags and environment, each checked, then the key and the database URL (not connected)."""
     from worker.db import resolve_url
 
-    values = {
-        s.name: v
-        for s in [*settings.SETTINGS, *LIMITS]
-        if s.name in (*_SHARED, "max_pages", "max_bookings") and (v := s.read(getattr(args, s.name, None))) is not None
-    }
+    chosen = [s for s in settings.SETTINGS if s.name in _SHARED] + list(LIMITS)
+    values = {s.name: v for s in chosen if (v := s.read(getattr(args, s.name, None))) is not None}
     return Options(
         database_url=resolve_url(args.database_url),
         api_key=settings.read_api_key(),
