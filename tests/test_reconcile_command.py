@@ -75,11 +75,13 @@ def api(sim: SimulatorProcess, method: str, path: str, body: dict[str, Any] | No
     return data
 
 
-def create_at_calcom(sim: SimulatorProcess, start: dt.datetime, metadata: dict[str, str] | None) -> str:
+def create_at_calcom(
+    sim: SimulatorProcess, start: dt.datetime, metadata: dict[str, str] | None, email: str = "walk.in@mail.example"
+) -> str:
     body: dict[str, Any] = {
         "start": start.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
         "eventTypeId": 8001,
-        "attendee": {"name": "Walk In", "email": "walk.in@mail.example", "timeZone": "Europe/Berlin"},
+        "attendee": {"name": "Walk In", "email": email, "timeZone": "Europe/Berlin"},
     }
     if metadata is not None:
         body["metadata"] = metadata
@@ -467,3 +469,23 @@ def test_pages_are_keyed_by_time_and_bounded(db: Db, sim: SimulatorProcess, salo
     ).stdout.splitlines()
     assert out[0].split()[:2] == ["kind", "repair"] and len(out) == 262
     assert "260 bookings listed" in out[-1] and "orphan_at_calcom 260" in out[-1] and "dry run" in out[-1]
+
+
+def test_a_lost_rebooking_is_adopted_not_cancelled(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -> None:
+    """The worker cancelled its booking and booked again, and the second reply was lost: the recorded booking is
+    cancelled (by calsync), the new one carries our metadata. The new one is adopted, not cancelled as a second."""
+    start = FUTURE + dt.timedelta(days=4)
+    appointment = book(db, salon, start=start)
+    drain(db, sim)
+    old = uid_of(db, appointment)
+    reason = f"Cancelled in the salon system (appointment #{appointment})"
+    api(sim, "POST", f"/bookings/{old}/cancel", {"cancellationReason": reason})
+    # as the worker made it: the customer's e-mail (its lookup lists by it) and our metadata
+    new = create_at_calcom(sim, start, {"calsync_appointment_id": str(appointment)}, "hans.schuster@mail.example")
+    code, run, _ = reconcile(db, sim, "--repair")
+    assert by_uid(run["findings"]) == {old: ("orphan_here", "requeue"), new: ("orphan_at_calcom", "requeue")}
+    assert run["cancelled_at_calcom"] == [] and run["open_after"] == 0 and code == 0
+    drain(db, sim)
+    assert [b["uid"] for b in active(meta(sim, appointment))] == [new] and uid_of(db, appointment) == new
+    code, last, _ = reconcile(db, sim)
+    assert code == 0 and last["findings"] == []

@@ -145,9 +145,10 @@ COMMENT ON FUNCTION remediation.reconcile_interval(timestamptz, timestamptz) IS 
 --                   rules accept it, else a person decides); adopt_successor when the successor is at the salon's
 --                   own time (a reply the worker lost); person for a phase (one phase cannot move alone).
 --  orphan_at_calcom a live booking no live appointment of ours holds. With our metadata: cancel_at_calcom when its
---                   appointment is cancelled or gone or already has another booking for that slot; requeue when
---                   the appointment has none (a lost answer: the worker adopts it by its metadata). Without our
---                   metadata (made at Cal.com): person.
+--                   appointment is cancelled or gone or the slot's recorded booking is live (a second booking);
+--                   requeue when the slot has none recorded, or only a lost one (a lost answer: the worker adopts it
+--                   by its metadata); person otherwise (moved from outside the window, or recorded one cancelled
+--                   outside). Without our metadata (made at Cal.com): person.
 -- Appointments with an event still in calsync.outbox are left out (the worker is on them, or they are failed).
 CREATE OR REPLACE FUNCTION remediation.reconcile_compare(p_bookings calsync.calcom_booking[], p_since timestamptz,
                                                          p_until timestamptz DEFAULT NULL)
@@ -208,19 +209,27 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
           AND b.uid NOT IN (SELECT h.uid FROM held h)
     ),
     found_calcom AS (
-        SELECT c.*,
+        SELECT c.*, r.uid AS recorded,
             CASE WHEN c.m_app IS NULL THEN 'person'
                  WHEN c.a_id IS NULL OR c.a_status IN ('cancelled', 'no_show') THEN 'cancel_at_calcom'
                  WHEN NOT calsync.is_bookable_status(c.a_status) THEN 'person'
                  WHEN c.m_slot <> 0 AND NOT EXISTS (SELECT 1 FROM appointment_phases p
                                                     WHERE p.id = c.m_slot AND p.appointment_id = c.a_id) THEN 'cancel_at_calcom'
-                 WHEN EXISTS (SELECT 1 FROM calsync.synced_bookings s WHERE s.appointment_id = c.a_id AND s.slot = c.m_slot)
-                   OR EXISTS (SELECT 1 FROM appointments a WHERE a.id = c.a_id AND c.m_slot = 0 AND NOT a.is_composite
-                                                             AND a.calcom_v2_booking_uid IS NOT NULL)
-                   OR EXISTS (SELECT 1 FROM appointment_phases p WHERE p.id = c.m_slot AND p.appointment_id = c.a_id
-                                                                   AND p.calcom_booking_uid IS NOT NULL) THEN 'cancel_at_calcom'
-                 ELSE 'requeue' END AS repair
+                 WHEN r.uid IS NULL THEN 'requeue'  -- none recorded: a lost reply, the worker adopts it
+                 WHEN c.rescheduled_from_uid IS NOT NULL THEN 'person'  -- moved at Cal.com from outside the window
+                 WHEN rb.live THEN 'cancel_at_calcom'  -- the slot's recorded booking is live: this one is a second
+                 -- the recorded one is lost (and forgotten by its own requeue): the worker adopts this one
+                 WHEN rb.uid IS NOT NULL AND (NOT rb.found OR rb.cancellation_reason LIKE 'Cancelled in the salon system%'
+                                              OR rb.cancellation_reason LIKE 'calsync%') THEN 'requeue'
+                 ELSE 'person' END AS repair
         FROM calcom c
+        LEFT JOIN LATERAL (  -- the booking recorded for the slot the metadata names
+            SELECT coalesce(
+                (SELECT s.uid FROM calsync.synced_bookings s WHERE s.appointment_id = c.a_id AND s.slot = c.m_slot),
+                (SELECT a.calcom_v2_booking_uid FROM appointments a WHERE a.id = c.a_id AND c.m_slot = 0 AND NOT a.is_composite),
+                (SELECT p.calcom_booking_uid FROM appointment_phases p WHERE p.id = c.m_slot AND p.appointment_id = c.a_id)) AS uid
+        ) AS r ON c.a_id IS NOT NULL
+        LEFT JOIN b rb ON rb.uid = r.uid
         WHERE c.m_app IS NULL OR NOT EXISTS (SELECT 1 FROM calsync.outbox e WHERE e.aggregateid = c.m_app::text)
     )
     SELECT NULL::bigint, h.kind, h.uid, h.booking_id, h.appointment_id, h.slot,
@@ -263,11 +272,19 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
                  THEN format('booking %s carries calsync metadata of appointment #%s, which does not exist here: cancelled at Cal.com', c.uid, c.m_app)
              WHEN c.a_status IN ('cancelled', 'no_show')
                  THEN format('booking %s of appointment #%s, which is %s here: cancelled at Cal.com', c.uid, c.a_id, c.a_status)
-             WHEN c.repair = 'person'
+             WHEN c.repair = 'person' AND NOT calsync.is_bookable_status(c.a_status)
                  THEN format('booking %s of appointment #%s, which is %s here: a person decides', c.uid, c.a_id, c.a_status)
+             WHEN c.repair = 'cancel_at_calcom' AND c.recorded IS NULL
+                 THEN format('booking %s of appointment #%s names phase %s, which it no longer has: cancelled at Cal.com', c.uid, c.a_id, c.m_slot)
              WHEN c.repair = 'cancel_at_calcom'
-                 THEN format('booking %s is a second booking of appointment #%s (slot %s already has one, or its phase is gone): cancelled at Cal.com', c.uid, c.a_id, c.m_slot)
-             ELSE format('booking %s of appointment #%s was never recorded here (a reply the worker lost): requeued, the worker adopts it by its metadata', c.uid, c.a_id) END,
+                 THEN format('booking %s is a second booking of appointment #%s (slot %s has the live booking %s): cancelled at Cal.com', c.uid, c.a_id, c.m_slot, c.recorded)
+             WHEN c.repair = 'requeue' AND c.recorded IS NULL
+                 THEN format('booking %s of appointment #%s was never recorded here (a reply the worker lost): requeued, the worker adopts it by its metadata', c.uid, c.a_id)
+             WHEN c.repair = 'requeue'
+                 THEN format('booking %s of appointment #%s was never recorded here, and the one recorded (%s) is lost: requeued, the worker adopts this one by its metadata', c.uid, c.a_id, c.recorded)
+             WHEN c.rescheduled_from_uid IS NOT NULL
+                 THEN format('booking %s of appointment #%s was moved at Cal.com from %s (outside the window) while %s is recorded: a person decides, or reconcile with an earlier --since', c.uid, c.a_id, c.rescheduled_from_uid, c.recorded)
+             ELSE format('booking %s of appointment #%s was never recorded here, and the one recorded (%s) was cancelled at Cal.com outside the salon: a person decides', c.uid, c.a_id, c.recorded) END,
         NULL, NULL, c.start_at, c.end_at, NULL, NULL, c.event_type_id, NULL::boolean
     FROM found_calcom c
 $$;
@@ -403,8 +420,9 @@ BEGIN
     LOOP
         PERFORM 1 FROM calsync.reconcile_findings o WHERE o.id = f.id AND o.resolved_at IS NULL FOR UPDATE;
         CONTINUE WHEN NOT FOUND;  -- repaired by a run at the same time
-        SELECT calsync.is_bookable_status(a.status)
-               AND NOT EXISTS (SELECT 1 FROM calsync.outbox e WHERE e.aggregateid = a.id::text) INTO v_ok
+        SELECT calsync.is_bookable_status(a.status)  -- an event of its own (this run's) is no reason to stop
+               AND NOT EXISTS (SELECT 1 FROM calsync.outbox e WHERE e.aggregateid = a.id::text
+                                 AND e.payload->>'requeued_by_run' IS DISTINCT FROM p_run_id::text) INTO v_ok
         FROM appointments a WHERE a.id = f.appointment_id FOR UPDATE;
         CONTINUE WHEN NOT coalesce(v_ok, false);  -- changed meanwhile: the next reconciliation looks again
         IF p_dry_run THEN
@@ -499,10 +517,13 @@ BEGIN
                     jsonb_build_object('calcom_sync_status', 'pending'), false, 'true');
                 RETURN NEXT v_change;
             END IF;
-            v_event := calsync.enqueue_sync(f.appointment_id, CASE WHEN f.kind = 'drift' THEN 'reschedule' ELSE 'create' END,
-                jsonb_build_object('appointment_id', f.appointment_id, 'requeued_by_run', p_run_id, 'reconcile', f.kind));
-            RETURN NEXT remediation.record(p_run_id, 'reconcile', p_reason, 'outbox', f.appointment_id, 'insert', NULL,
-                                           jsonb_build_object('outbox_id', v_event, 'category', 'RECONCILE'));
+            IF NOT EXISTS (SELECT 1 FROM calsync.outbox e WHERE e.aggregateid = f.appointment_id::text
+                             AND e.payload->>'requeued_by_run' = p_run_id::text) THEN  -- one event per appointment
+                v_event := calsync.enqueue_sync(f.appointment_id, CASE WHEN f.kind = 'drift' THEN 'reschedule' ELSE 'create' END,
+                    jsonb_build_object('appointment_id', f.appointment_id, 'requeued_by_run', p_run_id, 'reconcile', f.kind));
+                RETURN NEXT remediation.record(p_run_id, 'reconcile', p_reason, 'outbox', f.appointment_id, 'insert', NULL,
+                                               jsonb_build_object('outbox_id', v_event, 'category', 'RECONCILE'));
+            END IF;
         END IF;
         v_before := (SELECT jsonb_build_object('resolved_at', resolved_at, 'resolved_by', resolved_by, 'resolution', resolution)
                      FROM calsync.reconcile_findings WHERE id = f.id);

@@ -37,8 +37,9 @@ BEGIN
     LOOP
         PERFORM 1 FROM calsync.reconcile_findings o WHERE o.id = f.id AND o.resolved_at IS NULL FOR UPDATE;
         CONTINUE WHEN NOT FOUND;  -- repaired by a run at the same time
-        SELECT calsync.is_bookable_status(a.status)
-               AND NOT EXISTS (SELECT 1 FROM calsync.outbox e WHERE e.aggregateid = a.id::text) INTO v_ok
+        SELECT calsync.is_bookable_status(a.status)  -- an event of its own (this run's) is no reason to stop
+               AND NOT EXISTS (SELECT 1 FROM calsync.outbox e WHERE e.aggregateid = a.id::text
+                                 AND e.payload->>'requeued_by_run' IS DISTINCT FROM p_run_id::text) INTO v_ok
         FROM appointments a WHERE a.id = f.appointment_id FOR UPDATE;
         CONTINUE WHEN NOT coalesce(v_ok, false);  -- changed meanwhile: the next reconciliation looks again
         IF p_dry_run THEN
@@ -133,10 +134,13 @@ BEGIN
                     jsonb_build_object('calcom_sync_status', 'pending'), false, 'true');
                 RETURN NEXT v_change;
             END IF;
-            v_event := calsync.enqueue_sync(f.appointment_id, CASE WHEN f.kind = 'drift' THEN 'reschedule' ELSE 'create' END,
-                jsonb_build_object('appointment_id', f.appointment_id, 'requeued_by_run', p_run_id, 'reconcile', f.kind));
-            RETURN NEXT remediation.record(p_run_id, 'reconcile', p_reason, 'outbox', f.appointment_id, 'insert', NULL,
-                                           jsonb_build_object('outbox_id', v_event, 'category', 'RECONCILE'));
+            IF NOT EXISTS (SELECT 1 FROM calsync.outbox e WHERE e.aggregateid = f.appointment_id::text
+                             AND e.payload->>'requeued_by_run' = p_run_id::text) THEN  -- one event per appointment
+                v_event := calsync.enqueue_sync(f.appointment_id, CASE WHEN f.kind = 'drift' THEN 'reschedule' ELSE 'create' END,
+                    jsonb_build_object('appointment_id', f.appointment_id, 'requeued_by_run', p_run_id, 'reconcile', f.kind));
+                RETURN NEXT remediation.record(p_run_id, 'reconcile', p_reason, 'outbox', f.appointment_id, 'insert', NULL,
+                                               jsonb_build_object('outbox_id', v_event, 'category', 'RECONCILE'));
+            END IF;
         END IF;
         v_before := (SELECT jsonb_build_object('resolved_at', resolved_at, 'resolved_by', resolved_by, 'resolution', resolution)
                      FROM calsync.reconcile_findings WHERE id = f.id);
