@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import Db
-from tests.worker_support import API_KEY, FUTURE, active, book, drain, meta, salon, sim, simulator
+from tests.worker_support import API_KEY, FUTURE, active, book, drain, meta, outbox_left, salon, sim, simulator
 from worker.devtools.simulator import SimulatorProcess
 from worker.resources import ROOT
 
@@ -414,6 +414,22 @@ def test_phases_of_a_composite_are_reconciled_one_by_one(db: Db, sim: SimulatorP
     )
     later = (FUTURE + dt.timedelta(days=9)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     sim.reschedule_as(moved_uid, later, by="host", reason="Urlaub")
+    ours = (
+        "SELECT p.calcom_booking_uid, p.calcom_sync_status, to_jsonb(s)::text FROM appointment_phases p "
+        "LEFT JOIN calsync.synced_bookings s ON s.slot = p.id WHERE p.appointment_id = %s ORDER BY p.id"
+    )
+    before = sql(db, ours, [perm])
+    code, undone, _ = reconcile(db, sim, "--repair")
+    assert sql(db, ours, [perm]) != before
+    # `calsync remediate --undo` knows a reconcile run: the phase's booking and the worker's record come back
+    subprocess.run(
+        [sys.executable, "-m", "worker", "remediate", "--undo", undone["run_id"], "--database-url", db.url],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    assert sql(db, ours, [perm]) == before and outbox_left(db) == 0
     code, run, _ = reconcile(db, sim, "--repair")
     assert code == 1
     assert {(f["uid"], f["slot"]): (f["kind"], f["repair"]) for f in run["findings"]} == {

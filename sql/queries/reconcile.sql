@@ -22,3 +22,6 @@ SELECT * FROM remediation.record_reconcile_cancellation(%(run_id)s, %(finding_id
 
 -- name: reconcile_undo
 SELECT * FROM remediation.undo_reconcile(%(run_id)s, %(reason)s);
+
+-- name: reconcile_run_is_reconcile
+SELECT EXISTS (SELECT 1 FROM remediation.runs WHERE run_id = %(run_id)s AND 'reconcile' = ANY (steps));
