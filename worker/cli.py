@@ -267,6 +267,22 @@ def cmd_remediate(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from worker.ops import reconcile
+
+    if args.undo:
+        from worker.db import resolve_url
+
+        changes = reconcile.undo(resolve_url(args.database_url), args.undo, args.reason)
+        print(_dump(changes) if args.json else f"undid run {args.undo}: {len(changes)} change(s) reverted")
+        return Exit.OK
+    if args.until is not None and args.until <= (args.since or dt.datetime.now(dt.UTC)):
+        raise CliError("--until must be after --since (see `calsync reconcile --help`)", Exit.USAGE)
+    result = reconcile.run(reconcile.options(args, args.since, args.until))
+    print(_dump(result.to_json()) if args.json else reconcile.render(result))
+    return reconcile.exit_code(result)
+
+
 _DEBUG_HELP = "on an error, print the traceback too [env CALSYNC_DEBUG=1]"
 
 
@@ -359,6 +375,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--undo", metavar="RUN_ID", type=_arg(_run_id, "a run id (a UUID)"), help="revert a run")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_remediate)
+
+    from worker.ops import reconcile
+
+    p = sub.add_parser("reconcile", help="compare Cal.com's bookings with what we synced; --repair fixes ours")
+    _add_db_url(p)
+    when = _arg(reconcile.parse_since, "an ISO-8601 date or time, or now")
+    p.add_argument("--since", type=when, default=None, help="bookings starting from (default: now)")
+    p.add_argument("--until", type=when, default=None, help="and before (default: no end)")
+    p.add_argument("--dry-run", action="store_true", help="show the findings; record and change nothing")
+    p.add_argument("--repair", action="store_true", help="fix what is ours to fix (audited; undo with --undo)")
+    p.add_argument("--reason", default=None, help="why (recorded with every change)")
+    p.add_argument("--undo", metavar="RUN_ID", type=_arg(_run_id, "a run id (a UUID)"), help="revert a repair run")
+    p.add_argument("--json", action="store_true")
+    reconcile.add_arguments(p)
+    p.epilog = (
+        "Exit 0: nothing open; 1: findings are open (after --repair: what it could not fix). The API key comes "
+        "from CALCOM_API_KEY, CALCOM_API_KEY_FILE or the systemd credential calcom_api_key."
+    )
+    p.set_defaults(handler=cmd_reconcile)
 
     p = sub.add_parser("demo", help="the end-to-end demo on the embedded database")
     p.add_argument("--keep", action="store_true", help="keep the existing demo database instead of resetting it")

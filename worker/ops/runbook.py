@@ -133,4 +133,7 @@ def undo(url: str, run_id: str, reason: str | None = None, operator: str | None 
     with connect(url, autocommit=True) as conn:
         conn.execute("SELECT set_config('calsync.operator', %s, false)", [operator or getpass.getuser()])
         with conn.transaction():
-            return _call(conn, "remediation.undo", {"p_run_id": run_id, "p_reason": reason})
+            # a reconcile run changed rows remediation.undo does not know: its own undo reverts them, then the rest
+            row = conn.execute(query("reconcile_run_is_reconcile").encode(), {"run_id": run_id}).fetchone()
+            function = "remediation.undo_reconcile" if row and row[0] else "remediation.undo"
+            return _call(conn, function, {"p_run_id": run_id, "p_reason": reason})
