@@ -52,8 +52,9 @@ def synced_count(db: Db, ids: list[int]) -> int:
     return int(row[0])  # type: ignore[index,call-overload]
 
 
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    """Poll until ``predicate()``; a database that is restarting (the test's own doing) counts as not yet."""
+def wait_until(predicate: Any, timeout: float, what: str, proc: Any = None) -> None:
+    """Poll until ``predicate()``; a database that is restarting (the test's own doing) counts as not yet. On a
+    timeout the worker's last log lines (and whether it is still running) are part of the failure."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -62,7 +63,11 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
         except psycopg.OperationalError:
             pass
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            more = ""
+            if proc is not None:
+                tail = Path(proc.log_path).read_text(errors="replace").splitlines()[-15:]
+                more = f" (worker exit code {proc.poll()}; its log ends:\n" + "\n".join(tail) + ")"
+            raise AssertionError(f"timed out waiting for {what}{more}")
         time.sleep(0.1)
 
 
@@ -88,7 +93,7 @@ def test_sigkill_mid_batch_then_restart_loses_nothing_and_books_nothing_twice(
     ids = book_many(db, salon, 30)
     sim.set_config(latency_ms=[40, 120])
     proc = worker_process(db, sim, "--concurrency", "4", "--lease-s", "2")
-    wait_until(lambda: synced_count(db, ids) >= 5, 30, "some syncs before the kill")
+    wait_until(lambda: synced_count(db, ids) >= 5, 30, "some syncs before the kill", proc)
     stop(proc, signal.SIGKILL)
     killed_at = synced_count(db, ids)
     assert killed_at < len(ids), "the kill came mid-drain"
@@ -105,7 +110,7 @@ def test_sigterm_finishes_in_flight_work_and_releases_the_rest(
     ids = book_many(db, salon, 12)
     sim.set_config(latency_ms=[300, 300])
     proc = worker_process(db, sim, "--concurrency", "3")
-    wait_until(lambda: synced_count(db, ids) >= 1, 30, "the first sync")
+    wait_until(lambda: synced_count(db, ids) >= 1, 30, "the first sync", proc)
     t0 = time.monotonic()
     out = stop(proc, signal.SIGTERM)
     assert proc.returncode == 0 and time.monotonic() - t0 < 10
@@ -173,7 +178,7 @@ def test_postgresql_restart_mid_drain(own_server: tuple[Any, Db], simulator: Sim
     ids = book_many(db, salon_ids, 40)
     proc = worker_process(db, simulator, "--concurrency", "2")
     try:
-        wait_until(lambda: synced_count(db, ids) >= 5, 30, "some syncs")
+        wait_until(lambda: synced_count(db, ids) >= 5, 30, "some syncs", proc)
         executor.stop()
         time.sleep(1.0)
         executor.start()
