@@ -3246,6 +3246,11 @@ BEGIN
               AND NOT EXISTS (SELECT 1 FROM calsync.outbox_delivery d WHERE d.outbox_id = o.id AND d.status = 'running');
             RETURN NEXT remediation.record(v_undo, 'undo', coalesce(p_reason, 'undo of run ' || p_run_id), l.table_name,
                                            l.row_id, 'delete', l.after, NULL);
+        ELSE
+            -- never marked undone without being reverted: the whole undo stops, nothing of it is kept
+            RAISE EXCEPTION 'remediation.undo: run % logged a change it cannot revert (% of % row %)',
+                p_run_id, l.action, l.table_name, l.row_id USING ERRCODE = 'P0001',
+                HINT = 'A reconcile repair run is undone with remediation.undo_reconcile(run_id) (calsync remediate --undo).';
         END IF;
         UPDATE remediation.log SET undone_by = v_undo WHERE id = l.id;
     END LOOP;

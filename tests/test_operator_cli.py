@@ -108,3 +108,21 @@ def test_demo_end_state(fresh_db: Db) -> None:
     failing = result["after"]["failures"]["HOST_UNAVAILABLE"]
     assert all("reschedule" in f["recommended_action"].lower() for f in failing)
     assert result["after"]["health"]["critical_alerts"] == 0
+
+
+def test_undo_refuses_a_change_it_cannot_revert(db: Db) -> None:
+    """remediation.undo once marked a logged change it did not know as undone without reverting it (a reconcile
+    repair's calcom_bookings entry): now the whole undo stops, names the change and the function that can."""
+    with db.connect() as conn:
+        run = conn.execute(
+            "INSERT INTO remediation.log (run_id, step, operator, table_name, row_id, action, after) "
+            "VALUES (gen_random_uuid(), 'reconcile', 'test', 'calcom_bookings', 7, 'update', '{}') RETURNING run_id"
+        ).fetchone()[0]  # type: ignore[index]
+        conn.commit()
+        with pytest.raises(psycopg.errors.RaiseException) as e:
+            conn.execute("SELECT * FROM remediation.undo(%s)", [run])
+        assert "cannot revert (update of calcom_bookings row 7)" in str(e.value)
+        assert e.value.diag.message_hint is not None and "undo_reconcile" in e.value.diag.message_hint
+        conn.rollback()
+        undone = conn.execute("SELECT undone_by FROM remediation.log WHERE run_id = %s", [run]).fetchall()
+    assert undone == [(None,)], "nothing is marked undone"

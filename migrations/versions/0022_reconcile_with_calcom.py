@@ -10,10 +10,11 @@ Revises: 0018
   ``calsync.reconcile_finding`` (what is returned), twins of ``worker/ops/reconcile_contract.py``.
 - ``remediation.reconcile_compare`` decides; ``remediation.reconcile_bookings`` records (a dry run records
   nothing); ``remediation.repair_reconcile_findings``, ``remediation.reconcile_cancellations``,
-  ``remediation.record_reconcile_cancellation`` repair and log; ``remediation.undo_reconcile`` reverts a repair run.
+  ``remediation.record_reconcile_cancellation`` repair and log; ``remediation.undo_reconcile`` reverts a repair run;
+``remediation.undo`` (new definition) refuses a run with a change it cannot revert instead of marking it undone.
 Deploy: new objects only (a new empty table with its index, types, functions and a view): nothing existing is
 locked beyond the catalog. Grants follow sql/grants/roles.sql (remediation functions for calsync_remediator only,
-the view for calsync_readonly). Downgrade drops what this revision added (the findings with it).
+the view for calsync_readonly). Downgrade restores 0005's remediation.undo and drops what this revision added (the findings with it).
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ def upgrade() -> None:
     op.execute(FROZEN["table"])
     op.execute(FROZEN["contract"])
     op.execute(FROZEN["functions"])
+    op.execute(FROZEN["undo"])
     op.execute(FROZEN["view"])
     op.execute(FROZEN["grants"])
 
 
 def downgrade() -> None:
     online.begin_revision()
+    op.execute(FROZEN["previous_undo"])
     op.execute(FROZEN["drop"])

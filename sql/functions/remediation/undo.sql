@@ -2,7 +2,8 @@
 
 -- Revert a run: every logged change, newest first. Updated columns get their before values back; rows a
 -- step inserted (derived phases, integrity issues, outbox events not yet delivered) are removed again,
--- which restores the state before the run exactly. The undo is itself a logged run; returns its changes.
+-- which restores the state before the run exactly. The undo is itself a logged run; returns its changes. A
+-- change it does not know how to revert stops it (it is never marked undone unreverted).
 CREATE OR REPLACE FUNCTION remediation.undo(p_run_id uuid, p_reason text DEFAULT NULL)
 RETURNS SETOF remediation.change
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
@@ -52,6 +53,11 @@ BEGIN
               AND NOT EXISTS (SELECT 1 FROM calsync.outbox_delivery d WHERE d.outbox_id = o.id AND d.status = 'running');
             RETURN NEXT remediation.record(v_undo, 'undo', coalesce(p_reason, 'undo of run ' || p_run_id), l.table_name,
                                            l.row_id, 'delete', l.after, NULL);
+        ELSE
+            -- never marked undone without being reverted: the whole undo stops, nothing of it is kept
+            RAISE EXCEPTION 'remediation.undo: run % logged a change it cannot revert (% of % row %)',
+                p_run_id, l.action, l.table_name, l.row_id USING ERRCODE = 'P0001',
+                HINT = 'A reconcile repair run is undone with remediation.undo_reconcile(run_id) (calsync remediate --undo).';
         END IF;
         UPDATE remediation.log SET undone_by = v_undo WHERE id = l.id;
     END LOOP;
