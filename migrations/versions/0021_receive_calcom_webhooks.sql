@@ -23,7 +23,7 @@ CREATE TABLE calsync.webhook_deliveries (
     booking_uid    text,
     event          calsync.webhook_event NOT NULL,
     body           text NOT NULL,
-    body_size      integer NOT NULL,
+    body_size      bigint NOT NULL,
     headers        jsonb NOT NULL,
     signature      text NOT NULL CONSTRAINT webhook_deliveries_signature_checked CHECK (signature IN ('valid', 'unsigned')),
     outcome        text NOT NULL CONSTRAINT webhook_deliveries_outcome_known CHECK (outcome IN (
@@ -34,7 +34,7 @@ CREATE TABLE calsync.webhook_deliveries (
     duplicate_of   bigint CONSTRAINT webhook_deliveries_duplicate_of_a_first_delivery
                        REFERENCES calsync.webhook_deliveries (id),
     waiting_for    text,
-    attempts       integer NOT NULL DEFAULT 1,
+    attempts       bigint NOT NULL DEFAULT 1,
     next_attempt_at timestamptz,
     decided_at     timestamptz,
     CONSTRAINT webhook_deliveries_parked_has_a_next_attempt CHECK (outcome <> 'parked' OR next_attempt_at IS NOT NULL)
