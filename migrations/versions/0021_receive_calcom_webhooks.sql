@@ -97,6 +97,7 @@ ON CONFLICT (key) DO NOTHING;
 -- from: sql/functions/retry_parked_webhooks.sql
 -- from: sql/functions/apply_webhook.sql
 -- from: sql/functions/receive_webhook.sql
+-- from: sql/functions/receive_webhooks.sql
 -- The webhook receiver's intervals from calsync.settings (webhook_park_base, webhook_park_cap, webhook_park_max),
 -- with their defaults when a row is missing.
 CREATE OR REPLACE FUNCTION calsync.webhook_setting(p_key text) RETURNS interval
@@ -575,6 +576,29 @@ $$;
 COMMENT ON FUNCTION calsync.receive_webhook(jsonb, text, jsonb, text, timestamptz) IS
     'Store one authentic Cal.com webhook delivery and apply it, exactly once per event (a redelivery is kept as a duplicate and changes nothing).';
 
+-- Several authentic deliveries in one call and one commit (the receiver groups the deliveries that arrive while
+-- its connections are busy: one commit, one WAL flush for all of them, as PostgreSQL's group commit would).
+-- p_deliveries is a JSON array of {event, body, headers, signature}; each element goes through
+-- calsync.receive_webhook in order, so the result is the same as one call each. Returns one row per element,
+-- with its place (ord, from 1) in the array. An error aborts the whole call: the receiver then sends the deliveries
+-- one at a time, so one bad delivery never holds up the others.
+CREATE OR REPLACE FUNCTION calsync.receive_webhooks(p_deliveries jsonb, p_now timestamptz DEFAULT now())
+RETURNS TABLE (ord bigint, delivery_id bigint, outcome text, detail text, appointment_id bigint)
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+DECLARE
+    v_item jsonb;
+    v_ord bigint;
+BEGIN
+    FOR v_item, v_ord IN SELECT x.value, x.ordinality FROM jsonb_array_elements(p_deliveries) WITH ORDINALITY AS x LOOP
+        RETURN QUERY SELECT v_ord, r.delivery_id, r.outcome, r.detail, r.appointment_id
+                     FROM calsync.receive_webhook(v_item->'event', v_item->>'body', v_item->'headers',
+                                                  v_item->>'signature', p_now) r;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION calsync.receive_webhooks(jsonb, timestamptz) IS
+    'Store and apply several Cal.com deliveries in one call and one commit, each as calsync.receive_webhook would.';
+
 -- name: views
 -- from: sql/views/remediation_calcom_bookings_without_appointment.sql
 -- from: sql/views/remediation_refused_calcom_changes.sql
@@ -634,6 +658,7 @@ COMMENT ON COLUMN remediation.refused_calcom_changes.recommended_action IS 'what
 -- or may write the app's tables (the owner by default); the remediation views follow roles.sql (readonly reads them:
 -- they hold no contact data).
 REVOKE EXECUTE ON FUNCTION calsync.receive_webhook(jsonb, text, jsonb, text, timestamptz),
+    calsync.receive_webhooks(jsonb, timestamptz),
     calsync.apply_webhook(bigint, timestamptz), calsync.retry_parked_webhooks(timestamptz, text, integer),
     calsync.apply_calcom_cancel(calsync.webhook_event, bigint, timestamptz),
     calsync.apply_calcom_reschedule(calsync.webhook_event, bigint, timestamptz),
@@ -644,6 +669,7 @@ GRANT SELECT ON remediation.calcom_bookings_without_appointment, remediation.ref
 -- name: drop
 DROP VIEW remediation.refused_calcom_changes;
 DROP VIEW remediation.calcom_bookings_without_appointment;
+DROP FUNCTION calsync.receive_webhooks(jsonb, timestamptz);
 DROP FUNCTION calsync.receive_webhook(jsonb, text, jsonb, text, timestamptz);
 DROP FUNCTION calsync.apply_webhook(bigint, timestamptz);
 DROP FUNCTION calsync.retry_parked_webhooks(timestamptz, text, integer);

@@ -2,6 +2,7 @@
 -- or may write the app's tables (the owner by default); the remediation views follow roles.sql (readonly reads them:
 -- they hold no contact data).
 REVOKE EXECUTE ON FUNCTION calsync.receive_webhook(jsonb, text, jsonb, text, timestamptz),
+    calsync.receive_webhooks(jsonb, timestamptz),
     calsync.apply_webhook(bigint, timestamptz), calsync.retry_parked_webhooks(timestamptz, text, integer),
     calsync.apply_calcom_cancel(calsync.webhook_event, bigint, timestamptz),
     calsync.apply_calcom_reschedule(calsync.webhook_event, bigint, timestamptz),

@@ -4,6 +4,10 @@
 SELECT delivery_id, outcome, detail, appointment_id
 FROM calsync.receive_webhook(%(event)s::jsonb, %(body)s, %(headers)s::jsonb, %(signature)s);
 
+-- name: webhook_receive_batch
+SELECT ord, delivery_id, outcome, detail, appointment_id
+FROM calsync.receive_webhooks(%(deliveries)s::jsonb) ORDER BY ord;
+
 -- name: webhook_retry_parked
 SELECT calsync.retry_parked_webhooks();
 

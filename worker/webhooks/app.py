@@ -28,7 +28,7 @@ from psycopg_pool import AsyncConnectionPool
 from worker import logs, text
 from worker.db import libpq_url, query
 from worker.sync.sdnotify import Notifier
-from worker.webhooks import contract, signature
+from worker.webhooks import batch, contract, signature
 from worker.webhooks.settings import WebhookSettings
 
 MAX_STORED_HEADERS = 64
@@ -37,6 +37,7 @@ _SECRET_HEADER = re.compile(r"(?i)signature|secret|authorization|cookie|token|ap
 _json = msgspec.json.Encoder()
 POOL_KEY = web.AppKey("pool", AsyncConnectionPool)
 SETTINGS_KEY = web.AppKey("settings", WebhookSettings)
+BATCHER_KEY = web.AppKey("batcher", batch.Batcher)
 
 
 def stored_headers(headers: Any, secret: str | None) -> str:
@@ -85,14 +86,12 @@ async def receive(request: web.Request) -> web.StreamResponse:
         "signature": verdict.value,
     }
     try:
-        async with request.app[POOL_KEY].connection() as conn:
-            cur = await conn.execute(query("webhook_receive"), params)
-            row = await cur.fetchone()
-    except (psycopg.OperationalError, psycopg.errors.AdminShutdown) as e:
-        logs.log("database_unavailable", level="error", error=str(e).splitlines()[0] if str(e) else type(e).__name__)
-        return _answer(503, error="database unavailable: not stored, send it again")
-    assert row is not None
-    delivery_id, outcome, detail, appointment_id = row
+        delivery_id, outcome, detail, appointment_id = await request.app[BATCHER_KEY].submit(params)
+    except psycopg.Error as e:  # nothing was stored: Cal.com's retry (or the reconciliation) brings it again
+        unavailable = batch.unavailable(e)
+        logs.log("database_unavailable" if unavailable else "webhook_not_stored", level="error",
+                 sqlstate=e.sqlstate, error=str(e).splitlines()[0] if str(e) else type(e).__name__)  # fmt: skip
+        return _answer(503 if unavailable else 500, error="not stored, send it again")
     logs.log("webhook_received", trigger=event.trigger_event, uid=event.uid, delivery_id=delivery_id,
              outcome=outcome, appointment_id=appointment_id, company_id=company_id)  # fmt: skip
     return _answer(200, delivery_id=delivery_id, outcome=outcome, detail=detail)
@@ -126,6 +125,7 @@ def make_app(cfg: WebhookSettings, pool: AsyncConnectionPool[Any]) -> web.Applic
     app = web.Application(client_max_size=cfg.max_body_bytes)
     app[SETTINGS_KEY] = cfg
     app[POOL_KEY] = pool
+    app[BATCHER_KEY] = batch.Batcher(pool, lanes=max(1, cfg.pool_size - 1))  # one connection left for the rest
     app.router.add_post("/webhooks/calcom", receive)
     app.router.add_post(r"/webhooks/calcom/{company_id:\d{1,18}}", receive)
     app.router.add_get("/healthz", health)
@@ -167,6 +167,7 @@ async def serve(cfg: WebhookSettings) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await retry
         await runner.cleanup()
+        await app[BATCHER_KEY].close()
         await pool.close()
         logs.log("webhooks_stopped")
 
