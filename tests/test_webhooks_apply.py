@@ -5,6 +5,7 @@ the conflict with a concurrent app change (two real connections)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import time
 from typing import Any
@@ -14,6 +15,8 @@ import pytest
 
 from tests.conftest import Db
 from tests.webhook_support import body, cancel, deliver, outbox, reschedule, synced
+from worker.db import query
+from worker.webhooks import contract
 
 START = dt.datetime.now(dt.UTC).replace(microsecond=0, second=0, minute=0) + dt.timedelta(days=20)
 
@@ -275,3 +278,60 @@ def test_a_reschedule_the_worker_is_working_on_waits_for_its_result(
     row = conn.execute("SELECT outcome FROM calsync.webhook_deliveries WHERE id = %s", [got["delivery_id"]]).fetchone()
     assert row == ("already_applied",)
     assert open_issues(conn, a) == []
+
+
+def test_a_batch_is_the_same_as_one_call_each(conn: psycopg.Connection[Any], salon: dict[str, Any]) -> None:
+    a = book(conn, salon)
+    raws = [body("BOOKING_CREATED", "walk-in-9"), body("BOOKING_CREATED", "walk-in-9"),
+            reschedule("uid-1", "uid-2", START + dt.timedelta(hours=6)), cancel("uid-2")]  # fmt: skip
+    items = []
+    for raw in raws:
+        event = contract.parse(raw)
+        items.append({"event": json.loads(contract.encode(event)), "body": raw.decode(), "headers": {},
+                      "signature": "valid"})  # fmt: skip
+    rows = conn.execute(query("webhook_receive_batch"), {"deliveries": json.dumps(items)}).fetchall()  # type: ignore[arg-type]
+    conn.commit()
+    assert [(r[0], r[2]) for r in rows] == [(1, "listed"), (2, "duplicate"), (3, "applied"), (4, "applied")]
+    assert appointment(conn, a)["status"] == "cancelled"
+
+
+def test_a_composite_moves_as_a_whole_and_a_cancelled_phase_cancels_it(
+    conn: psycopg.Connection[Any], salon: dict[str, Any]
+) -> None:
+    row = conn.execute(
+        "SELECT tests.make_appointment(%s, %s, %s, %s)", [salon["customer"], salon["perm"], salon["lena"], START]
+    ).fetchone()
+    conn.commit()
+    assert row is not None
+    a = int(row[0])
+    phases = conn.execute(
+        "SELECT id, start_time FROM appointment_phases WHERE appointment_id = %s AND staff_required "
+        "ORDER BY sequence_order",
+        [a],
+    ).fetchall()
+    assert len(phases) == 4
+    conn.execute("SET calsync.writer = 'worker'")
+    for pid, _ in phases:
+        conn.execute("UPDATE appointment_phases SET calcom_booking_uid = %s, calcom_booking_id = %s WHERE id = %s",
+                     [f"p-{pid}", 5000 + pid, pid])  # fmt: skip
+    conn.execute("UPDATE appointments SET calcom_v2_booking_uid = %s, calcom_sync_status = 'synced' WHERE id = %s",
+                 [f"p-{phases[0][0]}", a])  # fmt: skip
+    conn.execute("DELETE FROM calsync.outbox WHERE aggregateid = %s", [str(a)])
+    conn.execute("RESET calsync.writer")
+    conn.commit()
+    second, second_start = phases[1]
+    got = deliver(conn, reschedule(f"p-{second}", "p-moved", second_start + dt.timedelta(days=1), minutes=5))
+    assert got["outcome"] == "applied", got
+    after = appointment(conn, a)
+    assert after["starts_at"] == START + dt.timedelta(days=1), "the appointment moved by as much as its phase"
+    moved = conn.execute(
+        "SELECT calcom_booking_uid, start_time FROM appointment_phases WHERE id = %s", [second]
+    ).fetchone()
+    assert moved == ("p-moved", second_start + dt.timedelta(days=1)), "the phases followed, the successor stored"
+    assert outbox(conn, a) == ["reschedule"], "the other phases' bookings follow at Cal.com"
+    conn.execute("DELETE FROM calsync.outbox WHERE aggregateid = %s", [str(a)])  # the worker delivered it
+    conn.commit()
+    third = phases[2][0]
+    assert deliver(conn, cancel(f"p-{third}"))["outcome"] == "applied"
+    assert appointment(conn, a)["status"] == "cancelled", "a cancelled required phase cancels the whole appointment"
+    assert outbox(conn, a) == ["cancel"], "the other phases' bookings are cancelled by the worker"

@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +117,16 @@ def test_systemd_unit_verifies() -> None:
         path.write_text(unit.replace("/opt/calsync/.venv/bin/calsync", str(ROOT / ".venv" / "bin" / "calsync")))
         proc = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_burst_is_stored_exactly_once(db: Db) -> None:
+    """Deliveries arriving together share batches (one call, one commit); each is answered after its commit, and
+    the redeliveries among them are duplicates."""
+    raws = [body("BOOKING_CREATED", f"burst-{i}") for i in range(60)]
+    with ReceiverProcess(db, CALSYNC_WEBHOOK_POOL="3") as r, ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda raw: r.post(raw), raws + raws[:20]))
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers if a.status_code != 200]
+    rows = deliveries(db)
+    assert len(rows) == 80
+    assert sorted(Counter(d["outcome"] for d in rows).items()) == [("duplicate", 20), ("listed", 60)]
+    assert {d["event_key"] for d in rows} == {f"BOOKING_CREATED:burst-{i}" for i in range(60)}
