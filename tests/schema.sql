@@ -389,74 +389,27 @@ CREATE FUNCTION calsync.apply_webhook(p_id bigint, p_now timestamp with time zon
     AS $$
 DECLARE
     v_d calsync.webhook_deliveries;
-    v_e calsync.webhook_event;
-    v_waiting text;
-    v_next timestamptz;
+    v_r record;
 BEGIN
     SELECT * INTO v_d FROM calsync.webhook_deliveries d WHERE d.id = p_id FOR UPDATE;
-    IF NOT FOUND OR v_d.outcome NOT IN ('received', 'parked') THEN
+    IF NOT FOUND OR v_d.outcome <> 'parked' THEN
         outcome := v_d.outcome; detail := v_d.detail; appointment_id := v_d.appointment_id;
         RETURN;
     END IF;
-    v_e := v_d.event;
-    IF v_e.trigger_event = 'BOOKING_CREATED' THEN
-        SELECT a.id INTO appointment_id FROM appointments a WHERE a.id = v_e.appointment_id;
-        IF appointment_id IS NULL THEN
-            SELECT o.appointment_id INTO appointment_id FROM calsync.calcom_booking_owner(v_e.uid) o;
-        END IF;
-        IF appointment_id IS NOT NULL THEN
-            outcome := 'already_applied';
-            detail := format('booking %s is appointment %s''s own (the worker records it)', v_e.uid, appointment_id);
-        ELSIF v_e.uid IS NULL THEN
-            outcome := 'ignored'; detail := 'the payload names no booking uid';
-        ELSE
-            PERFORM calsync.list_calcom_booking(v_e, p_id, p_now);
-            outcome := 'listed'; detail := format('Cal.com booking %s has no appointment: listed, not imported', v_e.uid);
-        END IF;
-    ELSIF v_e.trigger_event = 'BOOKING_CANCELLED' THEN
-        SELECT r.outcome, r.detail, r.appointment_id, r.waiting_for INTO outcome, detail, appointment_id, v_waiting
-        FROM calsync.apply_calcom_cancel(v_e, p_id, p_now) r;
-    ELSIF v_e.trigger_event = 'BOOKING_RESCHEDULED' THEN
-        SELECT r.outcome, r.detail, r.appointment_id, r.waiting_for INTO outcome, detail, appointment_id, v_waiting
-        FROM calsync.apply_calcom_reschedule(v_e, p_id, p_now) r;
-    ELSE
-        outcome := 'ignored'; detail := format('trigger %s changes nothing here', v_e.trigger_event);
-    END IF;
-    IF outcome = 'parked' THEN
-        IF v_d.received_at < p_now - calsync.webhook_setting('webhook_park_max') THEN
-            outcome := 'unmatched';
-            detail := format('%s; gave up after %s attempts', detail, v_d.attempts);
-            IF v_e.trigger_event = 'BOOKING_RESCHEDULED' AND appointment_id IS NOT NULL
-               AND EXISTS (SELECT 1 FROM appointments a WHERE a.id = appointment_id) THEN
-                PERFORM calsync.record_refused_calcom_change(appointment_id, 'calcom_change_matches_a_known_booking',
-                    format('Cal.com moved a booking of appointment %s to %s (new booking %s, webhook delivery %s), but the booking it moved (%s) is not the appointment''s',
-                           appointment_id, v_e.start_time, v_e.uid, p_id, v_e.reschedule_uid), p_now);
-            ELSIF v_e.trigger_event = 'BOOKING_RESCHEDULED' THEN
-                appointment_id := NULL;
-                PERFORM calsync.list_calcom_booking((v_e.company_id, 'BOOKING_CREATED', v_e.event_key, v_e.created_at,
-                    v_e.uid, NULL, v_e.booking_id, v_e.event_type_id, v_e.start_time, v_e.end_time, v_e.status, NULL,
-                    NULL, NULL, NULL, NULL, v_e.title)::calsync.webhook_event, p_id, p_now);
-            END IF;
-        ELSE
-            v_next := p_now + least(calsync.webhook_setting('webhook_park_base') * (2 ^ least(v_d.attempts - 1, 20)),
-                                    calsync.webhook_setting('webhook_park_cap'));
-        END IF;
-    END IF;
+    SELECT * INTO v_r FROM calsync.decide_webhook(p_id, v_d.event, v_d.received_at, v_d.attempts + 1, p_now);
     UPDATE calsync.webhook_deliveries d
-    SET outcome = apply_webhook.outcome, detail = apply_webhook.detail,
-        appointment_id = apply_webhook.appointment_id,
-        waiting_for = CASE WHEN apply_webhook.outcome = 'parked' THEN v_waiting END,
-        attempts = d.attempts + CASE WHEN v_d.outcome = 'parked' THEN 1 ELSE 0 END,
-        next_attempt_at = v_next,
-        decided_at = CASE WHEN apply_webhook.outcome <> 'parked' THEN p_now END
+    SET outcome = v_r.outcome, detail = v_r.detail, appointment_id = coalesce(v_r.appointment_id, d.appointment_id),
+        waiting_for = v_r.waiting_for, attempts = d.attempts + 1, next_attempt_at = v_r.next_attempt_at,
+        decided_at = CASE WHEN v_r.outcome <> 'parked' THEN p_now END
     WHERE d.id = p_id;
-    IF outcome <> 'parked' AND v_e.uid IS NOT NULL THEN
-        PERFORM calsync.retry_parked_webhooks(p_now, v_e.uid);
+    outcome := v_r.outcome; detail := v_r.detail; appointment_id := coalesce(v_r.appointment_id, v_d.appointment_id);
+    IF outcome <> 'parked' AND (v_d.event).uid IS NOT NULL THEN
+        PERFORM calsync.retry_parked_webhooks(p_now, (v_d.event).uid);
     END IF;
 END
 $$;
 
-COMMENT ON FUNCTION calsync.apply_webhook(p_id bigint, p_now timestamp with time zone, OUT outcome text, OUT detail text, OUT appointment_id bigint) IS 'Apply one stored Cal.com delivery (received or parked) by its trigger and record the outcome; then retry the deliveries waiting for its booking.';
+COMMENT ON FUNCTION calsync.apply_webhook(p_id bigint, p_now timestamp with time zone, OUT outcome text, OUT detail text, OUT appointment_id bigint) IS 'Apply a parked Cal.com delivery again and record the outcome; then retry the deliveries waiting for its booking.';
 
 CREATE FUNCTION calsync.appointment_sync_state(p_ids bigint[]) RETURNS SETOF calsync.appointment_sync_state
     LANGUAGE sql STABLE
@@ -781,6 +734,63 @@ END
 $$;
 
 COMMENT ON FUNCTION calsync.create_missing_phases(p_appointment_id bigint, p_found_by text) IS 'Derive the phases of a live composite appointment that has none, or flag it for manual review when its service''s segments are unusable. Returns the phases created.';
+
+CREATE FUNCTION calsync.decide_webhook(p_id bigint, p_event calsync.webhook_event, p_received_at timestamp with time zone, p_attempts bigint, p_now timestamp with time zone DEFAULT now(), OUT outcome text, OUT detail text, OUT appointment_id bigint, OUT waiting_for text, OUT next_attempt_at timestamp with time zone) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_e calsync.webhook_event := p_event;
+BEGIN
+    IF v_e.trigger_event = 'BOOKING_CREATED' THEN
+        SELECT a.id INTO appointment_id FROM appointments a WHERE a.id = v_e.appointment_id;
+        IF appointment_id IS NULL THEN
+            SELECT o.appointment_id INTO appointment_id FROM calsync.calcom_booking_owner(v_e.uid) o;
+        END IF;
+        IF appointment_id IS NOT NULL THEN
+            outcome := 'already_applied';
+            detail := format('booking %s is appointment %s''s own (the worker records it)', v_e.uid, appointment_id);
+        ELSIF v_e.uid IS NULL THEN
+            outcome := 'ignored'; detail := 'the payload names no booking uid';
+        ELSE
+            PERFORM calsync.list_calcom_booking(v_e, p_id, p_now);
+            outcome := 'listed'; detail := format('Cal.com booking %s has no appointment: listed, not imported', v_e.uid);
+        END IF;
+    ELSIF v_e.trigger_event = 'BOOKING_CANCELLED' THEN
+        SELECT r.outcome, r.detail, r.appointment_id, r.waiting_for INTO outcome, detail, appointment_id, waiting_for
+        FROM calsync.apply_calcom_cancel(v_e, p_id, p_now) r;
+    ELSIF v_e.trigger_event = 'BOOKING_RESCHEDULED' THEN
+        SELECT r.outcome, r.detail, r.appointment_id, r.waiting_for INTO outcome, detail, appointment_id, waiting_for
+        FROM calsync.apply_calcom_reschedule(v_e, p_id, p_now) r;
+    ELSE
+        outcome := 'ignored'; detail := format('trigger %s changes nothing here', v_e.trigger_event);
+    END IF;
+    IF outcome <> 'parked' THEN
+        waiting_for := NULL;
+        RETURN;
+    END IF;
+    IF p_received_at >= p_now - calsync.webhook_setting('webhook_park_max') THEN
+        next_attempt_at := p_now + least(calsync.webhook_setting('webhook_park_base') * (2 ^ least(p_attempts - 1, 20)),
+                                         calsync.webhook_setting('webhook_park_cap'));
+        RETURN;
+    END IF;
+    outcome := 'unmatched'; waiting_for := NULL;
+    detail := format('%s; gave up after %s attempts', detail, p_attempts);
+    IF v_e.trigger_event = 'BOOKING_RESCHEDULED' AND appointment_id IS NOT NULL
+       AND EXISTS (SELECT 1 FROM appointments a WHERE a.id = decide_webhook.appointment_id) THEN
+        PERFORM calsync.record_refused_calcom_change(appointment_id, 'calcom_change_matches_a_known_booking',
+            format('Cal.com moved a booking of appointment %s to %s (new booking %s, webhook delivery %s), but the booking it moved (%s) is not the appointment''s',
+                   appointment_id, v_e.start_time, v_e.uid, p_id, v_e.reschedule_uid), p_now);
+    ELSIF v_e.trigger_event = 'BOOKING_RESCHEDULED' THEN
+        appointment_id := NULL;
+        PERFORM calsync.list_calcom_booking((v_e.company_id, 'BOOKING_CREATED', v_e.event_key, v_e.created_at,
+            v_e.uid, NULL, v_e.booking_id, v_e.event_type_id, v_e.start_time, v_e.end_time, v_e.status, NULL,
+            NULL, NULL, NULL, NULL, v_e.title)::calsync.webhook_event, p_id, p_now);
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.decide_webhook(p_id bigint, p_event calsync.webhook_event, p_received_at timestamp with time zone, p_attempts bigint, p_now timestamp with time zone, OUT outcome text, OUT detail text, OUT appointment_id bigint, OUT waiting_for text, OUT next_attempt_at timestamp with time zone) IS 'The outcome of one Cal.com delivery by its trigger, with its effects on the app''s tables (not on the delivery row).';
 
 CREATE FUNCTION calsync.derive_phases(p_segments jsonb) RETURNS TABLE(sequence_order integer, phase_type text, segment_name text, segment_key text, start_offset_minutes integer, duration_minutes integer, staff_required boolean)
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -1354,32 +1364,57 @@ DECLARE
     v_e calsync.webhook_event := jsonb_populate_record(NULL::calsync.webhook_event, p_event);
     v_id bigint;
     v_first calsync.webhook_deliveries;
+    v_outcome text;
+    v_detail text;
+    v_appointment bigint;
+    v_waiting text;
+    v_next timestamptz;
 BEGIN
-    INSERT INTO calsync.webhook_deliveries AS d
-        (received_at, company_id, event_key, trigger_event, booking_uid, event, body, body_size, headers, signature,
-         outcome)
-    VALUES (p_now, v_e.company_id, v_e.event_key, v_e.trigger_event, v_e.uid, v_e, p_body, octet_length(p_body),
-            p_headers, p_signature, 'received')
-    ON CONFLICT (event_key) WHERE duplicate_of IS NULL DO NOTHING
-    RETURNING d.id INTO v_id;
-    IF v_id IS NULL THEN
-        SELECT * INTO v_first FROM calsync.webhook_deliveries d WHERE d.event_key = v_e.event_key AND d.duplicate_of IS NULL;
-        INSERT INTO calsync.webhook_deliveries AS d
-            (received_at, company_id, event_key, trigger_event, booking_uid, event, body, body_size, headers,
-             signature, outcome, detail, appointment_id, duplicate_of, decided_at)
-        VALUES (p_now, v_e.company_id, v_e.event_key, v_e.trigger_event, v_e.uid, v_e, p_body, octet_length(p_body),
-                p_headers, p_signature, 'duplicate',
-                format('a redelivery of delivery %s (%s): nothing changed', v_first.id, v_first.outcome),
-                v_first.appointment_id, v_first.id, p_now)
-        RETURNING d.id INTO v_id;
-        RETURN QUERY SELECT d.id, d.outcome, d.detail, d.appointment_id FROM calsync.webhook_deliveries d WHERE d.id = v_id;
-        RETURN;
+    PERFORM pg_advisory_xact_lock(hashtextextended('calsync.webhook:' || v_e.event_key, 0));
+    SELECT * INTO v_first FROM calsync.webhook_deliveries d WHERE d.event_key = v_e.event_key AND d.duplicate_of IS NULL;
+    v_id := nextval(pg_get_serial_sequence('calsync.webhook_deliveries', 'id'));
+    IF v_first.id IS NOT NULL THEN
+        v_outcome := 'duplicate';
+        v_detail := format('a redelivery of delivery %s (%s): nothing changed', v_first.id, v_first.outcome);
+        v_appointment := v_first.appointment_id;
+    ELSE
+        SELECT r.outcome, r.detail, r.appointment_id, r.waiting_for, r.next_attempt_at
+        INTO v_outcome, v_detail, v_appointment, v_waiting, v_next
+        FROM calsync.decide_webhook(v_id, v_e, p_now, 1, p_now) r;
     END IF;
-    RETURN QUERY SELECT v_id, r.outcome, r.detail, r.appointment_id FROM calsync.apply_webhook(v_id, p_now) r;
+    INSERT INTO calsync.webhook_deliveries AS d
+        (id, received_at, company_id, event_key, trigger_event, booking_uid, event, body, body_size, headers,
+         signature, outcome, detail, appointment_id, duplicate_of, waiting_for, next_attempt_at, decided_at)
+    OVERRIDING SYSTEM VALUE
+    VALUES (v_id, p_now, v_e.company_id, v_e.event_key, v_e.trigger_event, v_e.uid, v_e, p_body, octet_length(p_body),
+            p_headers, p_signature, v_outcome, v_detail, v_appointment, v_first.id, v_waiting, v_next,
+            CASE WHEN v_outcome <> 'parked' THEN p_now END);
+    IF v_first.id IS NULL AND v_outcome <> 'parked' AND v_e.uid IS NOT NULL THEN
+        PERFORM calsync.retry_parked_webhooks(p_now, v_e.uid);
+    END IF;
+    RETURN QUERY SELECT v_id, v_outcome, v_detail, v_appointment;
 END
 $$;
 
 COMMENT ON FUNCTION calsync.receive_webhook(p_event jsonb, p_body text, p_headers jsonb, p_signature text, p_now timestamp with time zone) IS 'Store one authentic Cal.com webhook delivery and apply it, exactly once per event (a redelivery is kept as a duplicate and changes nothing).';
+
+CREATE FUNCTION calsync.receive_webhooks(p_deliveries jsonb, p_now timestamp with time zone DEFAULT now()) RETURNS TABLE(ord bigint, delivery_id bigint, outcome text, detail text, appointment_id bigint)
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_item jsonb;
+    v_ord bigint;
+BEGIN
+    FOR v_item, v_ord IN SELECT x.value, x.ordinality FROM jsonb_array_elements(p_deliveries) WITH ORDINALITY AS x LOOP
+        RETURN QUERY SELECT v_ord, r.delivery_id, r.outcome, r.detail, r.appointment_id
+                     FROM calsync.receive_webhook(v_item->'event', v_item->>'body', v_item->'headers',
+                                                  v_item->>'signature', p_now) r;
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.receive_webhooks(p_deliveries jsonb, p_now timestamp with time zone) IS 'Store and apply several Cal.com deliveries in one call and one commit, each as calsync.receive_webhook would.';
 
 CREATE FUNCTION calsync.record_contact_finding(p_customer_id bigint, p_field text, p_value text, p_reason text, p_now timestamp with time zone DEFAULT now()) RETURNS bigint
     LANGUAGE plpgsql
@@ -3387,7 +3422,7 @@ CREATE TABLE calsync.webhook_deliveries (
     attempts bigint DEFAULT 1 NOT NULL,
     next_attempt_at timestamp with time zone,
     decided_at timestamp with time zone,
-    CONSTRAINT webhook_deliveries_outcome_known CHECK ((outcome = ANY (ARRAY['received'::text, 'applied'::text, 'already_applied'::text, 'duplicate'::text, 'ignored'::text, 'listed'::text, 'parked'::text, 'conflict'::text, 'refused'::text, 'stale'::text, 'unmatched'::text]))),
+    CONSTRAINT webhook_deliveries_outcome_known CHECK ((outcome = ANY (ARRAY['applied'::text, 'already_applied'::text, 'duplicate'::text, 'ignored'::text, 'listed'::text, 'parked'::text, 'conflict'::text, 'refused'::text, 'stale'::text, 'unmatched'::text]))),
     CONSTRAINT webhook_deliveries_parked_has_a_next_attempt CHECK (((outcome <> 'parked'::text) OR (next_attempt_at IS NOT NULL))),
     CONSTRAINT webhook_deliveries_signature_checked CHECK ((signature = ANY (ARRAY['valid'::text, 'unsigned'::text])))
 );

@@ -27,7 +27,7 @@ CREATE TABLE calsync.webhook_deliveries (
     headers        jsonb NOT NULL,
     signature      text NOT NULL CONSTRAINT webhook_deliveries_signature_checked CHECK (signature IN ('valid', 'unsigned')),
     outcome        text NOT NULL CONSTRAINT webhook_deliveries_outcome_known CHECK (outcome IN (
-                       'received', 'applied', 'already_applied', 'duplicate', 'ignored', 'listed', 'parked',
+                       'applied', 'already_applied', 'duplicate', 'ignored', 'listed', 'parked',
                        'conflict', 'refused', 'stale', 'unmatched')),
     detail         text,
     appointment_id bigint,
@@ -95,6 +95,7 @@ ON CONFLICT (key) DO NOTHING;
 -- from: sql/functions/apply_calcom_cancel.sql
 -- from: sql/functions/apply_calcom_reschedule.sql
 -- from: sql/functions/retry_parked_webhooks.sql
+-- from: sql/functions/decide_webhook.sql
 -- from: sql/functions/apply_webhook.sql
 -- from: sql/functions/receive_webhook.sql
 -- from: sql/functions/receive_webhooks.sql
@@ -453,29 +454,22 @@ $$;
 COMMENT ON FUNCTION calsync.retry_parked_webhooks(timestamptz, text, integer) IS
     'Apply parked Cal.com deliveries again (due ones, or those waiting for one booking uid); returns how many settled.';
 
--- Apply one stored delivery (calsync.webhook_deliveries, outcome received or parked) and record its outcome.
+-- The outcome of one delivery, with its effects on the app's tables (the delivery row itself is written by the
+-- caller: calsync.receive_webhook inserts it once, with this outcome; calsync.apply_webhook updates a parked one).
 -- BOOKING_CREATED: ours (its metadata names an appointment of ours, or an appointment has its uid) is
 -- already_applied (the worker records its own bookings); any other booking is listed, not imported.
 -- BOOKING_CANCELLED / BOOKING_RESCHEDULED: calsync.apply_calcom_cancel / apply_calcom_reschedule. Any other
--- trigger is stored and changes nothing (ignored). A parked delivery is tried again at next_attempt_at (backoff from
--- settings webhook_park_base doubling to webhook_park_cap) or as soon as the booking it waits for is known; after
--- webhook_park_max it is unmatched (kept, shown in remediation.refused_calcom_changes). Whatever this delivery
--- settled, the deliveries parked waiting for its booking are tried next (so a chain applies in order).
-CREATE OR REPLACE FUNCTION calsync.apply_webhook(p_id bigint, p_now timestamptz DEFAULT now(),
-                                                OUT outcome text, OUT detail text, OUT appointment_id bigint)
+-- trigger changes nothing (ignored). A parked delivery gets its next attempt (backoff from settings
+-- webhook_park_base doubling to webhook_park_cap, p_attempts so far); one received longer than webhook_park_max ago
+-- is unmatched instead (a reschedule that names our appointment is recorded on it; one that names none is listed).
+CREATE OR REPLACE FUNCTION calsync.decide_webhook(p_id bigint, p_event calsync.webhook_event, p_received_at timestamptz,
+                                                 p_attempts bigint, p_now timestamptz DEFAULT now(),
+                                                 OUT outcome text, OUT detail text, OUT appointment_id bigint,
+                                                 OUT waiting_for text, OUT next_attempt_at timestamptz)
 LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 DECLARE
-    v_d calsync.webhook_deliveries;
-    v_e calsync.webhook_event;
-    v_waiting text;
-    v_next timestamptz;
+    v_e calsync.webhook_event := p_event;
 BEGIN
-    SELECT * INTO v_d FROM calsync.webhook_deliveries d WHERE d.id = p_id FOR UPDATE;
-    IF NOT FOUND OR v_d.outcome NOT IN ('received', 'parked') THEN
-        outcome := v_d.outcome; detail := v_d.detail; appointment_id := v_d.appointment_id;
-        RETURN;
-    END IF;
-    v_e := v_d.event;
     IF v_e.trigger_event = 'BOOKING_CREATED' THEN
         SELECT a.id INTO appointment_id FROM appointments a WHERE a.id = v_e.appointment_id;
         IF appointment_id IS NULL THEN
@@ -491,56 +485,78 @@ BEGIN
             outcome := 'listed'; detail := format('Cal.com booking %s has no appointment: listed, not imported', v_e.uid);
         END IF;
     ELSIF v_e.trigger_event = 'BOOKING_CANCELLED' THEN
-        SELECT r.outcome, r.detail, r.appointment_id, r.waiting_for INTO outcome, detail, appointment_id, v_waiting
+        SELECT r.outcome, r.detail, r.appointment_id, r.waiting_for INTO outcome, detail, appointment_id, waiting_for
         FROM calsync.apply_calcom_cancel(v_e, p_id, p_now) r;
     ELSIF v_e.trigger_event = 'BOOKING_RESCHEDULED' THEN
-        SELECT r.outcome, r.detail, r.appointment_id, r.waiting_for INTO outcome, detail, appointment_id, v_waiting
+        SELECT r.outcome, r.detail, r.appointment_id, r.waiting_for INTO outcome, detail, appointment_id, waiting_for
         FROM calsync.apply_calcom_reschedule(v_e, p_id, p_now) r;
     ELSE
         outcome := 'ignored'; detail := format('trigger %s changes nothing here', v_e.trigger_event);
     END IF;
-    IF outcome = 'parked' THEN
-        IF v_d.received_at < p_now - calsync.webhook_setting('webhook_park_max') THEN
-            outcome := 'unmatched';
-            detail := format('%s; gave up after %s attempts', detail, v_d.attempts);
-            IF v_e.trigger_event = 'BOOKING_RESCHEDULED' AND appointment_id IS NOT NULL
-               AND EXISTS (SELECT 1 FROM appointments a WHERE a.id = appointment_id) THEN
-                PERFORM calsync.record_refused_calcom_change(appointment_id, 'calcom_change_matches_a_known_booking',
-                    format('Cal.com moved a booking of appointment %s to %s (new booking %s, webhook delivery %s), but the booking it moved (%s) is not the appointment''s',
-                           appointment_id, v_e.start_time, v_e.uid, p_id, v_e.reschedule_uid), p_now);
-            ELSIF v_e.trigger_event = 'BOOKING_RESCHEDULED' THEN
-                appointment_id := NULL;
-                PERFORM calsync.list_calcom_booking((v_e.company_id, 'BOOKING_CREATED', v_e.event_key, v_e.created_at,
-                    v_e.uid, NULL, v_e.booking_id, v_e.event_type_id, v_e.start_time, v_e.end_time, v_e.status, NULL,
-                    NULL, NULL, NULL, NULL, v_e.title)::calsync.webhook_event, p_id, p_now);
-            END IF;
-        ELSE
-            v_next := p_now + least(calsync.webhook_setting('webhook_park_base') * (2 ^ least(v_d.attempts - 1, 20)),
-                                    calsync.webhook_setting('webhook_park_cap'));
-        END IF;
+    IF outcome <> 'parked' THEN
+        waiting_for := NULL;
+        RETURN;
     END IF;
+    IF p_received_at >= p_now - calsync.webhook_setting('webhook_park_max') THEN
+        next_attempt_at := p_now + least(calsync.webhook_setting('webhook_park_base') * (2 ^ least(p_attempts - 1, 20)),
+                                         calsync.webhook_setting('webhook_park_cap'));
+        RETURN;
+    END IF;
+    outcome := 'unmatched'; waiting_for := NULL;
+    detail := format('%s; gave up after %s attempts', detail, p_attempts);
+    IF v_e.trigger_event = 'BOOKING_RESCHEDULED' AND appointment_id IS NOT NULL
+       AND EXISTS (SELECT 1 FROM appointments a WHERE a.id = decide_webhook.appointment_id) THEN
+        PERFORM calsync.record_refused_calcom_change(appointment_id, 'calcom_change_matches_a_known_booking',
+            format('Cal.com moved a booking of appointment %s to %s (new booking %s, webhook delivery %s), but the booking it moved (%s) is not the appointment''s',
+                   appointment_id, v_e.start_time, v_e.uid, p_id, v_e.reschedule_uid), p_now);
+    ELSIF v_e.trigger_event = 'BOOKING_RESCHEDULED' THEN
+        appointment_id := NULL;
+        PERFORM calsync.list_calcom_booking((v_e.company_id, 'BOOKING_CREATED', v_e.event_key, v_e.created_at,
+            v_e.uid, NULL, v_e.booking_id, v_e.event_type_id, v_e.start_time, v_e.end_time, v_e.status, NULL,
+            NULL, NULL, NULL, NULL, v_e.title)::calsync.webhook_event, p_id, p_now);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION calsync.decide_webhook(bigint, calsync.webhook_event, timestamptz, bigint, timestamptz) IS
+    'The outcome of one Cal.com delivery by its trigger, with its effects on the app''s tables (not on the delivery row).';
+
+-- Apply a parked delivery (calsync.webhook_deliveries) again: calsync.decide_webhook with its attempts so far, and
+-- the row updated with the outcome. Whatever it settled, the deliveries parked waiting for its booking are tried
+-- next (so a chain applies in order). A delivery that is not parked is left as it is.
+CREATE OR REPLACE FUNCTION calsync.apply_webhook(p_id bigint, p_now timestamptz DEFAULT now(),
+                                                OUT outcome text, OUT detail text, OUT appointment_id bigint)
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+DECLARE
+    v_d calsync.webhook_deliveries;
+    v_r record;
+BEGIN
+    SELECT * INTO v_d FROM calsync.webhook_deliveries d WHERE d.id = p_id FOR UPDATE;
+    IF NOT FOUND OR v_d.outcome <> 'parked' THEN
+        outcome := v_d.outcome; detail := v_d.detail; appointment_id := v_d.appointment_id;
+        RETURN;
+    END IF;
+    SELECT * INTO v_r FROM calsync.decide_webhook(p_id, v_d.event, v_d.received_at, v_d.attempts + 1, p_now);
     UPDATE calsync.webhook_deliveries d
-    SET outcome = apply_webhook.outcome, detail = apply_webhook.detail,
-        appointment_id = apply_webhook.appointment_id,
-        waiting_for = CASE WHEN apply_webhook.outcome = 'parked' THEN v_waiting END,
-        attempts = d.attempts + CASE WHEN v_d.outcome = 'parked' THEN 1 ELSE 0 END,
-        next_attempt_at = v_next,
-        decided_at = CASE WHEN apply_webhook.outcome <> 'parked' THEN p_now END
+    SET outcome = v_r.outcome, detail = v_r.detail, appointment_id = coalesce(v_r.appointment_id, d.appointment_id),
+        waiting_for = v_r.waiting_for, attempts = d.attempts + 1, next_attempt_at = v_r.next_attempt_at,
+        decided_at = CASE WHEN v_r.outcome <> 'parked' THEN p_now END
     WHERE d.id = p_id;
-    IF outcome <> 'parked' AND v_e.uid IS NOT NULL THEN
-        PERFORM calsync.retry_parked_webhooks(p_now, v_e.uid);
+    outcome := v_r.outcome; detail := v_r.detail; appointment_id := coalesce(v_r.appointment_id, v_d.appointment_id);
+    IF outcome <> 'parked' AND (v_d.event).uid IS NOT NULL THEN
+        PERFORM calsync.retry_parked_webhooks(p_now, (v_d.event).uid);
     END IF;
 END
 $$;
 COMMENT ON FUNCTION calsync.apply_webhook(bigint, timestamptz) IS
-    'Apply one stored Cal.com delivery (received or parked) by its trigger and record the outcome; then retry the deliveries waiting for its booking.';
+    'Apply a parked Cal.com delivery again and record the outcome; then retry the deliveries waiting for its booking.';
 
 -- One authentic Cal.com delivery, stored and applied in one call (the receiver's one statement per delivery).
 -- p_event is calsync.webhook_event as JSON (worker/webhooks/contract.py WebhookEvent); p_body the raw body and
--- p_headers the headers without secrets (the receiver strips them). Exactly once: the first delivery of an event
--- (event_key: trigger and booking uid, else the body's SHA-256; see worker/webhooks/contract.py) is applied
--- (calsync.apply_webhook); a redelivery is kept as its own row, outcome duplicate, pointing at the first, and
--- changes nothing. Returns the delivery's id, outcome, detail and appointment.
+-- p_headers the headers without secrets (the receiver strips them). Exactly once: deliveries of one event
+-- (event_key: trigger and booking uid, else the body's SHA-256; see worker/webhooks/contract.py) take turns (a
+-- transaction lock on the key); the first is decided (calsync.decide_webhook) and stored once with its outcome; a
+-- redelivery is kept as its own row, outcome duplicate, pointing at the first, and changes nothing. Then the
+-- deliveries parked waiting for its booking are tried. Returns the delivery's id, outcome, detail and appointment.
 CREATE OR REPLACE FUNCTION calsync.receive_webhook(p_event jsonb, p_body text, p_headers jsonb, p_signature text,
                                                   p_now timestamptz DEFAULT now())
 RETURNS TABLE (delivery_id bigint, outcome text, detail text, appointment_id bigint)
@@ -549,28 +565,35 @@ DECLARE
     v_e calsync.webhook_event := jsonb_populate_record(NULL::calsync.webhook_event, p_event);
     v_id bigint;
     v_first calsync.webhook_deliveries;
+    v_outcome text;
+    v_detail text;
+    v_appointment bigint;
+    v_waiting text;
+    v_next timestamptz;
 BEGIN
-    INSERT INTO calsync.webhook_deliveries AS d
-        (received_at, company_id, event_key, trigger_event, booking_uid, event, body, body_size, headers, signature,
-         outcome)
-    VALUES (p_now, v_e.company_id, v_e.event_key, v_e.trigger_event, v_e.uid, v_e, p_body, octet_length(p_body),
-            p_headers, p_signature, 'received')
-    ON CONFLICT (event_key) WHERE duplicate_of IS NULL DO NOTHING
-    RETURNING d.id INTO v_id;
-    IF v_id IS NULL THEN
-        SELECT * INTO v_first FROM calsync.webhook_deliveries d WHERE d.event_key = v_e.event_key AND d.duplicate_of IS NULL;
-        INSERT INTO calsync.webhook_deliveries AS d
-            (received_at, company_id, event_key, trigger_event, booking_uid, event, body, body_size, headers,
-             signature, outcome, detail, appointment_id, duplicate_of, decided_at)
-        VALUES (p_now, v_e.company_id, v_e.event_key, v_e.trigger_event, v_e.uid, v_e, p_body, octet_length(p_body),
-                p_headers, p_signature, 'duplicate',
-                format('a redelivery of delivery %s (%s): nothing changed', v_first.id, v_first.outcome),
-                v_first.appointment_id, v_first.id, p_now)
-        RETURNING d.id INTO v_id;
-        RETURN QUERY SELECT d.id, d.outcome, d.detail, d.appointment_id FROM calsync.webhook_deliveries d WHERE d.id = v_id;
-        RETURN;
+    PERFORM pg_advisory_xact_lock(hashtextextended('calsync.webhook:' || v_e.event_key, 0));
+    SELECT * INTO v_first FROM calsync.webhook_deliveries d WHERE d.event_key = v_e.event_key AND d.duplicate_of IS NULL;
+    v_id := nextval(pg_get_serial_sequence('calsync.webhook_deliveries', 'id'));
+    IF v_first.id IS NOT NULL THEN
+        v_outcome := 'duplicate';
+        v_detail := format('a redelivery of delivery %s (%s): nothing changed', v_first.id, v_first.outcome);
+        v_appointment := v_first.appointment_id;
+    ELSE
+        SELECT r.outcome, r.detail, r.appointment_id, r.waiting_for, r.next_attempt_at
+        INTO v_outcome, v_detail, v_appointment, v_waiting, v_next
+        FROM calsync.decide_webhook(v_id, v_e, p_now, 1, p_now) r;
     END IF;
-    RETURN QUERY SELECT v_id, r.outcome, r.detail, r.appointment_id FROM calsync.apply_webhook(v_id, p_now) r;
+    INSERT INTO calsync.webhook_deliveries AS d
+        (id, received_at, company_id, event_key, trigger_event, booking_uid, event, body, body_size, headers,
+         signature, outcome, detail, appointment_id, duplicate_of, waiting_for, next_attempt_at, decided_at)
+    OVERRIDING SYSTEM VALUE
+    VALUES (v_id, p_now, v_e.company_id, v_e.event_key, v_e.trigger_event, v_e.uid, v_e, p_body, octet_length(p_body),
+            p_headers, p_signature, v_outcome, v_detail, v_appointment, v_first.id, v_waiting, v_next,
+            CASE WHEN v_outcome <> 'parked' THEN p_now END);
+    IF v_first.id IS NULL AND v_outcome <> 'parked' AND v_e.uid IS NOT NULL THEN
+        PERFORM calsync.retry_parked_webhooks(p_now, v_e.uid);
+    END IF;
+    RETURN QUERY SELECT v_id, v_outcome, v_detail, v_appointment;
 END
 $$;
 COMMENT ON FUNCTION calsync.receive_webhook(jsonb, text, jsonb, text, timestamptz) IS
@@ -659,7 +682,8 @@ COMMENT ON COLUMN remediation.refused_calcom_changes.recommended_action IS 'what
 -- they hold no contact data).
 REVOKE EXECUTE ON FUNCTION calsync.receive_webhook(jsonb, text, jsonb, text, timestamptz),
     calsync.receive_webhooks(jsonb, timestamptz),
-    calsync.apply_webhook(bigint, timestamptz), calsync.retry_parked_webhooks(timestamptz, text, integer),
+    calsync.apply_webhook(bigint, timestamptz),
+    calsync.decide_webhook(bigint, calsync.webhook_event, timestamptz, bigint, timestamptz), calsync.retry_parked_webhooks(timestamptz, text, integer),
     calsync.apply_calcom_cancel(calsync.webhook_event, bigint, timestamptz),
     calsync.apply_calcom_reschedule(calsync.webhook_event, bigint, timestamptz),
     calsync.list_calcom_booking(calsync.webhook_event, bigint, timestamptz),
@@ -672,6 +696,7 @@ DROP VIEW remediation.calcom_bookings_without_appointment;
 DROP FUNCTION calsync.receive_webhooks(jsonb, timestamptz);
 DROP FUNCTION calsync.receive_webhook(jsonb, text, jsonb, text, timestamptz);
 DROP FUNCTION calsync.apply_webhook(bigint, timestamptz);
+DROP FUNCTION calsync.decide_webhook(bigint, calsync.webhook_event, timestamptz, bigint, timestamptz);
 DROP FUNCTION calsync.retry_parked_webhooks(timestamptz, text, integer);
 DROP FUNCTION calsync.apply_calcom_reschedule(calsync.webhook_event, bigint, timestamptz);
 DROP FUNCTION calsync.apply_calcom_cancel(calsync.webhook_event, bigint, timestamptz);

@@ -3,7 +3,8 @@
 -- they hold no contact data).
 REVOKE EXECUTE ON FUNCTION calsync.receive_webhook(jsonb, text, jsonb, text, timestamptz),
     calsync.receive_webhooks(jsonb, timestamptz),
-    calsync.apply_webhook(bigint, timestamptz), calsync.retry_parked_webhooks(timestamptz, text, integer),
+    calsync.apply_webhook(bigint, timestamptz),
+    calsync.decide_webhook(bigint, calsync.webhook_event, timestamptz, bigint, timestamptz), calsync.retry_parked_webhooks(timestamptz, text, integer),
     calsync.apply_calcom_cancel(calsync.webhook_event, bigint, timestamptz),
     calsync.apply_calcom_reschedule(calsync.webhook_event, bigint, timestamptz),
     calsync.list_calcom_booking(calsync.webhook_event, bigint, timestamptz),

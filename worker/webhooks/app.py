@@ -41,12 +41,16 @@ BATCHER_KEY = web.AppKey("batcher", batch.Batcher)
 
 
 def stored_headers(headers: Any, secret: str | None) -> str:
-    """The request's headers as kept: without secrets (by name, and any value holding the secret), bounded."""
+    """The request's headers as kept: without secrets (by name, and the secret wherever a value holds it), clean
+    for PostgreSQL, each value cut to text.HEADER_CAP characters, at most MAX_STORED_HEADERS."""
     kept: dict[str, str] = {}
     for name, value in headers.items():
         if len(kept) >= MAX_STORED_HEADERS or _SECRET_HEADER.search(name):
             continue
-        kept[text.clean(name)[:200]] = text.fit(value, [secret] if secret else [], text.HEADER_CAP).text
+        value = text.clean(value)
+        if secret and secret in value:  # before the cut, so that no part of it is left
+            value = value.replace(secret, text.REDACTED)
+        kept[text.clean(name)[:200]] = value[: text.HEADER_CAP]
     return _json.encode(kept).decode()
 
 

@@ -35,6 +35,15 @@ def unavailable(e: BaseException) -> bool:
     return state is None or state.startswith(("08", "57P"))
 
 
+def _settle(item: _Item, outcome: Row | BaseException) -> None:
+    if item.done.done():  # already settled (or its waiter went away)
+        return
+    if isinstance(outcome, BaseException):
+        item.done.set_exception(outcome)
+    else:
+        item.done.set_result(outcome)
+
+
 def _element(params: dict[str, str]) -> dict[str, Any]:
     """One element of receive_webhooks' array: the event and headers are JSON already."""
     raw = {"event": msgspec.Raw(params["event"].encode()), "headers": msgspec.Raw(params["headers"].encode())}
@@ -50,7 +59,8 @@ class Batcher:
     async def submit(self, params: dict[str, str]) -> Row:
         item = _Item(params)
         await self.queue.put(item)
-        return await item.done
+        # shielded: a client that hangs up does not cancel the future a batch will settle (it is stored anyway)
+        return await asyncio.shield(item.done)
 
     async def _lane(self) -> None:
         while True:
@@ -59,10 +69,9 @@ class Batcher:
                 batch.append(self.queue.get_nowait())
             try:
                 await self._store(batch)
-            except Exception as e:  # the lane lives on; each waiting delivery gets the error
+            except Exception as e:  # the lane lives on; each delivery still waiting gets the error
                 for item in batch:
-                    if not item.done.done():
-                        item.done.set_exception(e)
+                    _settle(item, e)
 
     async def _store(self, batch: list[_Item]) -> None:
         async with self.pool.connection() as conn:
@@ -72,7 +81,7 @@ class Batcher:
                     cur = await conn.execute(query("webhook_receive_batch"), {"deliveries": doc.decode()})
                     rows = await cur.fetchall()
                     for (_, *row), item in zip(rows, batch, strict=True):
-                        item.done.set_result((row[0], row[1], row[2], row[3]))
+                        _settle(item, (row[0], row[1], row[2], row[3]))
                     return
                 except psycopg.Error as e:
                     if unavailable(e):
@@ -83,11 +92,11 @@ class Batcher:
                     cur = await conn.execute(query("webhook_receive"), item.params)
                     row = await cur.fetchone()
                     assert row is not None
-                    item.done.set_result((row[0], row[1], row[2], row[3]))
+                    _settle(item, (row[0], row[1], row[2], row[3]))
                 except psycopg.Error as e:
                     if unavailable(e):
                         raise
-                    item.done.set_exception(e)
+                    _settle(item, e)
 
     async def close(self) -> None:
         for task in self.tasks:
