@@ -248,7 +248,13 @@ def main() -> None:
         with psycopg.connect(url) as conn:
             rows = conn.execute("SELECT outcome, count(*) FROM calsync.webhook_deliveries GROUP BY 1 ORDER BY 2 DESC")
             outcomes = {str(o): int(c) for o, c in rows}
+            examples = conn.execute(
+                "SELECT DISTINCT ON (outcome) outcome, detail FROM calsync.webhook_deliveries "
+                "WHERE outcome IN ('conflict', 'parked', 'refused', 'unmatched') ORDER BY outcome, id"
+            ).fetchall()
         print(f"stored deliveries by outcome: {outcomes}")
+        for outcome, detail in examples:
+            print(f"  e.g. {outcome}: {detail}")
         print(f"app booking load meanwhile: {under[0]:.0f} tps ({under[0] / baseline:.2f}x of alone)")
         met = rate >= 1000 and p99 <= 50
         print(f"goal: >= 1,000 deliveries/s ({rate:,.0f}) and p99 <= 50 ms at {rates[0]:,.0f}/s ({p99:.1f}): "
