@@ -68,3 +68,44 @@ def test_customer_reschedule_reaches_the_appointment_and_the_app_cancel_cancels_
         assert conn.execute("SELECT count(*) FROM calsync.integrity_issues WHERE resolved_at IS NULL").fetchone() == (
             0,
         )
+
+
+def test_duplicated_and_reordered_deliveries_still_apply_once_in_order(
+    db: Db, sim: SimulatorProcess, salon: dict[str, Any]
+) -> None:
+    """The simulator duplicates and holds back deliveries (its seeded faults): two reschedules and a cancel by the
+    customer end as one cancelled appointment on the last booking, every redelivery a duplicate."""
+    with ReceiverProcess(db) as receiver:
+        sim.set_config(webhook_duplicate_rate=0.4, webhook_reorder_rate=0.4, webhook_reorder_hold_s=0.3)
+        try:
+            sim.register_webhooks([{"id": "calsync", "subscriberUrl": receiver.url + "/webhooks/calcom",
+                                    "triggers": TRIGGERS, "secret": SECRET}])  # fmt: skip
+            a = book(db, salon, start=FUTURE)
+            drain(db, sim)
+            uid = appointment(db, a)["calcom_v2_booking_uid"]
+            second = sim.reschedule_as(uid, iso(FUTURE + dt.timedelta(hours=3)))["booking"]["uid"]
+            third = sim.reschedule_as(second, iso(FUTURE + dt.timedelta(hours=5)))["booking"]["uid"]
+            sim.cancel_as(third, reason="doch nicht")
+            wait_for("the cancel", lambda: appointment(db, a)["status"] == "cancelled", timeout_s=30)
+
+            def all_stored() -> bool:  # every delivery the simulator sent (with its duplicates) was answered 200
+                sent = sim.webhook_deliveries(subscriptionId="calsync")
+                return (
+                    sim.stats()["webhooks"]["queued"] == 0
+                    and len(outcomes(db)) == len(sent)
+                    and all(d["status"] == 200 for d in sent)
+                )
+
+            wait_for("every delivery", all_stored, timeout_s=30)
+            sent = sim.webhook_deliveries(subscriptionId="calsync")
+        finally:
+            sim.set_config(webhook_duplicate_rate=0, webhook_reorder_rate=0)
+    row = appointment(db, a)
+    assert (row["calcom_v2_booking_uid"], row["starts_at"]) == (third, FUTURE + dt.timedelta(hours=5))
+    assert row["metadata"]["calcom_cancellation"]["reason"] == "doch nicht"
+    faults = [d["fault"] for d in sent]
+    assert "duplicate" in faults and "reorder" in faults, f"the faults did not happen: {faults}"
+    got = outcomes(db)
+    assert sum(1 for _, o in got if o != "duplicate") == 4, got  # the create's echo, two moves, the cancel
+    assert sum(1 for _, o in got if o == "duplicate") == sum(1 for d in sent if d["fault"] == "duplicate"), (got, sent)
+    assert outbox_left(db) == 0

@@ -130,3 +130,12 @@ def test_a_burst_is_stored_exactly_once(db: Db) -> None:
     assert len(rows) == 80
     assert sorted(Counter(d["outcome"] for d in rows).items()) == [("duplicate", 20), ("listed", 60)]
     assert {d["event_key"] for d in rows} == {f"BOOKING_CREATED:burst-{i}" for i in range(60)}
+
+
+def test_a_bad_setting_is_one_line_naming_it(db: Db) -> None:
+    env = {**os.environ, "CALSYNC_DATABASE_URL": db.url, "CALCOM_WEBHOOK_SECRET": SECRET,
+           "CALSYNC_WEBHOOK_LISTEN": "localhost"}  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "worker", "webhooks"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "CALSYNC_WEBHOOK_LISTEN='localhost' is invalid" in proc.stderr
