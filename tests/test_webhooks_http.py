@@ -63,8 +63,6 @@ def test_signatures_bounds_and_health(db: Db) -> None:
 
 
 def httpx_get(url: str) -> tuple[int, str]:
-    import httpx
-
     r = httpx.get(url, timeout=10, trust_env=False)
     return r.status_code, str(r.json().get("status"))
 
