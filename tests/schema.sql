@@ -189,6 +189,26 @@ CREATE TYPE calsync.sync_result AS (
 	phone_findings calsync.sync_phone_finding[]
 );
 
+CREATE TYPE calsync.webhook_event AS (
+	company_id bigint,
+	trigger_event text,
+	event_key text,
+	created_at timestamp with time zone,
+	uid text,
+	reschedule_uid text,
+	booking_id bigint,
+	event_type_id bigint,
+	start_time timestamp with time zone,
+	end_time timestamp with time zone,
+	status text,
+	appointment_id bigint,
+	phase_id bigint,
+	cancellation_reason text,
+	cancelled_by text,
+	rescheduled_by text,
+	title text
+);
+
 CREATE TYPE remediation.change AS (
 	step text,
 	table_name text,
@@ -199,6 +219,231 @@ CREATE TYPE remediation.change AS (
 );
 
 COMMENT ON TYPE remediation.change IS 'One change of a runbook step: what it did (or would do) to which row, before and after.';
+
+CREATE FUNCTION calsync.apply_calcom_cancel(p_event calsync.webhook_event, p_delivery_id bigint, p_now timestamp with time zone DEFAULT now(), OUT outcome text, OUT detail text, OUT appointment_id bigint, OUT waiting_for text) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_owner record;
+    v_a record;
+    v_blocker text;
+    v_rule text;
+    v_msg text;
+BEGIN
+    IF p_event.uid IS NULL THEN
+        outcome := 'ignored'; detail := 'the payload names no booking uid';
+        RETURN;
+    END IF;
+    SELECT * INTO v_owner FROM calsync.calcom_booking_owner(p_event.uid);
+    IF v_owner.appointment_id IS NULL THEN
+        IF calsync.list_calcom_booking(p_event, p_delivery_id, p_now) THEN
+            outcome := 'listed'; detail := format('listed Cal.com booking %s (no appointment) cancelled', p_event.uid);
+        ELSIF EXISTS (SELECT 1 FROM calsync.superseded_phases s WHERE s.calcom_booking_uid = p_event.uid) THEN
+            outcome := 'stale'; detail := format('booking %s belonged to a superseded phase: nothing to change', p_event.uid);
+        ELSE
+            outcome := 'parked'; waiting_for := p_event.uid;
+            detail := format('no appointment has booking %s yet (its create or reschedule has not arrived or been recorded)',
+                             p_event.uid);
+        END IF;
+        RETURN;
+    END IF;
+    appointment_id := v_owner.appointment_id;
+    SELECT a.id, a.status, a.version, a.is_composite INTO v_a FROM appointments a WHERE a.id = v_owner.appointment_id;
+    IF v_a.status = 'cancelled' THEN
+        outcome := 'already_applied'; detail := format('appointment %s is cancelled already', v_a.id);
+        RETURN;
+    END IF;
+    v_blocker := calsync.calcom_change_blocker(v_a.id);
+    IF v_blocker = 'in_flight' THEN
+        outcome := 'parked'; detail := format('the worker is syncing appointment %s: the cancel waits for its result', v_a.id);
+        RETURN;
+    ELSIF NOT calsync.is_bookable_status(v_a.status) THEN
+        outcome := 'stale'; detail := format('appointment %s is %s: kept as it is', v_a.id, v_a.status);
+        RETURN;
+    ELSIF v_blocker = 'app_change' THEN
+        outcome := 'conflict';
+        detail := format('Cal.com cancelled booking %s (webhook delivery %s) while a change of the app to appointment %s had not reached Cal.com: the app''s change wins and is synced',
+                         p_event.uid, p_delivery_id, v_a.id);
+        PERFORM calsync.record_refused_calcom_change(v_a.id, 'calcom_change_loses_to_newer_app_change', detail, p_now);
+        RETURN;
+    END IF;
+    BEGIN
+        UPDATE appointments a
+        SET status = 'cancelled', sync_origin = 'calcom', version = v_a.version, updated_at = p_now,
+            metadata = coalesce(a.metadata, '{}'::jsonb) || jsonb_build_object('calcom_cancellation', jsonb_strip_nulls(
+                jsonb_build_object('uid', p_event.uid, 'reason', p_event.cancellation_reason,
+                                   'cancelled_by', p_event.cancelled_by, 'at', coalesce(p_event.created_at, p_now),
+                                   'webhook_delivery', p_delivery_id)))
+        WHERE a.id = v_a.id;
+        SET CONSTRAINTS ALL IMMEDIATE;  -- the deferred rules decide here, where a refusal can be recorded
+        IF v_a.is_composite THEN  -- the other phases' bookings are cancelled by the worker
+            PERFORM calsync.enqueue_sync(v_a.id, 'cancel', jsonb_build_object(
+                'appointment_id', v_a.id, 'status', 'cancelled', 'cancelled_at_calcom', p_event.uid));
+        END IF;
+        outcome := 'applied';
+        detail := format('appointment %s cancelled at Cal.com (booking %s)', v_a.id, p_event.uid);
+    EXCEPTION
+        WHEN serialization_failure THEN
+            outcome := 'conflict';
+            detail := format('Cal.com cancelled booking %s (webhook delivery %s) while the app changed appointment %s: the version check kept the app''s change',
+                             p_event.uid, p_delivery_id, v_a.id);
+            PERFORM calsync.record_refused_calcom_change(v_a.id, 'calcom_change_loses_to_newer_app_change', detail, p_now);
+        WHEN integrity_constraint_violation OR data_exception OR raise_exception THEN
+            GET STACKED DIAGNOSTICS v_rule = CONSTRAINT_NAME, v_msg = MESSAGE_TEXT;
+            outcome := 'refused';
+            detail := format('Cal.com cancelled booking %s (webhook delivery %s); rule %s refused cancelling appointment %s: %s',
+                             p_event.uid, p_delivery_id, coalesce(nullif(v_rule, ''), 'unnamed'), v_a.id, v_msg);
+            PERFORM calsync.record_refused_calcom_change(v_a.id, 'calcom_change_keeps_the_rules', detail, p_now);
+    END;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.apply_calcom_cancel(p_event calsync.webhook_event, p_delivery_id bigint, p_now timestamp with time zone, OUT outcome text, OUT detail text, OUT appointment_id bigint, OUT waiting_for text) IS 'BOOKING_CANCELLED: cancel the appointment whose booking it is (a composite as a whole), marked sync_origin calcom; or list, park, or record the conflict or refusal.';
+
+CREATE FUNCTION calsync.apply_calcom_reschedule(p_event calsync.webhook_event, p_delivery_id bigint, p_now timestamp with time zone DEFAULT now(), OUT outcome text, OUT detail text, OUT appointment_id bigint, OUT waiting_for text) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_owner record;
+    v_a record;
+    v_phase_id bigint;
+    v_phase_start timestamptz;
+    v_blocker text;
+    v_start timestamptz;
+    v_end timestamptz;
+    v_rule text;
+    v_msg text;
+BEGIN
+    IF p_event.uid IS NULL OR p_event.reschedule_uid IS NULL OR p_event.start_time IS NULL THEN
+        outcome := 'ignored'; detail := 'the payload names no uid, rescheduleUid or startTime';
+        RETURN;
+    END IF;
+    SELECT * INTO v_owner FROM calsync.calcom_booking_owner(p_event.uid);
+    IF v_owner.appointment_id IS NOT NULL THEN
+        outcome := 'already_applied'; appointment_id := v_owner.appointment_id;
+        detail := format('appointment %s has booking %s already', v_owner.appointment_id, p_event.uid);
+        RETURN;
+    END IF;
+    SELECT * INTO v_owner FROM calsync.calcom_booking_owner(p_event.reschedule_uid);
+    IF v_owner.appointment_id IS NULL THEN
+        IF calsync.list_calcom_booking(p_event, p_delivery_id, p_now) THEN
+            outcome := 'listed';
+            detail := format('listed Cal.com booking %s (no appointment) rescheduled to %s', p_event.reschedule_uid, p_event.uid);
+        ELSE
+            outcome := 'parked'; waiting_for := p_event.reschedule_uid; appointment_id := p_event.appointment_id;
+            detail := format('no appointment has booking %s yet (an earlier create or reschedule has not arrived or been recorded)',
+                             p_event.reschedule_uid);
+        END IF;
+        RETURN;
+    END IF;
+    appointment_id := v_owner.appointment_id;
+    SELECT a.id, a.status, a.version, a.is_composite, a.starts_at, a.ends_at, a.calcom_v2_booking_uid INTO v_a
+    FROM appointments a WHERE a.id = v_owner.appointment_id;
+    v_blocker := calsync.calcom_change_blocker(v_a.id);
+    IF v_blocker = 'in_flight' THEN
+        outcome := 'parked';
+        detail := format('the worker is syncing appointment %s: the reschedule waits for its result', v_a.id);
+        RETURN;
+    ELSIF v_blocker = 'app_change' OR NOT calsync.is_bookable_status(v_a.status) THEN
+        outcome := 'conflict';
+        detail := format('Cal.com moved booking %s to %s (new booking %s, webhook delivery %s) while %s: the app''s version wins%s',
+                         p_event.reschedule_uid, p_event.start_time, p_event.uid, p_delivery_id,
+                         CASE WHEN v_blocker = 'app_change'
+                              THEN format('a change of the app to appointment %s had not reached Cal.com', v_a.id)
+                              ELSE format('appointment %s is %s in the app', v_a.id, v_a.status) END,
+                         CASE WHEN v_blocker = 'app_change' THEN ' and is synced'
+                              ELSE '; cancel the new booking at Cal.com, or book the appointment again' END);
+        PERFORM calsync.record_refused_calcom_change(v_a.id, 'calcom_change_loses_to_newer_app_change', detail, p_now);
+        RETURN;
+    END IF;
+    IF v_owner.phase_id IS NOT NULL THEN
+        SELECT p.id, p.start_time INTO v_phase_id, v_phase_start FROM appointment_phases p WHERE p.id = v_owner.phase_id;
+        v_start := v_a.starts_at + (p_event.start_time - v_phase_start);
+        v_end := v_a.ends_at + (p_event.start_time - v_phase_start);
+    ELSE
+        v_start := p_event.start_time;
+        v_end := coalesce(p_event.end_time, p_event.start_time + (v_a.ends_at - v_a.starts_at));
+    END IF;
+    BEGIN
+        UPDATE appointments a
+        SET starts_at = v_start, ends_at = v_end, sync_origin = 'calcom', version = v_a.version, updated_at = p_now,
+            calcom_v2_booking_uid = CASE WHEN a.calcom_v2_booking_uid = p_event.reschedule_uid THEN p_event.uid
+                                         ELSE a.calcom_v2_booking_uid END,
+            calcom_v2_booking_id = CASE WHEN a.calcom_v2_booking_uid = p_event.reschedule_uid
+                                        THEN coalesce(p_event.booking_id::text, a.calcom_v2_booking_id)
+                                        ELSE a.calcom_v2_booking_id END,
+            calcom_booking_id = CASE WHEN NOT a.is_composite THEN coalesce(p_event.booking_id, a.calcom_booking_id)
+                                     ELSE a.calcom_booking_id END,
+            metadata = coalesce(a.metadata, '{}'::jsonb) || jsonb_build_object('calcom_reschedule', jsonb_strip_nulls(
+                jsonb_build_object('from_uid', p_event.reschedule_uid, 'uid', p_event.uid,
+                                   'from_starts_at', v_a.starts_at, 'rescheduled_by', p_event.rescheduled_by,
+                                   'at', coalesce(p_event.created_at, p_now), 'webhook_delivery', p_delivery_id)))
+        WHERE a.id = v_a.id;
+        IF v_phase_id IS NOT NULL THEN
+            UPDATE appointment_phases p
+            SET calcom_booking_uid = p_event.uid, calcom_booking_id = p_event.booking_id, updated_at = p_now
+            WHERE p.id = v_phase_id;
+        END IF;
+        UPDATE calsync.synced_bookings b
+        SET uid = p_event.uid, booking_id = p_event.booking_id, start_at = p_event.start_time,
+            end_at = p_event.end_time, synced_at = p_now
+        WHERE b.appointment_id = v_a.id AND b.slot = coalesce(v_phase_id, 0) AND b.uid = p_event.reschedule_uid;
+        SET CONSTRAINTS ALL IMMEDIATE;  -- the deferred rules decide here, where a refusal can be recorded
+        IF v_a.is_composite THEN  -- the other phases' bookings follow at Cal.com
+            PERFORM calsync.enqueue_sync(v_a.id, 'reschedule', jsonb_build_object(
+                'appointment_id', v_a.id, 'starts_at', v_start, 'ends_at', v_end, 'moved_at_calcom', p_event.uid));
+        END IF;
+        outcome := 'applied';
+        detail := format('appointment %s moved from %s to %s at Cal.com (booking %s is now %s)',
+                         v_a.id, v_a.starts_at, v_start, p_event.reschedule_uid, p_event.uid);
+    EXCEPTION
+        WHEN serialization_failure THEN
+            outcome := 'conflict';
+            detail := format('Cal.com moved booking %s to %s (new booking %s, webhook delivery %s) while the app changed appointment %s: the version check kept the app''s change',
+                             p_event.reschedule_uid, p_event.start_time, p_event.uid, p_delivery_id, v_a.id);
+            PERFORM calsync.record_refused_calcom_change(v_a.id, 'calcom_change_loses_to_newer_app_change', detail, p_now);
+        WHEN integrity_constraint_violation OR data_exception OR raise_exception THEN
+            GET STACKED DIAGNOSTICS v_rule = CONSTRAINT_NAME, v_msg = MESSAGE_TEXT;
+            outcome := 'refused';
+            detail := format('Cal.com moved booking %s to %s (new booking %s, webhook delivery %s); rule %s refused moving appointment %s: %s',
+                             p_event.reschedule_uid, p_event.start_time, p_event.uid, p_delivery_id,
+                             coalesce(nullif(v_rule, ''), 'unnamed'), v_a.id, v_msg);
+            PERFORM calsync.record_refused_calcom_change(v_a.id, 'calcom_change_keeps_the_rules', detail, p_now);
+    END;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.apply_calcom_reschedule(p_event calsync.webhook_event, p_delivery_id bigint, p_now timestamp with time zone, OUT outcome text, OUT detail text, OUT appointment_id bigint, OUT waiting_for text) IS 'BOOKING_RESCHEDULED: move the appointment whose booking it is (phases follow) and store the successor uid, marked sync_origin calcom; or list, park, or record the conflict or refusal.';
+
+CREATE FUNCTION calsync.apply_webhook(p_id bigint, p_now timestamp with time zone DEFAULT now(), OUT outcome text, OUT detail text, OUT appointment_id bigint) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_d calsync.webhook_deliveries;
+    v_r record;
+BEGIN
+    SELECT * INTO v_d FROM calsync.webhook_deliveries d WHERE d.id = p_id FOR UPDATE;
+    IF NOT FOUND OR v_d.outcome <> 'parked' THEN
+        outcome := v_d.outcome; detail := v_d.detail; appointment_id := v_d.appointment_id;
+        RETURN;
+    END IF;
+    SELECT * INTO v_r FROM calsync.decide_webhook(p_id, v_d.event, v_d.received_at, v_d.attempts + 1, p_now);
+    UPDATE calsync.webhook_deliveries d
+    SET outcome = v_r.outcome, detail = v_r.detail, appointment_id = coalesce(v_r.appointment_id, d.appointment_id),
+        waiting_for = v_r.waiting_for, attempts = d.attempts + 1, next_attempt_at = v_r.next_attempt_at,
+        decided_at = CASE WHEN v_r.outcome <> 'parked' THEN p_now END
+    WHERE d.id = p_id;
+    outcome := v_r.outcome; detail := v_r.detail; appointment_id := coalesce(v_r.appointment_id, v_d.appointment_id);
+    IF outcome <> 'parked' AND (v_d.event).uid IS NOT NULL THEN
+        PERFORM calsync.retry_parked_webhooks(p_now, (v_d.event).uid);
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.apply_webhook(p_id bigint, p_now timestamp with time zone, OUT outcome text, OUT detail text, OUT appointment_id bigint) IS 'Apply a parked Cal.com delivery again and record the outcome; then retry the deliveries waiting for its booking.';
 
 CREATE FUNCTION calsync.appointment_sync_state(p_ids bigint[]) RETURNS SETOF calsync.appointment_sync_state
     LANGUAGE sql STABLE
@@ -362,6 +607,42 @@ $$;
 
 COMMENT ON FUNCTION calsync.backfill_host_busy_time(p_after_id bigint, p_batch integer) IS 'One batch of the host busy-time backfill: appointments with id in (after_id, returned id]; NULL when done.';
 
+CREATE FUNCTION calsync.calcom_booking_owner(p_uid text, OUT appointment_id bigint, OUT phase_id bigint) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF p_uid IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT p.appointment_id, p.id INTO appointment_id, phase_id
+    FROM appointment_phases p WHERE p.calcom_booking_uid = p_uid LIMIT 1;
+    IF FOUND THEN
+        RETURN;
+    END IF;
+    SELECT a.id INTO appointment_id
+    FROM appointments a WHERE a.calcom_v2_booking_uid = p_uid
+    ORDER BY a.status IN ('cancelled', 'no_show'), a.id DESC LIMIT 1;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.calcom_booking_owner(p_uid text, OUT appointment_id bigint, OUT phase_id bigint) IS 'The appointment (and, for a composite, the phase) whose current Cal.com booking is this uid; NULLs when none is.';
+
+CREATE FUNCTION calsync.calcom_change_blocker(p_appointment_id bigint) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    SELECT CASE
+        WHEN EXISTS (SELECT 1 FROM calsync.outbox_delivery d
+                     WHERE d.aggregateid = p_appointment_id::text AND d.status = 'running') THEN 'in_flight'
+        WHEN EXISTS (SELECT 1 FROM calsync.outbox o
+                     LEFT JOIN calsync.outbox_delivery d ON d.outbox_id = o.id
+                     WHERE o.aggregateid = p_appointment_id::text AND d.status IS DISTINCT FROM 'dead') THEN 'app_change'
+    END
+$$;
+
+COMMENT ON FUNCTION calsync.calcom_change_blocker(p_appointment_id bigint) IS 'in_flight (the worker holds an event of the appointment), app_change (an undelivered app change is newer than Cal.com''s view) or NULL.';
+
 CREATE FUNCTION calsync.caller_is_admin() RETURNS boolean
     LANGUAGE sql STABLE
     SET search_path TO 'public', 'pg_temp'
@@ -487,6 +768,63 @@ END
 $$;
 
 COMMENT ON FUNCTION calsync.create_missing_phases(p_appointment_id bigint, p_found_by text) IS 'Derive the phases of a live composite appointment that has none, or flag it for manual review when its service''s segments are unusable. Returns the phases created.';
+
+CREATE FUNCTION calsync.decide_webhook(p_id bigint, p_event calsync.webhook_event, p_received_at timestamp with time zone, p_attempts bigint, p_now timestamp with time zone DEFAULT now(), OUT outcome text, OUT detail text, OUT appointment_id bigint, OUT waiting_for text, OUT next_attempt_at timestamp with time zone) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_e calsync.webhook_event := p_event;
+BEGIN
+    IF v_e.trigger_event = 'BOOKING_CREATED' THEN
+        SELECT a.id INTO appointment_id FROM appointments a WHERE a.id = v_e.appointment_id;
+        IF appointment_id IS NULL THEN
+            SELECT o.appointment_id INTO appointment_id FROM calsync.calcom_booking_owner(v_e.uid) o;
+        END IF;
+        IF appointment_id IS NOT NULL THEN
+            outcome := 'already_applied';
+            detail := format('booking %s is appointment %s''s own (the worker records it)', v_e.uid, appointment_id);
+        ELSIF v_e.uid IS NULL THEN
+            outcome := 'ignored'; detail := 'the payload names no booking uid';
+        ELSE
+            PERFORM calsync.list_calcom_booking(v_e, p_id, p_now);
+            outcome := 'listed'; detail := format('Cal.com booking %s has no appointment: listed, not imported', v_e.uid);
+        END IF;
+    ELSIF v_e.trigger_event = 'BOOKING_CANCELLED' THEN
+        SELECT r.outcome, r.detail, r.appointment_id, r.waiting_for INTO outcome, detail, appointment_id, waiting_for
+        FROM calsync.apply_calcom_cancel(v_e, p_id, p_now) r;
+    ELSIF v_e.trigger_event = 'BOOKING_RESCHEDULED' THEN
+        SELECT r.outcome, r.detail, r.appointment_id, r.waiting_for INTO outcome, detail, appointment_id, waiting_for
+        FROM calsync.apply_calcom_reschedule(v_e, p_id, p_now) r;
+    ELSE
+        outcome := 'ignored'; detail := format('trigger %s changes nothing here', v_e.trigger_event);
+    END IF;
+    IF outcome <> 'parked' THEN
+        waiting_for := NULL;
+        RETURN;
+    END IF;
+    IF p_received_at >= p_now - calsync.webhook_setting('webhook_park_max') THEN
+        next_attempt_at := p_now + least(calsync.webhook_setting('webhook_park_base') * (2 ^ least(p_attempts - 1, 20)),
+                                         calsync.webhook_setting('webhook_park_cap'));
+        RETURN;
+    END IF;
+    outcome := 'unmatched'; waiting_for := NULL;
+    detail := format('%s; gave up after %s attempts', detail, p_attempts);
+    IF v_e.trigger_event = 'BOOKING_RESCHEDULED' AND appointment_id IS NOT NULL
+       AND EXISTS (SELECT 1 FROM appointments a WHERE a.id = decide_webhook.appointment_id) THEN
+        PERFORM calsync.record_refused_calcom_change(appointment_id, 'calcom_change_matches_a_known_booking',
+            format('Cal.com moved a booking of appointment %s to %s (new booking %s, webhook delivery %s), but the booking it moved (%s) is not the appointment''s',
+                   appointment_id, v_e.start_time, v_e.uid, p_id, v_e.reschedule_uid), p_now);
+    ELSIF v_e.trigger_event = 'BOOKING_RESCHEDULED' THEN
+        appointment_id := NULL;
+        PERFORM calsync.list_calcom_booking((v_e.company_id, 'BOOKING_CREATED', v_e.event_key, v_e.created_at,
+            v_e.uid, NULL, v_e.booking_id, v_e.event_type_id, v_e.start_time, v_e.end_time, v_e.status, NULL,
+            NULL, NULL, NULL, NULL, v_e.title)::calsync.webhook_event, p_id, p_now);
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.decide_webhook(p_id bigint, p_event calsync.webhook_event, p_received_at timestamp with time zone, p_attempts bigint, p_now timestamp with time zone, OUT outcome text, OUT detail text, OUT appointment_id bigint, OUT waiting_for text, OUT next_attempt_at timestamp with time zone) IS 'The outcome of one Cal.com delivery by its trigger, with its effects on the app''s tables (not on the delivery row).';
 
 CREATE FUNCTION calsync.derive_phases(p_segments jsonb) RETURNS TABLE(sequence_order integer, phase_type text, segment_name text, segment_key text, start_offset_minutes integer, duration_minutes integer, staff_required boolean)
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -893,6 +1231,36 @@ $_$;
 
 COMMENT ON FUNCTION calsync.is_usable_phone(p_phone text) IS 'A phone Cal.com accepts: not NULL, not blank (calsync.is_blank: any white space), and not the voice agent''s anonymous_<ts>_<hash> stand-in.';
 
+CREATE FUNCTION calsync.list_calcom_booking(p_event calsync.webhook_event, p_delivery_id bigint, p_now timestamp with time zone DEFAULT now()) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF p_event.trigger_event = 'BOOKING_CANCELLED' THEN
+        UPDATE calsync.foreign_calcom_bookings
+        SET status = 'cancelled', cancellation_reason = p_event.cancellation_reason, changed_at = p_now,
+            delivery_id = p_delivery_id
+        WHERE uid = p_event.uid;
+        RETURN FOUND;
+    ELSIF p_event.trigger_event = 'BOOKING_RESCHEDULED' THEN
+        UPDATE calsync.foreign_calcom_bookings
+        SET status = 'rescheduled', rescheduled_to_uid = p_event.uid, changed_at = p_now, delivery_id = p_delivery_id
+        WHERE uid = p_event.reschedule_uid;
+        IF NOT FOUND THEN
+            RETURN false;
+        END IF;
+    END IF;
+    INSERT INTO calsync.foreign_calcom_bookings
+        (uid, booking_id, event_type_id, start_time, end_time, title, status, listed_at, changed_at, delivery_id)
+    VALUES (p_event.uid, p_event.booking_id, p_event.event_type_id, p_event.start_time, p_event.end_time,
+            p_event.title, 'accepted', p_now, p_now, p_delivery_id)
+    ON CONFLICT (uid) DO NOTHING;
+    RETURN true;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.list_calcom_booking(p_event calsync.webhook_event, p_delivery_id bigint, p_now timestamp with time zone) IS 'List (never import) a Cal.com booking without an appointment, or follow its reschedule or cancel; false when the booking changed is not listed.';
+
 CREATE FUNCTION calsync.phase_fits_time_range(p_start timestamp with time zone, p_offset_minutes bigint, p_duration_minutes bigint) RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
@@ -1036,6 +1404,66 @@ $$;
 
 COMMENT ON FUNCTION calsync.reap_expired_leases(p_now timestamp with time zone, p_dead_after interval) IS 'Return events whose lease expired, or whose worker stopped heart-beating, to the queue, due now; returns how many.';
 
+CREATE FUNCTION calsync.receive_webhook(p_event jsonb, p_body text, p_headers jsonb, p_signature text, p_now timestamp with time zone DEFAULT now()) RETURNS TABLE(delivery_id bigint, outcome text, detail text, appointment_id bigint)
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_e calsync.webhook_event := jsonb_populate_record(NULL::calsync.webhook_event, p_event);
+    v_id bigint;
+    v_first calsync.webhook_deliveries;
+    v_outcome text;
+    v_detail text;
+    v_appointment bigint;
+    v_waiting text;
+    v_next timestamptz;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('calsync.webhook:' || v_e.event_key, 0));
+    SELECT * INTO v_first FROM calsync.webhook_deliveries d WHERE d.event_key = v_e.event_key AND d.duplicate_of IS NULL;
+    v_id := nextval(pg_get_serial_sequence('calsync.webhook_deliveries', 'id'));
+    IF v_first.id IS NOT NULL THEN
+        v_outcome := 'duplicate';
+        v_detail := format('a redelivery of delivery %s (%s): nothing changed', v_first.id, v_first.outcome);
+        v_appointment := v_first.appointment_id;
+    ELSE
+        SELECT r.outcome, r.detail, r.appointment_id, r.waiting_for, r.next_attempt_at
+        INTO v_outcome, v_detail, v_appointment, v_waiting, v_next
+        FROM calsync.decide_webhook(v_id, v_e, p_now, 1, p_now) r;
+    END IF;
+    INSERT INTO calsync.webhook_deliveries AS d
+        (id, received_at, company_id, event_key, trigger_event, booking_uid, event, body, body_size, headers,
+         signature, outcome, detail, appointment_id, duplicate_of, waiting_for, next_attempt_at, decided_at)
+    OVERRIDING SYSTEM VALUE
+    VALUES (v_id, p_now, v_e.company_id, v_e.event_key, v_e.trigger_event, v_e.uid, v_e, p_body, octet_length(p_body),
+            p_headers, p_signature, v_outcome, v_detail, v_appointment, v_first.id, v_waiting, v_next,
+            CASE WHEN v_outcome <> 'parked' THEN p_now END);
+    IF v_first.id IS NULL AND v_outcome <> 'parked' AND v_e.uid IS NOT NULL THEN
+        PERFORM calsync.retry_parked_webhooks(p_now, v_e.uid);
+    END IF;
+    RETURN QUERY SELECT v_id, v_outcome, v_detail, v_appointment;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.receive_webhook(p_event jsonb, p_body text, p_headers jsonb, p_signature text, p_now timestamp with time zone) IS 'Store one authentic Cal.com webhook delivery and apply it, exactly once per event (a redelivery is kept as a duplicate and changes nothing).';
+
+CREATE FUNCTION calsync.receive_webhooks(p_deliveries jsonb, p_now timestamp with time zone DEFAULT now()) RETURNS TABLE(ord bigint, delivery_id bigint, outcome text, detail text, appointment_id bigint)
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_item jsonb;
+    v_ord bigint;
+BEGIN
+    FOR v_item, v_ord IN SELECT x.value, x.ordinality FROM jsonb_array_elements(p_deliveries) WITH ORDINALITY AS x LOOP
+        RETURN QUERY SELECT v_ord, r.delivery_id, r.outcome, r.detail, r.appointment_id
+                     FROM calsync.receive_webhook(v_item->'event', v_item->>'body', v_item->'headers',
+                                                  v_item->>'signature', p_now) r;
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.receive_webhooks(p_deliveries jsonb, p_now timestamp with time zone) IS 'Store and apply several Cal.com deliveries in one call and one commit, each as calsync.receive_webhook would.';
+
 CREATE FUNCTION calsync.record_contact_finding(p_customer_id bigint, p_field text, p_value text, p_reason text, p_now timestamp with time zone DEFAULT now()) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path TO 'public', 'pg_temp'
@@ -1070,6 +1498,25 @@ END
 $$;
 
 COMMENT ON FUNCTION calsync.record_contact_finding(p_customer_id bigint, p_field text, p_value text, p_reason text, p_now timestamp with time zone) IS 'Record that Cal.com would refuse the customer''s phone (p_field ''phone'', p_value as stored, p_reason in words without the value): one open integrity issue customers_phone_valid_for_calcom.';
+
+CREATE FUNCTION calsync.record_refused_calcom_change(p_appointment_id bigint, p_rule text, p_detail text, p_now timestamp with time zone DEFAULT now()) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    INSERT INTO calsync.integrity_issues (rule, table_name, row_id, detail, found_by, found_at)
+    VALUES (p_rule, 'appointments', p_appointment_id, p_detail, 'calsync.receive_webhook', p_now)
+    RETURNING id INTO v_id;
+    UPDATE appointments
+    SET requires_manual_review = true, manual_review_flagged_at = coalesce(manual_review_flagged_at, p_now)
+    WHERE id = p_appointment_id;
+    RETURN v_id;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.record_refused_calcom_change(p_appointment_id bigint, p_rule text, p_detail text, p_now timestamp with time zone) IS 'Keep a Cal.com change that was not applied: an open integrity issue of the appointment, flagged for manual review.';
 
 CREATE FUNCTION calsync.refresh_host_busy_time(p_appointment_id bigint, p_at_commit boolean) RETURNS void
     LANGUAGE plpgsql
@@ -1233,6 +1680,34 @@ CREATE FUNCTION calsync.retry_delay(p_attempts integer, p_base interval DEFAULT 
 $$;
 
 COMMENT ON FUNCTION calsync.retry_delay(p_attempts integer, p_base interval, p_cap interval) IS 'Backoff before the next attempt: exponential in the attempts so far, capped, with +-25% jitter.';
+
+CREATE FUNCTION calsync.retry_parked_webhooks(p_now timestamp with time zone DEFAULT now(), p_waiting_for text DEFAULT NULL::text, p_limit integer DEFAULT 100) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_id bigint;
+    v_outcome text;
+    v_settled integer := 0;
+BEGIN
+    FOR v_id IN
+        SELECT d.id FROM calsync.webhook_deliveries d
+        WHERE d.outcome = 'parked'
+          AND CASE WHEN p_waiting_for IS NULL THEN d.next_attempt_at <= p_now ELSE d.waiting_for = p_waiting_for END
+        ORDER BY (d.event).created_at NULLS LAST, d.id
+        LIMIT p_limit
+        FOR UPDATE SKIP LOCKED
+    LOOP
+        SELECT r.outcome INTO v_outcome FROM calsync.apply_webhook(v_id, p_now) r;
+        IF v_outcome <> 'parked' THEN
+            v_settled := v_settled + 1;
+        END IF;
+    END LOOP;
+    RETURN v_settled;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.retry_parked_webhooks(p_now timestamp with time zone, p_waiting_for text, p_limit integer) IS 'Apply parked Cal.com deliveries again (due ones, or those waiting for one booking uid); returns how many settled.';
 
 CREATE FUNCTION calsync.segment_duration(p_segment jsonb) RETURNS integer
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -1707,6 +2182,18 @@ END
 $$;
 
 COMMENT ON FUNCTION calsync.tg_staff__rekey_host_busy_time() IS 'Trigger staff_rekey_host_busy_time: a staff row''s new Cal.com user makes its bookings that user''s busy time.';
+
+CREATE FUNCTION calsync.webhook_setting(p_key text) RETURNS interval
+    LANGUAGE sql STABLE
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    SELECT coalesce((SELECT s.value::interval FROM calsync.settings s WHERE s.key = p_key),
+                    CASE p_key WHEN 'webhook_park_base' THEN interval '2 seconds'
+                               WHEN 'webhook_park_cap' THEN interval '5 minutes'
+                               WHEN 'webhook_park_max' THEN interval '1 day' END)
+$$;
+
+COMMENT ON FUNCTION calsync.webhook_setting(p_key text) IS 'An interval setting of the webhook receiver (calsync.settings), else its default.';
 
 CREATE FUNCTION calsync.worker_limit(p_key text) RETURNS interval
     LANGUAGE sql STABLE
@@ -3347,6 +3834,24 @@ COMMENT ON COLUMN calsync.company_settings.language IS 'language of Cal.com''s e
 
 COMMENT ON COLUMN calsync.company_settings.updated_at IS 'when the row was last changed (set it when you change it)';
 
+CREATE TABLE calsync.foreign_calcom_bookings (
+    uid text NOT NULL,
+    booking_id bigint,
+    event_type_id bigint,
+    start_time timestamp with time zone,
+    end_time timestamp with time zone,
+    title text,
+    status text NOT NULL,
+    rescheduled_to_uid text,
+    cancellation_reason text,
+    listed_at timestamp with time zone NOT NULL,
+    changed_at timestamp with time zone NOT NULL,
+    delivery_id bigint,
+    CONSTRAINT foreign_calcom_bookings_status_known CHECK ((status = ANY (ARRAY['accepted'::text, 'cancelled'::text, 'rescheduled'::text])))
+);
+
+COMMENT ON TABLE calsync.foreign_calcom_bookings IS 'Cal.com bookings without an appointment of ours, listed from webhooks (never imported); followed through reschedules and cancels.';
+
 CREATE TABLE calsync.host_busy_time (
     appointment_id bigint NOT NULL,
     phase_id bigint,
@@ -3544,6 +4049,58 @@ CREATE TABLE calsync.synced_bookings (
 
 COMMENT ON TABLE calsync.synced_bookings IS 'The Cal.com bookings the worker made or adopted for each appointment (slot 0) and phase (slot = phase id).';
 
+CREATE TABLE calsync.webhook_deliveries (
+    id bigint NOT NULL,
+    received_at timestamp with time zone NOT NULL,
+    company_id bigint,
+    event_key text NOT NULL,
+    trigger_event text NOT NULL,
+    booking_uid text,
+    event calsync.webhook_event NOT NULL,
+    body text NOT NULL,
+    body_size bigint NOT NULL,
+    headers jsonb NOT NULL,
+    signature text NOT NULL,
+    outcome text NOT NULL,
+    detail text,
+    appointment_id bigint,
+    duplicate_of bigint,
+    waiting_for text,
+    attempts bigint DEFAULT 1 NOT NULL,
+    next_attempt_at timestamp with time zone,
+    decided_at timestamp with time zone,
+    CONSTRAINT webhook_deliveries_outcome_known CHECK ((outcome = ANY (ARRAY['applied'::text, 'already_applied'::text, 'duplicate'::text, 'ignored'::text, 'listed'::text, 'parked'::text, 'conflict'::text, 'refused'::text, 'stale'::text, 'unmatched'::text]))),
+    CONSTRAINT webhook_deliveries_parked_has_a_next_attempt CHECK (((outcome <> 'parked'::text) OR (next_attempt_at IS NOT NULL))),
+    CONSTRAINT webhook_deliveries_signature_checked CHECK ((signature = ANY (ARRAY['valid'::text, 'unsigned'::text])))
+);
+
+COMMENT ON TABLE calsync.webhook_deliveries IS 'Every authentic Cal.com webhook delivery (calsync.receive_webhook): raw body, headers without secrets, outcome. Kept, never deleted.';
+
+COMMENT ON COLUMN calsync.webhook_deliveries.event_key IS 'what makes two deliveries the same event: trigger:uid for booking triggers (a uid is created, rescheduled to and cancelled once), else sha256:<hex of the body>';
+
+COMMENT ON COLUMN calsync.webhook_deliveries.event IS 'what the receiver read from the body (worker/webhooks/contract.py)';
+
+COMMENT ON COLUMN calsync.webhook_deliveries.body IS 'the raw body as received (UTF-8 JSON)';
+
+COMMENT ON COLUMN calsync.webhook_deliveries.headers IS 'the request headers without the signature or anything secret';
+
+COMMENT ON COLUMN calsync.webhook_deliveries.signature IS 'valid (HMAC checked) or unsigned (accepted by CALSYNC_WEBHOOK_ALLOW_UNSIGNED)';
+
+COMMENT ON COLUMN calsync.webhook_deliveries.outcome IS 'applied, already_applied, duplicate, ignored, listed, parked, conflict, refused, stale or unmatched (calsync.apply_webhook)';
+
+COMMENT ON COLUMN calsync.webhook_deliveries.duplicate_of IS 'a redelivery: the first delivery of the same event';
+
+COMMENT ON COLUMN calsync.webhook_deliveries.waiting_for IS 'parked: the booking uid it waits for, when that is what it waits for';
+
+ALTER TABLE calsync.webhook_deliveries ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME calsync.webhook_deliveries_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE SEQUENCE public.appointment_phases_id_seq
     START WITH 1
     INCREMENT BY 1
@@ -3669,6 +4226,39 @@ COMMENT ON COLUMN remediation.broken_phases.phase_id IS 'the phase';
 COMMENT ON COLUMN remediation.broken_phases.sequence_order IS 'its place in the sequence';
 
 COMMENT ON COLUMN remediation.broken_phases.problem IS 'what is wrong with it, in words';
+
+CREATE VIEW remediation.calcom_bookings_without_appointment AS
+ SELECT b.uid,
+    b.booking_id,
+    b.event_type_id,
+    b.start_time,
+    b.end_time,
+    b.listed_at,
+    b.changed_at,
+    b.delivery_id,
+    ('Made at Cal.com, not in the app: enter it in the app if the salon''s calendar must hold it (then cancel '::text || 'this one at Cal.com), or leave it at Cal.com only'::text) AS recommended_action
+   FROM calsync.foreign_calcom_bookings b
+  WHERE (b.status = 'accepted'::text);
+
+COMMENT ON VIEW remediation.calcom_bookings_without_appointment IS 'Live Cal.com bookings without an appointment of ours (from BOOKING_CREATED webhooks), listed, not imported.';
+
+COMMENT ON COLUMN remediation.calcom_bookings_without_appointment.uid IS 'the booking''s Cal.com uid';
+
+COMMENT ON COLUMN remediation.calcom_bookings_without_appointment.booking_id IS 'its numeric Cal.com id';
+
+COMMENT ON COLUMN remediation.calcom_bookings_without_appointment.event_type_id IS 'its Cal.com event type';
+
+COMMENT ON COLUMN remediation.calcom_bookings_without_appointment.start_time IS 'when it starts';
+
+COMMENT ON COLUMN remediation.calcom_bookings_without_appointment.end_time IS 'when it ends';
+
+COMMENT ON COLUMN remediation.calcom_bookings_without_appointment.listed_at IS 'when the webhook listed it';
+
+COMMENT ON COLUMN remediation.calcom_bookings_without_appointment.changed_at IS 'when a webhook last changed it';
+
+COMMENT ON COLUMN remediation.calcom_bookings_without_appointment.delivery_id IS 'the last delivery about it (calsync.webhook_deliveries)';
+
+COMMENT ON COLUMN remediation.calcom_bookings_without_appointment.recommended_action IS 'what to do';
 
 CREATE VIEW remediation.composites_without_phases AS
  SELECT composites_without_phases_without_jit.appointment_id,
@@ -4125,6 +4715,53 @@ COMMENT ON COLUMN remediation.reconcile_findings.found_by IS 'the reconcile run 
 
 COMMENT ON COLUMN remediation.reconcile_findings.last_seen_by IS 'the reconcile run that found it last';
 
+CREATE VIEW remediation.refused_calcom_changes AS
+ SELECT d.id AS delivery_id,
+    d.received_at,
+    d.trigger_event,
+    d.booking_uid,
+    (d.event).reschedule_uid AS reschedule_uid,
+    (d.event).start_time AS calcom_start_time,
+    d.appointment_id,
+    d.outcome,
+    d.detail,
+    d.attempts,
+    d.next_attempt_at,
+        CASE d.outcome
+            WHEN 'conflict'::text THEN 'The app''s change was kept and goes to Cal.com: tell the customer, or apply Cal.com''s change in the app'::text
+            WHEN 'refused'::text THEN 'Move or cancel the appointment in the app to what the customer wants (the rule in the detail refused Cal.com''s change), then resolve the issue'::text
+            WHEN 'unmatched'::text THEN 'Look the booking up at Cal.com: reconcile it with the appointment, or cancel it there'::text
+            ELSE 'Nothing yet: it is retried by itself (calsync.retry_parked_webhooks)'::text
+        END AS recommended_action
+   FROM calsync.webhook_deliveries d
+  WHERE (d.outcome = ANY (ARRAY['conflict'::text, 'refused'::text, 'unmatched'::text, 'parked'::text]));
+
+COMMENT ON VIEW remediation.refused_calcom_changes IS 'Cal.com changes (webhook deliveries) not applied: conflict, refused, unmatched, or parked and waiting; with what to do.';
+
+COMMENT ON COLUMN remediation.refused_calcom_changes.delivery_id IS 'the delivery (calsync.webhook_deliveries)';
+
+COMMENT ON COLUMN remediation.refused_calcom_changes.received_at IS 'when it arrived';
+
+COMMENT ON COLUMN remediation.refused_calcom_changes.trigger_event IS 'Cal.com''s trigger';
+
+COMMENT ON COLUMN remediation.refused_calcom_changes.booking_uid IS 'the booking it is about (a reschedule: the new one)';
+
+COMMENT ON COLUMN remediation.refused_calcom_changes.reschedule_uid IS 'a reschedule: the booking it moved';
+
+COMMENT ON COLUMN remediation.refused_calcom_changes.calcom_start_time IS 'the start Cal.com has';
+
+COMMENT ON COLUMN remediation.refused_calcom_changes.appointment_id IS 'our appointment, where known';
+
+COMMENT ON COLUMN remediation.refused_calcom_changes.outcome IS 'conflict, refused, unmatched or parked';
+
+COMMENT ON COLUMN remediation.refused_calcom_changes.detail IS 'what happened, in words';
+
+COMMENT ON COLUMN remediation.refused_calcom_changes.attempts IS 'how often it was tried';
+
+COMMENT ON COLUMN remediation.refused_calcom_changes.next_attempt_at IS 'parked: when it is tried again';
+
+COMMENT ON COLUMN remediation.refused_calcom_changes.recommended_action IS 'what to do';
+
 CREATE TABLE remediation.runs (
     run_id uuid NOT NULL,
     started_at timestamp with time zone DEFAULT now() NOT NULL,
@@ -4399,6 +5036,9 @@ ALTER TABLE ONLY public.services ALTER COLUMN id SET DEFAULT nextval('public.ser
 ALTER TABLE ONLY calsync.company_settings
     ADD CONSTRAINT company_settings_pkey PRIMARY KEY (company_id);
 
+ALTER TABLE ONLY calsync.foreign_calcom_bookings
+    ADD CONSTRAINT foreign_calcom_bookings_pkey PRIMARY KEY (uid);
+
 ALTER TABLE ONLY calsync.host_busy_time
     ADD CONSTRAINT host_busy_time_no_overlap EXCLUDE USING gist (host_key WITH =, busy WITH &&, appointment_id WITH <>);
 
@@ -4433,6 +5073,9 @@ ALTER TABLE ONLY calsync.sync_attempts
 
 ALTER TABLE ONLY calsync.synced_bookings
     ADD CONSTRAINT synced_bookings_pkey PRIMARY KEY (appointment_id, slot);
+
+ALTER TABLE ONLY calsync.webhook_deliveries
+    ADD CONSTRAINT webhook_deliveries_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY public.appointment_phases
     ADD CONSTRAINT appointment_phases_one_per_sequence UNIQUE (appointment_id, sequence_order);
@@ -4508,6 +5151,16 @@ CREATE INDEX superseded_phases_appointment_id_index ON calsync.superseded_phases
 CREATE INDEX sync_attempts_appointment_id_index ON calsync.sync_attempts USING btree (appointment_id, id);
 
 CREATE INDEX sync_attempts_created_at_brin ON calsync.sync_attempts USING brin (created_at);
+
+CREATE INDEX webhook_deliveries_not_applied_index ON calsync.webhook_deliveries USING btree (id) WHERE (outcome = ANY (ARRAY['conflict'::text, 'refused'::text, 'unmatched'::text, 'parked'::text]));
+
+CREATE UNIQUE INDEX webhook_deliveries_one_first_delivery_per_event ON calsync.webhook_deliveries USING btree (event_key) WHERE (duplicate_of IS NULL);
+
+CREATE INDEX webhook_deliveries_parked_due_index ON calsync.webhook_deliveries USING btree (next_attempt_at) WHERE (outcome = 'parked'::text);
+
+CREATE INDEX webhook_deliveries_parked_waiting_index ON calsync.webhook_deliveries USING btree (waiting_for) WHERE (outcome = 'parked'::text);
+
+CREATE INDEX webhook_deliveries_received_at_index ON calsync.webhook_deliveries USING btree (received_at);
 
 CREATE INDEX appointment_phases_appointment_id_calcom_sync_status_index ON public.appointment_phases USING btree (appointment_id, calcom_sync_status);
 
@@ -4665,6 +5318,9 @@ CREATE TRIGGER staff_rekey_host_busy_time AFTER UPDATE OF calcom_user_id ON publ
 
 ALTER TABLE ONLY calsync.company_settings
     ADD CONSTRAINT company_settings_company_id_fkey FOREIGN KEY (company_id) REFERENCES public.companies(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY calsync.webhook_deliveries
+    ADD CONSTRAINT webhook_deliveries_duplicate_of_a_first_delivery FOREIGN KEY (duplicate_of) REFERENCES calsync.webhook_deliveries(id);
 
 ALTER TABLE ONLY public.appointment_phases
     ADD CONSTRAINT appointment_phases_appointment_id_fkey FOREIGN KEY (appointment_id) REFERENCES public.appointments(id) ON DELETE CASCADE;

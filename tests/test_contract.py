@@ -19,6 +19,7 @@ from tests.conftest import Db
 from worker.ops import reconcile_contract
 from worker.sync import contract
 from worker.sync.categories import KEY_SCOPE, RETRYABLE, Category
+from worker.webhooks import contract as webhook_contract
 
 SCALARS: dict[Any, set[str]] = {
     int: {"bigint", "integer"},
@@ -56,7 +57,9 @@ def composite(db: Db, name: str) -> list[tuple[str, str]]:
     return [(str(n), str(t).replace("calsync.", "")) for n, t in rows]
 
 
-@pytest.mark.parametrize("cls", contract.CONTRACT + reconcile_contract.CONTRACT, ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "cls", contract.CONTRACT + reconcile_contract.CONTRACT + webhook_contract.CONTRACT, ids=lambda c: c.__name__
+)
 def test_each_struct_matches_its_composite_type(db: Db, cls: type[contract._Row]) -> None:
     hints = typing.get_type_hints(cls)
     python = [(f, sql_types(hints[f])) for f in cls.__struct_fields__]

@@ -108,6 +108,7 @@ def test_demo_end_state(fresh_db: Db) -> None:
     failing = result["after"]["failures"]["HOST_UNAVAILABLE"]
     assert all("reschedule" in f["recommended_action"].lower() for f in failing)
     assert result["after"]["health"]["critical_alerts"] == 0
+    assert result["webhook"]["moved"] and result["webhook"]["echoed"] == 0, "a reschedule at Cal.com moved it"
 
 
 def test_undo_refuses_a_change_it_cannot_revert(db: Db) -> None:

@@ -190,6 +190,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return outbox.run(cfg)
 
 
+def cmd_webhooks(args: argparse.Namespace) -> int:
+    from worker.webhooks import app
+    from worker.webhooks import settings as webhook_settings
+
+    return app.run(webhook_settings.from_args(args))
+
+
 def cmd_simulator(args: argparse.Namespace) -> int:
     from worker.devtools.simulator import config, server
 
@@ -337,6 +344,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="drain the outbox to Cal.com (run as a systemd service)")
     settings.add_arguments(p)
     p.set_defaults(handler=cmd_worker)
+
+    p = sub.add_parser("webhooks", help="receive Cal.com's webhooks (POST /webhooks/calcom; run as a systemd service)")
+    from worker.webhooks import settings as webhook_settings
+
+    webhook_settings.add_arguments(p)
+    p.set_defaults(handler=cmd_webhooks)
 
     p = sub.add_parser("simulator", help="a local Cal.com API v2 simulator (real HTTP server)")
     try:

@@ -1,7 +1,7 @@
 """Reconciliation with Cal.com: findings recorded, listed with the repair, repaired through the audited runbook.
 
 Revision ID: 0022
-Revises: 0018
+Revises: 0021
 
 - ``calsync.reconcile_findings`` (new, empty): what ``calsync reconcile`` found (orphan_at_calcom, orphan_here,
   drift), one open finding per kind and booking (``reconcile_findings_one_open_per_booking``), resolved, never
@@ -24,7 +24,7 @@ from alembic import op
 from migrations import online
 
 revision = "0022"
-down_revision = "0018"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 

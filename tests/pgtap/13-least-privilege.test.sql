@@ -234,7 +234,8 @@ SELECT set_eq($$SELECT relation, privileges FROM grants WHERE role = 'calsync_re
                                   'appointments_without_service', 'stuck_outbox', 'dead_letters', 'integrity_issues',
                                   'sync_diagnosis', 'broken_phases', 'host_overlaps', 'shared_bookings',
                                   'unsettled_appointments', 'categories', 'customers_with_invalid_contact',
-                                  'reconcile_findings']) AS v$$,
+                                  'reconcile_findings', 'calcom_bookings_without_appointment',
+                                  'refused_calcom_changes']) AS v$$,
               'calsync_readonly reads the remediation views and nothing else');
 SELECT set_eq($$SELECT relation, privileges FROM grants WHERE role = 'calsync_remediator'$$,
               $$SELECT 'remediation.' || v, CASE v WHEN 'runs' THEN 'INSERT, SELECT, UPDATE' ELSE 'SELECT' END
@@ -243,7 +244,8 @@ SELECT set_eq($$SELECT relation, privileges FROM grants WHERE role = 'calsync_re
                                   'appointments_without_service', 'stuck_outbox', 'dead_letters', 'integrity_issues',
                                   'sync_diagnosis', 'broken_phases', 'host_overlaps', 'shared_bookings',
                                   'unsettled_appointments', 'categories', 'log', 'runs',
-                                  'customers_with_invalid_contact', 'reconcile_findings']) AS v$$,
+                                  'customers_with_invalid_contact', 'reconcile_findings',
+                                  'calcom_bookings_without_appointment', 'refused_calcom_changes']) AS v$$,
               'calsync_remediator reads the views in full and the runbook''s log, and records runs');
 SELECT set_eq($$SELECT column_name::text FROM information_schema.column_privileges
                 WHERE grantee = 'calsync_readonly' AND table_schema = 'remediation' AND table_name = 'customers_missing_contact'$$,

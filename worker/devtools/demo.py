@@ -5,7 +5,8 @@
 3. the pre-flight report of the integrity revisions;
 4. the runbook (`calsync remediate`), with its before/after summary;
 5. the integrity revisions (the business cases left, host conflicts, listed as known issues);
-6. the worker against the Cal.com simulator, results per category;
+6. the worker against the Cal.com simulator, results per category; then a customer reschedules one booking at
+   the simulator, whose webhook reaches `calsync webhooks` (a real process) and moves the appointment;
 7. the state afterwards.
 """
 
@@ -15,9 +16,16 @@ import argparse
 import asyncio
 import datetime as dt
 import os
+import re
+import secrets
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 
 from worker.db import connect
@@ -26,6 +34,7 @@ from worker.devtools.embedded import DEFAULT_DB, EmbeddedPostgres
 from worker.devtools.simulator import SimulatorConfig, SimulatorProcess
 from worker.ops import migrate, preflight, report
 from worker.ops import runbook as remediation
+from worker.resources import ROOT
 from worker.sync.drain import Worker
 from worker.sync.settings import WorkerSettings
 
@@ -56,6 +65,7 @@ def load_incident(url: str, now: dt.datetime) -> None:
 
 
 def sync_with_simulator(url: str, rate_limit: int = 120) -> dict[str, Any]:
+    """The worker drains the outbox into the simulator, then a customer reschedules at Cal.com (webhooks in)."""
     with SimulatorProcess(SimulatorConfig(api_keys=(API_KEY,), seed=1, rate_limit=rate_limit)) as sim:
         n = simsetup.register(url, sim.base_url)
         print(f"Cal.com simulator on {sim.base_url} (a real HTTP server) with {n} event types")
@@ -68,6 +78,13 @@ def sync_with_simulator(url: str, rate_limit: int = 120) -> dict[str, Any]:
             f"worker drained the outbox in {time.monotonic() - started:.1f} s; "
             f"the simulator answered {stats['requestsTotal']} requests, holds {stats['bookings']['active']} bookings"
         )
+        summary(url)
+        banner("6b. Webhooks in: a customer reschedules at Cal.com, the appointment follows")
+        stats["webhook"] = customer_reschedules(url, sim)
+    return stats
+
+
+def summary(url: str) -> None:
     with connect(url) as conn:
         rows = conn.execute(
             "SELECT category, count(*) FROM calsync.sync_attempts GROUP BY 1 ORDER BY 2 DESC"
@@ -80,7 +97,99 @@ def sync_with_simulator(url: str, rate_limit: int = 120) -> dict[str, Any]:
     print(report.table(["category", "attempts"], [list(r) for r in rows]))
     print("\nAppointments the worker handled:")
     print(report.table(["appointment", "calcom_sync_status", "result"], [list(r) for r in events]))
-    return stats
+
+
+def start_receiver(url: str, secret: str, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`calsync webhooks` as its own process on a free port of 127.0.0.1; returns it and its webhook URL."""
+    env = {**os.environ, "CALSYNC_DATABASE_URL": url, "CALCOM_WEBHOOK_SECRET": secret,
+           "CALSYNC_WEBHOOK_LISTEN": "127.0.0.1:0", "CALSYNC_WEBHOOK_RETRY_S": "0.5"}  # fmt: skip
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "worker", "webhooks"], cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if m := re.search(r'"event": "webhooks_listening".*"port": (\d+)', log_path.read_text(errors="replace")):
+            return proc, f"http://127.0.0.1:{m.group(1)}/webhooks/calcom"
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"calsync webhooks did not start: {log_path.read_text(errors='replace')[-2000:]}")
+
+
+def reschedule_somewhere_free(sim: SimulatorProcess, uid: str, starts_at: dt.datetime) -> tuple[Any, dt.datetime]:
+    """The customer's new time: a week later, else the next hours and weeks, until the host is free at Cal.com."""
+    problem = ""
+    for week in range(1, 6):
+        for hour in (1, 2, 3, -1, -2):
+            target = starts_at + dt.timedelta(days=7 * week, hours=hour)
+            try:
+                return sim.reschedule_as(uid, target.strftime("%Y-%m-%dT%H:%M:%SZ"), by="attendee",
+                                         reason="Ich kann erst später"), target  # fmt: skip
+            except httpx.HTTPStatusError as e:
+                problem = e.response.text[:300]
+    raise RuntimeError(f"the simulator refused every new time for booking {uid}: {problem}")
+
+
+def customer_reschedules(url: str, sim: SimulatorProcess) -> dict[str, Any]:
+    """A customer moves one synced booking at Cal.com (the simulator's attendee link); its BOOKING_RESCHEDULED
+    webhook reaches the receiver, which moves the appointment (marked sync_origin = 'calcom', nothing enqueued)."""
+    with connect(url) as conn:
+        row = conn.execute(
+            "SELECT a.id, a.starts_at, a.calcom_v2_booking_uid FROM appointments a WHERE NOT a.is_composite "
+            "AND a.calcom_sync_status = 'synced' AND a.calcom_v2_booking_uid IS NOT NULL AND a.starts_at > now() "
+            "AND a.status IN ('confirmed', 'booked', 'scheduled', 'pending') AND NOT a.requires_manual_review "
+            "AND EXISTS (SELECT 1 FROM calsync.synced_bookings b WHERE b.appointment_id = a.id AND b.slot = 0 "
+            "AND b.uid = a.calcom_v2_booking_uid) "
+            "ORDER BY a.starts_at LIMIT 1"
+        ).fetchone()
+    if row is None:
+        print("no synced upcoming appointment to reschedule")
+        return {"moved": False}
+    appointment_id, starts_at, uid = row
+    assert isinstance(starts_at, dt.datetime)
+    secret = secrets.token_hex(16)
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, hook_url = start_receiver(url, secret, Path(tmp) / "webhooks.log")
+        try:
+            triggers = ["BOOKING_CREATED", "BOOKING_RESCHEDULED", "BOOKING_CANCELLED"]
+            sim.register_webhooks(
+                [{"id": "calsync", "subscriberUrl": hook_url, "secret": secret, "triggers": triggers}]
+            )
+            print(f"calsync webhooks listening on {hook_url} (a real process); Cal.com's subscription points there")
+            print(f"appointment {appointment_id} at {starts_at:%Y-%m-%d %H:%M} UTC, Cal.com booking {uid}")
+            moved, target = reschedule_somewhere_free(sim, str(uid), starts_at)
+            successor = moved["booking"]["uid"]
+            print(f"the customer reschedules at Cal.com to {target:%Y-%m-%d %H:%M} UTC: new booking {successor}")
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                with connect(url) as conn:
+                    now = conn.execute("SELECT starts_at, calcom_v2_booking_uid, sync_origin FROM appointments "
+                                       "WHERE id = %s", [appointment_id]).fetchone()  # fmt: skip
+                if now is not None and now[0] == target:
+                    break
+                time.sleep(0.1)
+            with connect(url) as conn:
+                deliveries = conn.execute(
+                    "SELECT id, trigger_event, outcome, detail FROM calsync.webhook_deliveries ORDER BY id"
+                ).fetchall()
+                queued = conn.execute(
+                    "SELECT count(*) FROM calsync.outbox WHERE aggregateid = %s", [str(appointment_id)]
+                ).fetchone()
+        finally:
+            proc.terminate()
+            proc.wait(20)
+    if now is None or queued is None:
+        raise RuntimeError(f"appointment {appointment_id} is gone")
+    print(
+        report.table(
+            ["delivery", "trigger", "outcome", "detail"], [[a, b, c, str(d)[:80]] for a, b, c, d in deliveries]
+        )
+    )
+    print(f"appointment {appointment_id} now at {now[0]:%Y-%m-%d %H:%M} UTC, booking {now[1]}, sync_origin {now[2]}; "
+          f"outbox events it made: {queued[0]} (no echo back to Cal.com)")  # fmt: skip
+    return {"appointment_id": appointment_id, "moved": now[0] == target and now[1] == successor,
+            "echoed": queued[0]}  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,7 +231,7 @@ def replay(url: str, *, rate_limit: int = 120) -> dict[str, Any]:
     print(report.table(["rule", "row", "detail"], [[a, b, str(c)[:90]] for a, b, c in issues]))
 
     banner("6. The worker syncs the outbox to the Cal.com simulator")
-    sync_with_simulator(url, rate_limit)
+    stats = sync_with_simulator(url, rate_limit)
 
     banner("7. Afterwards (calsync status; calsync report)")
     final = report.report(url)
@@ -141,4 +250,4 @@ def replay(url: str, *, rate_limit: int = 120) -> dict[str, Any]:
     print(f"\nLeft for a person: {left or 'nothing'}")
     for c, action in actions.items():
         print(f"  {c}: {action}")
-    return {"before": start, "after": final, "left": left, "run_id": result.run_id}
+    return {"before": start, "after": final, "left": left, "run_id": result.run_id, "webhook": stats["webhook"]}

@@ -1,0 +1,47 @@
+"""Cal.com's webhooks in: every delivery kept, applied exactly once, refused changes recorded.
+
+Revision ID: 0021
+Revises: 0018
+
+- ``calsync.webhook_event`` (the typed record the receiver passes, worker/webhooks/contract.py) and
+  ``calsync.webhook_deliveries``: every authentic delivery (raw body, headers without secrets, received time,
+  outcome); the first delivery of an event is unique (``webhook_deliveries_one_first_delivery_per_event``), a
+  redelivery is its own row pointing at it.
+- ``calsync.foreign_calcom_bookings``: Cal.com bookings without an appointment (listed, not imported).
+- ``calsync.receive_webhook`` stores and applies one delivery (``apply_webhook``, ``apply_calcom_cancel``,
+  ``apply_calcom_reschedule``, ``list_calcom_booking``); parked deliveries are retried by
+  ``retry_parked_webhooks``; refused and lost changes become integrity issues
+  (``record_refused_calcom_change``).
+- ``remediation.calcom_bookings_without_appointment`` and ``remediation.refused_calcom_changes``.
+- Settings ``webhook_park_base``, ``webhook_park_cap``, ``webhook_park_max``.
+New objects only (new empty tables, new functions and views, rows in calsync.settings): nothing existing is locked
+or rewritten. Downgrade drops them (the deliveries are dropped with their table: downgrade only before use).
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+from migrations import online
+
+revision = "0021"
+down_revision = "0018"
+branch_labels = None
+depends_on = None
+
+FROZEN = online.load_frozen(__file__)
+
+
+def upgrade() -> None:
+    online.begin_revision()
+    op.execute(FROZEN["contract"])
+    op.execute(FROZEN["tables"])
+    op.execute(FROZEN["settings"])
+    op.execute(FROZEN["functions"])
+    op.execute(FROZEN["views"])
+    op.execute(FROZEN["grants"])
+
+
+def downgrade() -> None:
+    online.begin_revision()
+    op.execute(FROZEN["drop"])

@@ -1,0 +1,31 @@
+-- Try parked deliveries again: those due (next_attempt_at <= p_now), or, with p_waiting_for, those waiting for
+-- that booking uid (whatever their time). Oldest first by Cal.com's createdAt, so a chain applies in order; rows
+-- another session is applying are skipped. Returns how many left the parked state. The receiver calls it on a
+-- timer (CALSYNC_WEBHOOK_RETRY_S); calsync.apply_webhook calls it for the booking a delivery settled.
+CREATE OR REPLACE FUNCTION calsync.retry_parked_webhooks(p_now timestamptz DEFAULT now(), p_waiting_for text DEFAULT NULL,
+                                                        p_limit integer DEFAULT 100)
+RETURNS integer
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+DECLARE
+    v_id bigint;
+    v_outcome text;
+    v_settled integer := 0;
+BEGIN
+    FOR v_id IN
+        SELECT d.id FROM calsync.webhook_deliveries d
+        WHERE d.outcome = 'parked'
+          AND CASE WHEN p_waiting_for IS NULL THEN d.next_attempt_at <= p_now ELSE d.waiting_for = p_waiting_for END
+        ORDER BY (d.event).created_at NULLS LAST, d.id
+        LIMIT p_limit
+        FOR UPDATE SKIP LOCKED
+    LOOP
+        SELECT r.outcome INTO v_outcome FROM calsync.apply_webhook(v_id, p_now) r;
+        IF v_outcome <> 'parked' THEN
+            v_settled := v_settled + 1;
+        END IF;
+    END LOOP;
+    RETURN v_settled;
+END
+$$;
+COMMENT ON FUNCTION calsync.retry_parked_webhooks(timestamptz, text, integer) IS
+    'Apply parked Cal.com deliveries again (due ones, or those waiting for one booking uid); returns how many settled.';
