@@ -120,7 +120,7 @@ class Worker:
         self.pool = AsyncConnectionPool(
             libpq_url(self.s.database_url),
             min_size=2,
-            max_size=4,
+            max_size=max(4, min(16, self.s.concurrency // 4)),  # slots, claims and records of many lanes
             kwargs={"autocommit": True},
             check=AsyncConnectionPool.check_connection,
             configure=functools.partial(_configure, token=self.token),

@@ -114,8 +114,10 @@ class SharedRateLimiter:
     """The rate limit of one key, shared with every other worker through PostgreSQL (``calsync.take_rate_slots``).
 
     Requests wait for slots of the key's one schedule: a worker asks for as many slots as it has requests
-    waiting (one statement per batch, at most ``MAX_BATCH``), gets consecutive ones after every slot other
-    workers hold, and each request starts at its slot. A 429 (or a used-up window) pauses the key for every
+    waiting (one statement per batch, at most ``MAX_BATCH``; asking for more would hold slots that the lane's
+    in-flight cap keeps anyone from using),
+    gets consecutive ones after every slot other workers hold, and each request starts at its slot; a slot not
+    used within ``LATE_S`` of its time is dropped. A 429 (or a used-up window) pauses the key for every
     worker (``calsync.pause_rate_limit``); the others learn of it with their next batch. Same interface as
     ``RateLimiter``: ``acquire(max_wait_s)``, ``observe(status, headers)``, ``paused_for()``.
     """
@@ -205,8 +207,8 @@ class SharedRateLimiter:
         if not granted:
             return max(float(first_in_s), 0.0)
         self.granted += int(granted)
-        first = base + max(float(first_in_s), 0.0)
-        self._slots.extend(first + i * float(spacing_s) for i in range(int(granted)))
+        first = base + float(first_in_s)  # a slot in the past (an idle key's one spare) is for now
+        self._slots.extend(max(base, first + i * float(spacing_s)) for i in range(int(granted)))
         return None
 
     def pause(self, seconds: float, reason: str) -> None:
