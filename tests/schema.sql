@@ -1397,7 +1397,7 @@ BEGIN
     VALUES (p_key_ref, p_now, p_limit, p_window, p_now)
     ON CONFLICT (key_ref) DO UPDATE SET updated_at = excluded.updated_at
     RETURNING * INTO v_row;
-    v_start := greatest(p_now, v_row.next_slot_at, coalesce(v_row.paused_until, p_now));
+    v_start := greatest(p_now - v_spacing, v_row.next_slot_at, coalesce(v_row.paused_until, p_now - v_spacing));
     v_n := CASE WHEN v_start > p_now + p_max_ahead THEN 0
                 ELSE least(greatest(p_want, 0),
                            1 + floor(extract(epoch FROM p_now + p_max_ahead - v_start) / extract(epoch FROM v_spacing))::int)
@@ -1408,7 +1408,7 @@ BEGIN
         granted = r.granted + v_n,
         delayed = r.delayed + CASE WHEN v_n > 0 AND v_start > p_now THEN 1 ELSE 0 END,
         refused = r.refused + CASE WHEN v_n = 0 AND p_want > 0 THEN 1 ELSE 0 END,
-        wait_s = r.wait_s + CASE WHEN v_n > 0 THEN extract(epoch FROM v_start - p_now) ELSE 0 END
+        wait_s = r.wait_s + CASE WHEN v_n > 0 THEN greatest(0, extract(epoch FROM v_start - p_now)) ELSE 0 END
     WHERE r.key_ref = p_key_ref;
     RETURN QUERY SELECT v_n, extract(epoch FROM v_start - p_now)::double precision,
                         extract(epoch FROM v_spacing)::double precision,

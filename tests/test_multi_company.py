@@ -27,6 +27,7 @@ from tests.multi_support import (
 from tests.worker_support import API_KEY, NO_FAULTS, appointment, drain, outbox_left, settings, simulator
 from worker.devtools import simsetup
 from worker.devtools.simulator import SimulatorProcess
+from worker.ops import report
 from worker.sync.drain import Worker
 
 __all__ = ["simulator"]  # fixture
@@ -131,6 +132,10 @@ def test_a_company_without_a_key_is_held_and_reported_until_its_key_file_appears
         assert any(a["alert"] == "key_missing" and held_ref in a["message"] for a in health[1])
         assert any(c["company_id"] == companies[1]["company"] and c["held"] == 1 for c in health[2])
         assert made_by(sim, held) == [], "nothing was sent for it"
+        status = report.status(db.url)  # calsync status (--json)
+        shown = report.render_status(status)
+        assert any(c["company_id"] == companies[1]["company"] and c["held"] == 1 for c in status["companies"])
+        assert "Per company:" in shown and "KEY_MISSING" in shown and "Rate limits" in shown
         write_key(root, companies[1]["company"], late_key)
         await until(lambda: appointment(db, held)["calcom_sync_status"] == "synced", "the late key used")
 
