@@ -104,13 +104,15 @@ BEGIN
             SELECT o.id, o.seq, o.company_id
             FROM calsync.outbox o
             LEFT JOIN calsync.outbox_delivery d ON d.outbox_id = o.id
-            WHERE o.company_id = l.company_id
+            -- a range, not =: with = the planner drops company_id from the order and may walk outbox_seq_unique
+            -- filtering on the company (all of a 100,000-event backlog for a quiet company's one event)
+            WHERE o.company_id BETWEEN l.company_id AND l.company_id
               AND o.aggregatetype = 'appointment'
               AND (d.outbox_id IS NULL OR (d.status = 'retry' AND d.next_attempt_at <= p_now))
               AND NOT EXISTS (
                   SELECT 1 FROM calsync.outbox e LEFT JOIN calsync.outbox_delivery ed ON ed.outbox_id = e.id
                   WHERE e.aggregateid = o.aggregateid AND e.seq < o.seq AND ed.status IS DISTINCT FROM 'dead')
-            ORDER BY o.seq
+            ORDER BY o.company_id, o.seq  -- the order of outbox_company_id_seq_index
             LIMIT greatest(coalesce(p_per_company, p_limit), 1)
         ) AS c
         UNION ALL  -- events whose appointment was gone when they were enqueued (no company): a lane of their own
@@ -124,7 +126,7 @@ BEGIN
               AND NOT EXISTS (
                   SELECT 1 FROM calsync.outbox e LEFT JOIN calsync.outbox_delivery ed ON ed.outbox_id = e.id
                   WHERE e.aggregateid = o.aggregateid AND e.seq < o.seq AND ed.status IS DISTINCT FROM 'dead')
-            ORDER BY o.seq
+            ORDER BY o.company_id, o.seq
             LIMIT greatest(coalesce(p_per_company, p_limit), 1)
         ) AS n
     ), candidates AS (  -- round r holds every company's r-th event
