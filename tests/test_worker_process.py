@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.conftest import Db, prepare_template, start_server
@@ -53,10 +54,17 @@ def synced_count(db: Db, ids: list[int]) -> int:
 
 def wait_until(predicate: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while not _holds(predicate):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+def _holds(predicate: Any) -> bool:
+    try:
+        return bool(predicate())
+    except psycopg.OperationalError:  # a restarted server still starting up ("the database system is starting up")
+        return False
 
 
 def bookings_per_appointment(sim: SimulatorProcess) -> dict[str, int]:
