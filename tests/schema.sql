@@ -655,6 +655,16 @@ $$;
 COMMENT ON FUNCTION calsync.caller_is_admin() IS 'True when the calling session''s role (SET ROLE, else the login role) has the calsync schema owner''s privileges or is a superuser: no worker limit applies.';
 
 CREATE FUNCTION calsync.claim_sync_events(p_worker text, p_limit integer, p_lease interval, p_now timestamp with time zone DEFAULT now()) RETURNS TABLE(outbox_id uuid, appointment_id bigint, event_type text, attempts integer, covers_seq bigint)
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    SELECT c.outbox_id, c.appointment_id, c.event_type, c.attempts, c.covers_seq
+    FROM calsync.claim_sync_events(p_worker, p_limit, p_lease, '{}'::bigint[], p_limit, p_now) AS c
+$$;
+
+COMMENT ON FUNCTION calsync.claim_sync_events(p_worker text, p_limit integer, p_lease interval, p_now timestamp with time zone) IS 'Claim up to p_limit outbox events under a lease, at most one per appointment, companies interleaved (the claim of workers before revision 0023).';
+
+CREATE FUNCTION calsync.claim_sync_events(p_worker text, p_limit integer, p_lease interval, p_skip_companies bigint[], p_per_company integer, p_now timestamp with time zone DEFAULT now()) RETURNS TABLE(outbox_id uuid, appointment_id bigint, event_type text, attempts integer, covers_seq bigint, company_id bigint)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
     AS $$
@@ -664,16 +674,53 @@ BEGIN
     PERFORM calsync.enforce_worker_limits('calsync.claim_sync_events', p_now,
                                           p_lease => coalesce(p_lease, interval '0'));
     RETURN QUERY
-    WITH heads AS (
-        SELECT o.id, o.aggregateid, o.type
-        FROM calsync.outbox o
-        LEFT JOIN calsync.outbox_delivery d ON d.outbox_id = o.id
-        WHERE o.aggregatetype = 'appointment'
-          AND (d.outbox_id IS NULL OR (d.status = 'retry' AND d.next_attempt_at <= p_now))
-          AND NOT EXISTS (
-              SELECT 1 FROM calsync.outbox e LEFT JOIN calsync.outbox_delivery ed ON ed.outbox_id = e.id
-              WHERE e.aggregateid = o.aggregateid AND e.seq < o.seq AND ed.status IS DISTINCT FROM 'dead')
-        ORDER BY o.seq
+    WITH RECURSIVE lanes AS (  -- the companies that have events: one index probe each
+        (SELECT o.company_id FROM calsync.outbox o WHERE o.company_id IS NOT NULL ORDER BY o.company_id LIMIT 1)
+        UNION ALL
+        SELECT (SELECT o.company_id FROM calsync.outbox o WHERE o.company_id > l.company_id
+                ORDER BY o.company_id LIMIT 1)
+        FROM lanes l WHERE l.company_id IS NOT NULL
+    ), open_lanes AS (
+        SELECT l.company_id FROM lanes l
+        WHERE l.company_id IS NOT NULL AND NOT l.company_id = ANY (coalesce(p_skip_companies, '{}'))
+    ), claimable AS (  -- each company's oldest claimable events
+        SELECT c.id, c.seq, c.company_id
+        FROM open_lanes l
+        CROSS JOIN LATERAL (
+            SELECT o.id, o.seq, o.company_id
+            FROM calsync.outbox o
+            LEFT JOIN calsync.outbox_delivery d ON d.outbox_id = o.id
+            -- a range, not =: with = the planner drops company_id from the order and may walk outbox_seq_unique
+            -- filtering on the company (all of a 100,000-event backlog for a quiet company's one event)
+            WHERE o.company_id BETWEEN l.company_id AND l.company_id
+              AND o.aggregatetype = 'appointment'
+              AND (d.outbox_id IS NULL OR (d.status = 'retry' AND d.next_attempt_at <= p_now))
+              AND NOT EXISTS (
+                  SELECT 1 FROM calsync.outbox e LEFT JOIN calsync.outbox_delivery ed ON ed.outbox_id = e.id
+                  WHERE e.aggregateid = o.aggregateid AND e.seq < o.seq AND ed.status IS DISTINCT FROM 'dead')
+            ORDER BY o.company_id, o.seq  -- the order of outbox_company_id_seq_index
+            LIMIT greatest(coalesce(p_per_company, p_limit), 1)
+        ) AS c
+        UNION ALL  -- events whose appointment was gone when they were enqueued (no company): a lane of their own
+        SELECT * FROM (
+            SELECT o.id, o.seq, o.company_id
+            FROM calsync.outbox o
+            LEFT JOIN calsync.outbox_delivery d ON d.outbox_id = o.id
+            WHERE o.company_id IS NULL
+              AND o.aggregatetype = 'appointment'
+              AND (d.outbox_id IS NULL OR (d.status = 'retry' AND d.next_attempt_at <= p_now))
+              AND NOT EXISTS (
+                  SELECT 1 FROM calsync.outbox e LEFT JOIN calsync.outbox_delivery ed ON ed.outbox_id = e.id
+                  WHERE e.aggregateid = o.aggregateid AND e.seq < o.seq AND ed.status IS DISTINCT FROM 'dead')
+            ORDER BY o.company_id, o.seq
+            LIMIT greatest(coalesce(p_per_company, p_limit), 1)
+        ) AS n
+    ), candidates AS (  -- round r holds every company's r-th event
+        SELECT c.id, c.seq, row_number() OVER (PARTITION BY c.company_id ORDER BY c.seq) AS round FROM claimable c
+    ), heads AS (
+        SELECT o.id, o.aggregateid, o.type, o.company_id
+        FROM calsync.outbox o JOIN candidates c ON c.id = o.id
+        ORDER BY c.round, c.seq
         LIMIT p_limit
         FOR UPDATE OF o SKIP LOCKED
     ), claimed AS (
@@ -688,12 +735,12 @@ BEGIN
             WHERE d.status = 'retry'
         RETURNING d.outbox_id, d.aggregateid, d.attempts, d.covers_seq
     )
-    SELECT c.outbox_id, c.aggregateid::bigint, h.type, c.attempts, c.covers_seq
+    SELECT c.outbox_id, c.aggregateid::bigint, h.type, c.attempts, c.covers_seq, h.company_id
     FROM claimed c JOIN heads h ON h.id = c.outbox_id;
 END
 $$;
 
-COMMENT ON FUNCTION calsync.claim_sync_events(p_worker text, p_limit integer, p_lease interval, p_now timestamp with time zone) IS 'Claim up to p_limit outbox events under a lease, at most one per appointment (one statement, SKIP LOCKED).';
+COMMENT ON FUNCTION calsync.claim_sync_events(p_worker text, p_limit integer, p_lease interval, p_skip_companies bigint[], p_per_company integer, p_now timestamp with time zone) IS 'Claim up to p_limit outbox events under a lease, at most one per appointment and p_per_company per company, companies interleaved, p_skip_companies left alone (one statement, SKIP LOCKED).';
 
 CREATE FUNCTION calsync.clear_key_problem(p_worker text, p_key_ref text, p_now timestamp with time zone DEFAULT now()) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1261,6 +1308,28 @@ $$;
 
 COMMENT ON FUNCTION calsync.list_calcom_booking(p_event calsync.webhook_event, p_delivery_id bigint, p_now timestamp with time zone) IS 'List (never import) a Cal.com booking without an appointment, or follow its reschedule or cancel; false when the booking changed is not listed.';
 
+CREATE FUNCTION calsync.pause_rate_limit(p_worker text, p_key_ref text, p_seconds double precision, p_reason text, p_now timestamp with time zone DEFAULT now()) RETURNS timestamp with time zone
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_until timestamptz := p_now + least(greatest(coalesce(p_seconds, 60), 0), 300) * interval '1 second';
+BEGIN
+    PERFORM calsync.authenticate_worker('calsync.pause_rate_limit', p_worker);
+    PERFORM calsync.enforce_worker_limits('calsync.pause_rate_limit', p_now);
+    INSERT INTO calsync.rate_limits AS r (key_ref, next_slot_at, paused_until, pauses, last_pause_reason, updated_at)
+    VALUES (p_key_ref, v_until, v_until, 1, left(p_reason, 200), p_now)
+    ON CONFLICT (key_ref) DO UPDATE
+        SET paused_until = greatest(r.paused_until, excluded.paused_until),
+            next_slot_at = greatest(r.next_slot_at, excluded.paused_until),
+            pauses = r.pauses + 1, last_pause_reason = excluded.last_pause_reason, updated_at = p_now
+    RETURNING r.paused_until INTO v_until;
+    RETURN v_until;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.pause_rate_limit(p_worker text, p_key_ref text, p_seconds double precision, p_reason text, p_now timestamp with time zone) IS 'Pause a key for every worker (a 429: Cal.com blocks the key), at most 300 s; returns until when.';
+
 CREATE FUNCTION calsync.phase_fits_time_range(p_start timestamp with time zone, p_offset_minutes bigint, p_duration_minutes bigint) RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
@@ -1380,6 +1449,39 @@ CREATE FUNCTION calsync.queue_stats(p_now timestamp with time zone DEFAULT now()
 $$;
 
 COMMENT ON FUNCTION calsync.queue_stats(p_now timestamp with time zone) IS 'Undelivered events, dead events and the oldest undelivered event''s age in seconds (the worker''s metrics).';
+
+CREATE FUNCTION calsync.queue_stats_by_company(p_now timestamp with time zone DEFAULT now()) RETURNS TABLE(company_id bigint, depth bigint, running bigint, dead bigint, held bigint, oldest_pending_s numeric)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    SELECT o.company_id,
+           count(*) FILTER (WHERE d.status IS DISTINCT FROM 'dead'),
+           count(*) FILTER (WHERE d.status = 'running'),
+           count(*) FILTER (WHERE d.status = 'dead'),
+           count(*) FILTER (WHERE d.status = 'retry' AND k.scope = 'key'),
+           coalesce(extract(epoch FROM p_now - min(o.created_at) FILTER (WHERE d.status IS DISTINCT FROM 'dead')), 0)
+    FROM calsync.outbox o
+    LEFT JOIN calsync.outbox_delivery d ON d.outbox_id = o.id
+    LEFT JOIN remediation.categories k ON k.category = d.last_category
+    GROUP BY o.company_id
+    ORDER BY o.company_id
+$$;
+
+COMMENT ON FUNCTION calsync.queue_stats_by_company(p_now timestamp with time zone) IS 'Per company: undelivered, leased, dead and held (key missing or refused) events, and the oldest undelivered event''s age in seconds.';
+
+CREATE FUNCTION calsync.rate_limit_stats(p_now timestamp with time zone DEFAULT now()) RETURNS TABLE(key_ref text, rate_limit bigint, rate_window_s double precision, granted bigint, delayed bigint, refused bigint, wait_s double precision, pauses bigint, paused_for_s double precision, last_pause_reason text, updated_at timestamp with time zone)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    SELECT r.key_ref, r.rate_limit, extract(epoch FROM r.rate_window)::double precision, r.granted, r.delayed,
+           r.refused, r.wait_s, r.pauses,
+           greatest(0, extract(epoch FROM coalesce(r.paused_until, p_now) - p_now))::double precision,
+           r.last_pause_reason, r.updated_at
+    FROM calsync.rate_limits r
+    ORDER BY r.key_ref
+$$;
+
+COMMENT ON FUNCTION calsync.rate_limit_stats(p_now timestamp with time zone) IS 'The shared per-key rate limits: slots granted, waits, refusals, 429 pauses and the pause left (key_ref only, never a key).';
 
 CREATE FUNCTION calsync.reap_expired_leases(p_now timestamp with time zone DEFAULT now(), p_dead_after interval DEFAULT '00:01:00'::interval) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1803,6 +1905,44 @@ $$;
 
 COMMENT ON FUNCTION calsync.sync_outcome(p_category text, p_skipped boolean, p_attempts integer, p_max_attempts integer) IS 'An attempt''s outcome (skipped, synced, rate_limited, paused, retry, dead) from its category and the attempts so far.';
 
+CREATE FUNCTION calsync.take_rate_slots(p_worker text, p_key_ref text, p_want integer, p_limit integer, p_window interval, p_max_ahead interval, p_now timestamp with time zone DEFAULT now()) RETURNS TABLE(granted integer, first_in_s double precision, spacing_s double precision, paused_for_s double precision)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_spacing interval := p_window / greatest(p_limit, 1);
+    v_row calsync.rate_limits;
+    v_start timestamptz;
+    v_n integer;
+BEGIN
+    PERFORM calsync.authenticate_worker('calsync.take_rate_slots', p_worker);
+    PERFORM calsync.enforce_worker_limits('calsync.take_rate_slots', p_now);
+    INSERT INTO calsync.rate_limits AS r (key_ref, next_slot_at, rate_limit, rate_window, updated_at)
+    VALUES (p_key_ref, p_now, p_limit, p_window, p_now)
+    ON CONFLICT (key_ref) DO UPDATE SET updated_at = excluded.updated_at
+    RETURNING * INTO v_row;
+    v_start := greatest(p_now - v_spacing, v_row.next_slot_at, coalesce(v_row.paused_until, p_now - v_spacing));
+    v_n := CASE WHEN v_start > p_now + p_max_ahead THEN 0
+                ELSE least(greatest(p_want, 0),
+                           1 + floor(extract(epoch FROM p_now + p_max_ahead - v_start) / extract(epoch FROM v_spacing))::int)
+           END;
+    UPDATE calsync.rate_limits r
+    SET next_slot_at = CASE WHEN v_n > 0 THEN v_start + v_n * v_spacing ELSE r.next_slot_at END,
+        rate_limit = p_limit, rate_window = p_window,
+        granted = r.granted + v_n,
+        delayed = r.delayed + CASE WHEN v_n > 0 AND v_start > p_now THEN 1 ELSE 0 END,
+        refused = r.refused + CASE WHEN v_n = 0 AND p_want > 0 THEN 1 ELSE 0 END,
+        wait_s = r.wait_s + CASE WHEN v_n > 0 THEN greatest(0, extract(epoch FROM v_start - p_now)) ELSE 0 END
+    WHERE r.key_ref = p_key_ref;
+    RETURN QUERY SELECT v_n, extract(epoch FROM v_start - p_now)::double precision,
+                        extract(epoch FROM v_spacing)::double precision,
+                        greatest(0, extract(epoch FROM coalesce(v_row.paused_until, p_now) - p_now))::double precision;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.take_rate_slots(p_worker text, p_key_ref text, p_want integer, p_limit integer, p_window interval, p_max_ahead interval, p_now timestamp with time zone) IS 'Hand out up to p_want request slots of a key''s shared schedule (p_limit per p_window for all workers), none beyond p_max_ahead; one call per batch of requests.';
+
 CREATE FUNCTION calsync.tg_appointment_phases__delete_host_time() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -2116,6 +2256,19 @@ END
 $$;
 
 COMMENT ON FUNCTION calsync.tg_customers__resolve_changed_contact_findings() IS 'Trigger customers_resolve_changed_contact_findings: a changed phone resolves its open phone finding.';
+
+CREATE FUNCTION calsync.tg_outbox__record_company() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF NEW.company_id IS NULL AND NEW.aggregatetype = 'appointment' THEN
+        NEW.company_id := (SELECT a.company_id FROM appointments a WHERE a.id = NEW.aggregateid::bigint);
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+COMMENT ON FUNCTION calsync.tg_outbox__record_company() IS 'Trigger outbox_record_company: an event carries its appointment''s company (the claim''s fair share).';
 
 CREATE FUNCTION calsync.tg_outbox__wake_worker() RETURNS trigger
     LANGUAGE plpgsql
@@ -3909,6 +4062,7 @@ CREATE TABLE calsync.outbox (
     payload jsonb,
     seq bigint NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    company_id bigint,
     CONSTRAINT outbox_type_known CHECK ((type = ANY (ARRAY['create'::text, 'cancel'::text, 'reschedule'::text])))
 )
 WITH (autovacuum_vacuum_scale_factor='0.01', autovacuum_vacuum_cost_delay='0');
@@ -3920,6 +4074,8 @@ COMMENT ON COLUMN calsync.outbox.aggregateid IS 'the appointment id';
 COMMENT ON COLUMN calsync.outbox.type IS 'create, cancel or reschedule';
 
 COMMENT ON COLUMN calsync.outbox.seq IS 'enqueue order; events of one appointment are delivered in this order';
+
+COMMENT ON COLUMN calsync.outbox.company_id IS 'the appointment''s company when enqueued (calsync.tg_outbox__record_company): the claim shares the work out by it';
 
 CREATE TABLE calsync.outbox_listeners (
     worker_id text NOT NULL,
@@ -3940,6 +4096,32 @@ ALTER TABLE calsync.outbox ALTER COLUMN seq ADD GENERATED ALWAYS AS IDENTITY (
     NO MAXVALUE
     CACHE 1
 );
+
+CREATE TABLE calsync.rate_limits (
+    key_ref text NOT NULL,
+    next_slot_at timestamp with time zone NOT NULL,
+    paused_until timestamp with time zone,
+    rate_limit bigint DEFAULT 120 NOT NULL,
+    rate_window interval DEFAULT '00:01:00'::interval NOT NULL,
+    granted bigint DEFAULT 0 NOT NULL,
+    delayed bigint DEFAULT 0 NOT NULL,
+    refused bigint DEFAULT 0 NOT NULL,
+    wait_s double precision DEFAULT 0 NOT NULL,
+    pauses bigint DEFAULT 0 NOT NULL,
+    last_pause_reason text,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT rate_limits_key_ref_names_no_key CHECK (((key_ref = 'default'::text) OR (key_ref ~ '^company:[0-9]+$'::text)))
+);
+
+COMMENT ON TABLE calsync.rate_limits IS 'One shared request schedule per Cal.com key for every worker (calsync.take_rate_slots, calsync.pause_rate_limit).';
+
+COMMENT ON COLUMN calsync.rate_limits.key_ref IS 'which key, by name (default, or company:<id>), never the key itself';
+
+COMMENT ON COLUMN calsync.rate_limits.next_slot_at IS 'the first request slot not yet handed out to a worker';
+
+COMMENT ON COLUMN calsync.rate_limits.paused_until IS 'no slot before this (Cal.com answered 429 to some worker)';
+
+COMMENT ON CONSTRAINT rate_limits_key_ref_names_no_key ON calsync.rate_limits IS 'A key is named (default or company:<id>), never stored: pass the key_ref, not the key.';
 
 CREATE TABLE calsync.reconcile_findings (
     id bigint NOT NULL,
@@ -4965,12 +5147,51 @@ CREATE VIEW remediation.sync_health AS
                 CASE
                     WHEN (n.stale_pending > 0) THEN jsonb_build_object('severity', 'warning', 'alert', 'stale_pending', 'count', n.stale_pending, 'message', (n.stale_pending || ' syncs pending for more than 1 h'::text))
                     ELSE NULL::jsonb
-                END], NULL::jsonb) || ARRAY( SELECT jsonb_build_object('severity', 'critical', 'alert', 'key_refused', 'count', 1, 'message', (((((((('Cal.com refuses key '::text || k.key_ref) || ' ('::text) || k.category) || ') since '::text) || to_char((k.first_seen AT TIME ZONE 'UTC'::text), 'YYYY-MM-DD HH24:MI:SS'::text)) || ' UTC: '::text) || k.message) || '; its syncs wait and resume by themselves once it works'::text)) AS jsonb_build_object
+                END], NULL::jsonb) || ARRAY( SELECT jsonb_build_object('severity', 'critical', 'alert',
+                        CASE
+                            WHEN (k.category = 'KEY_MISSING'::text) THEN 'key_missing'::text
+                            ELSE 'key_refused'::text
+                        END, 'count', 1, 'key_ref', k.key_ref, 'message',
+                        CASE
+                            WHEN (k.category = 'KEY_MISSING'::text) THEN ((((((('No usable Cal.com key for '::text || k.key_ref) || ' since '::text) || to_char((k.first_seen AT TIME ZONE 'UTC'::text), 'YYYY-MM-DD HH24:MI:SS'::text)) || ' UTC: '::text) || k.message) || '; its syncs are held (no attempt counted) '::text) || 'and resume by themselves once the key file is there'::text)
+                            ELSE (((((((('Cal.com refuses key '::text || k.key_ref) || ' ('::text) || k.category) || ') since '::text) || to_char((k.first_seen AT TIME ZONE 'UTC'::text), 'YYYY-MM-DD HH24:MI:SS'::text)) || ' UTC: '::text) || k.message) || '; its syncs wait and resume by themselves once it works'::text)
+                        END) AS jsonb_build_object
                    FROM calsync.key_problems k
                   WHERE (k.resolved_at IS NULL)
                   ORDER BY k.key_ref)) AS alerts
            FROM n,
             t
+        ), per_company AS (
+         SELECT x.company_id,
+            (sum(x.pending))::integer AS pending,
+            (sum(x.failed))::integer AS failed,
+            (sum(x.depth))::integer AS outbox_depth,
+            (sum(x.dead))::integer AS dead_events,
+            (sum(x.held))::integer AS held,
+            round(max(x.oldest_pending_s), 1) AS oldest_pending_s
+           FROM ( SELECT a_1.company_id,
+                    count(*) FILTER (WHERE ((a_1.calcom_sync_status)::text = 'pending'::text)) AS pending,
+                    count(*) FILTER (WHERE ((a_1.calcom_sync_status)::text = 'failed'::text)) AS failed,
+                    0 AS depth,
+                    0 AS dead,
+                    0 AS held,
+                    NULL::numeric AS oldest_pending_s
+                   FROM public.appointments a_1
+                  WHERE (((a_1.calcom_sync_status)::text = ANY ((ARRAY['pending'::character varying, 'failed'::character varying])::text[])) AND ((a_1.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])))
+                  GROUP BY a_1.company_id
+                UNION ALL
+                 SELECT o.company_id,
+                    0,
+                    0,
+                    count(*) FILTER (WHERE (d.status IS DISTINCT FROM 'dead'::text)) AS count,
+                    count(*) FILTER (WHERE (d.status = 'dead'::text)) AS count,
+                    count(*) FILTER (WHERE ((d.status = 'retry'::text) AND (k.scope = 'key'::text))) AS count,
+                    EXTRACT(epoch FROM (now() - min(o.created_at) FILTER (WHERE (d.status IS DISTINCT FROM 'dead'::text)))) AS "extract"
+                   FROM ((calsync.outbox o
+                     LEFT JOIN calsync.outbox_delivery d ON ((d.outbox_id = o.id)))
+                     LEFT JOIN remediation.categories k ON ((k.category = d.last_category)))
+                  GROUP BY o.company_id) x
+          GROUP BY x.company_id
         )
  SELECT
         CASE
@@ -4992,7 +5213,11 @@ CREATE VIEW remediation.sync_health AS
     (( SELECT count(*) AS count
            FROM unnest(a.alerts) x(x)
           WHERE ((x.x ->> 'severity'::text) = 'critical'::text)))::integer AS critical_alerts,
-    to_jsonb(a.alerts) AS alerts
+    to_jsonb(a.alerts) AS alerts,
+    ( SELECT COALESCE(jsonb_agg(jsonb_build_object('company_id', c.company_id, 'pending', c.pending, 'failed', c.failed, 'outbox_depth', c.outbox_depth, 'dead_events', c.dead_events, 'held', c.held, 'oldest_pending_s', c.oldest_pending_s, 'key_problem', ( SELECT k.category
+                   FROM calsync.key_problems k
+                  WHERE ((k.resolved_at IS NULL) AND (k.key_ref = ('company:'::text || c.company_id))))) ORDER BY c.company_id), '[]'::jsonb) AS "coalesce"
+           FROM per_company c) AS companies
    FROM a;
 
 COMMENT ON VIEW remediation.sync_health IS 'The sync dashboard in one row. CRITICAL: failed >= health_failed_critical (10), 24 h success rate < health_success_rate_critical (80 %) or a key refused by Cal.com; DEGRADED: any failure, dead event, failure older than 24 h or pending older than 1 h; else HEALTHY.';
@@ -5020,6 +5245,8 @@ COMMENT ON COLUMN remediation.sync_health.integrity_issues IS 'open rows of cals
 COMMENT ON COLUMN remediation.sync_health.critical_alerts IS 'how many alerts are critical';
 
 COMMENT ON COLUMN remediation.sync_health.alerts IS 'active alerts: [{severity, alert, count, message}]';
+
+COMMENT ON COLUMN remediation.sync_health.companies IS 'per company: [{company_id, pending, failed, outbox_depth, dead_events, held, oldest_pending_s, key_problem}]';
 
 ALTER TABLE ONLY public.appointment_phases ALTER COLUMN id SET DEFAULT nextval('public.appointment_phases_id_seq'::regclass);
 
@@ -5058,6 +5285,9 @@ ALTER TABLE ONLY calsync.outbox_listeners
 
 ALTER TABLE ONLY calsync.outbox
     ADD CONSTRAINT outbox_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY calsync.rate_limits
+    ADD CONSTRAINT rate_limits_pkey PRIMARY KEY (key_ref);
 
 ALTER TABLE ONLY calsync.reconcile_findings
     ADD CONSTRAINT reconcile_findings_pkey PRIMARY KEY (id);
@@ -5135,6 +5365,8 @@ CREATE UNIQUE INDEX integrity_issues_one_open_per_rule_and_row ON calsync.integr
 CREATE UNIQUE INDEX key_problems_one_open_per_key ON calsync.key_problems USING btree (key_ref) WHERE (resolved_at IS NULL);
 
 CREATE INDEX outbox_aggregateid_seq_index ON calsync.outbox USING btree (aggregateid, seq);
+
+CREATE INDEX outbox_company_id_seq_index ON calsync.outbox USING btree (company_id, seq);
 
 CREATE INDEX outbox_delivery_aggregateid_index ON calsync.outbox_delivery USING btree (aggregateid);
 
@@ -5271,6 +5503,8 @@ CREATE OR REPLACE VIEW calsync.remediation_duplicate_bookings AS
      JOIN public.appointments a ON ((a.id = m.id)))
      JOIN remediation.shared_bookings b ON ((b.appointment_id = a.id)))
   GROUP BY a.id;
+
+CREATE TRIGGER outbox_record_company BEFORE INSERT ON calsync.outbox FOR EACH ROW EXECUTE FUNCTION calsync.tg_outbox__record_company();
 
 CREATE TRIGGER outbox_wake_worker AFTER INSERT ON calsync.outbox FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_outbox__wake_worker();
 

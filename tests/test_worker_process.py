@@ -56,12 +56,7 @@ def wait_until(predicate: Any, timeout: float, what: str, proc: Any = None) -> N
     """Poll until ``predicate()``; a database that is restarting (the test's own doing) counts as not yet. On a
     timeout the worker's last log lines (and whether it is still running) are part of the failure."""
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if predicate():
-                return
-        except psycopg.OperationalError:
-            pass
+    while not _holds(predicate):
         if time.monotonic() > deadline:
             more = ""
             if proc is not None:
@@ -69,6 +64,13 @@ def wait_until(predicate: Any, timeout: float, what: str, proc: Any = None) -> N
                 more = f" (worker exit code {proc.poll()}; its log ends:\n" + "\n".join(tail) + ")"
             raise AssertionError(f"timed out waiting for {what}{more}")
         time.sleep(0.1)
+
+
+def _holds(predicate: Any) -> bool:
+    try:
+        return bool(predicate())
+    except psycopg.OperationalError:  # a restarted server still starting up ("the database system is starting up")
+        return False
 
 
 def bookings_per_appointment(sim: SimulatorProcess) -> dict[str, int]:

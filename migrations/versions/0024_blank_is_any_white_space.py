@@ -1,7 +1,7 @@
 """A contact that is nothing but white space is no contact: tabs, newlines and no-break spaces count as blank.
 
 Revision ID: 0024
-Revises: 0022
+Revises: 0023
 
 The property tests' finding blank_is_only_spaces (issue 11): ``btrim()`` trims only ' ', so an e-mail or phone of
 a tab, a newline or a no-break space (a copied form field) counted as a usable contact: no placeholder, the blank
@@ -22,7 +22,7 @@ from __future__ import annotations
 from migrations import online
 
 revision = "0024"
-down_revision = "0022"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 

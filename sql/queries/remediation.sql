@@ -23,3 +23,7 @@ UPDATE remediation.runs SET finished_at = now(), after = %(after)s::jsonb WHERE 
 -- name: remediation_last_run
 SELECT run_id, started_at, finished_at, operator, reason, steps, before, after
 FROM remediation.runs WHERE NOT dry_run AND finished_at IS NOT NULL ORDER BY started_at DESC LIMIT 1;
+
+-- name: remediation_health_by_company
+-- The dashboard's figures per company (revision 0023; an older database has no such column: status shows none).
+SELECT companies FROM remediation.sync_health;

@@ -1,8 +1,11 @@
 -- Queries of the outbox worker (worker/sync/drain.py). State changes are calsync functions; these call them.
 
 -- name: claim
-SELECT outbox_id::text, appointment_id, event_type, attempts, covers_seq
-FROM calsync.claim_sync_events(%(worker)s, %(limit)s, make_interval(secs => %(lease_s)s));
+-- Companies interleaved, at most per_company each; the companies whose key is paused, out of slots or missing
+-- are skipped (calsync.claim_sync_events, revision 0023).
+SELECT outbox_id::text, appointment_id, event_type, attempts, covers_seq, company_id
+FROM calsync.claim_sync_events(%(worker)s, %(limit)s, make_interval(secs => %(lease_s)s), %(skip)s::bigint[],
+                               %(per_company)s);
 
 -- name: finish
 SELECT recorded_event_id::text, recorded_outcome
@@ -49,3 +52,18 @@ SELECT calsync.report_key_problem(%(worker)s, %(key_ref)s, %(category)s, %(messa
 
 -- name: key_problem_clear
 SELECT calsync.clear_key_problem(%(worker)s, %(key_ref)s);
+
+-- name: rate_slots
+SELECT granted, first_in_s, spacing_s, paused_for_s
+FROM calsync.take_rate_slots(%(worker)s, %(key_ref)s, %(want)s, %(limit)s, make_interval(secs => %(window_s)s),
+                             make_interval(secs => %(max_ahead_s)s));
+
+-- name: rate_pause
+SELECT calsync.pause_rate_limit(%(worker)s, %(key_ref)s, %(seconds)s, %(reason)s);
+
+-- name: queue_stats_by_company
+SELECT company_id, depth, running, dead, held, oldest_pending_s FROM calsync.queue_stats_by_company();
+
+-- name: rate_limit_stats
+SELECT key_ref, rate_limit, rate_window_s, granted, delayed, refused, wait_s, pauses, paused_for_s
+FROM calsync.rate_limit_stats();

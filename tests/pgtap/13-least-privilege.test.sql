@@ -274,6 +274,11 @@ SELECT set_eq($$SELECT function FROM definer_grants WHERE role = 'calsync_worker
                     'calsync.remove_listener(text)', 'calsync.queue_stats(timestamp with time zone)',
                     'calsync.report_key_problem(text,text,text,text,timestamp with time zone)',
                     'calsync.clear_key_problem(text,text,timestamp with time zone)',
+                    'calsync.claim_sync_events(text,integer,interval,bigint[],integer,timestamp with time zone)',
+                    'calsync.take_rate_slots(text,text,integer,integer,interval,interval,timestamp with time zone)',
+                    'calsync.pause_rate_limit(text,text,double precision,text,timestamp with time zone)',
+                    'calsync.queue_stats_by_company(timestamp with time zone)',
+                    'calsync.rate_limit_stats(timestamp with time zone)',
                     'remediation.host_conflicts_of(bigint)'],
               'calsync_worker runs the delivery and listener functions, and nothing else SECURITY DEFINER');
 SELECT set_eq($$SELECT function FROM definer_grants WHERE role = 'calsync_readonly'$$,

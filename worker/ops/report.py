@@ -6,6 +6,7 @@ import datetime as dt
 from collections import defaultdict
 from typing import Any
 
+import psycopg
 from psycopg.rows import dict_row
 
 from worker.db import connect, query
@@ -22,8 +23,17 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
 
 
 def status(url: str) -> dict[str, Any]:
+    """The dashboard, with the figures per company and the shared rate limit of each key (``keys``)."""
     with connect(url) as conn:
         health: dict[str, Any] = snapshot(conn)["health"]
+        health["companies"] = health["keys"] = None
+        cur = conn.cursor(row_factory=dict_row)
+        try:  # revision 0023 and later
+            row = cur.execute(query("remediation_health_by_company").encode()).fetchone()
+            health["companies"] = row["companies"] if row else None
+            health["keys"] = [dict(r) for r in cur.execute(query("rate_limit_stats").encode()).fetchall()]
+        except (psycopg.errors.UndefinedColumn, psycopg.errors.UndefinedFunction, psycopg.errors.InsufficientPrivilege):
+            conn.rollback()  # an older database, or a session that may read the dashboard only
     return health
 
 
@@ -39,6 +49,35 @@ def render_status(h: dict[str, Any]) -> str:
         f"Active Alerts: {len(h['alerts'])} ({h['critical_alerts']} critical)",
     ]
     lines += [f"  [{a['severity']}] {a['message']}" for a in h["alerts"]]
+    problems = {a.get("key_ref"): a["alert"] for a in h["alerts"] if a.get("key_ref")}
+    keys = {k["key_ref"]: k for k in h.get("keys") or []}
+    if companies := h.get("companies"):
+        rows = []
+        for c in companies:
+            ref = f"company:{c['company_id']}" if c["company_id"] is not None else "-"
+            k = keys.get(ref)
+            waits = f"{k['delayed']} / {k['wait_s']:.0f} s" if k else ""
+            rows.append(
+                [
+                    c["company_id"] if c["company_id"] is not None else "(none)",
+                    c["outbox_depth"],
+                    c["oldest_pending_s"] if c["oldest_pending_s"] is not None else "",
+                    c["failed"],
+                    c["dead_events"],
+                    c["held"],
+                    waits,
+                    c.get("key_problem") or problems.get(ref, ""),
+                ]
+            )
+        headers = ["company", "depth", "oldest s", "failed", "dead", "held", "rate waits (own key)", "key problem"]
+        lines += ["", "Per company:", table(headers, rows)]
+    if keys:
+        rows = [
+            [k["key_ref"], k["granted"], k["delayed"], f"{k['wait_s']:.1f}", k["pauses"], f"{k['paused_for_s']:.0f}"]
+            for k in keys.values()
+        ]
+        headers = ["key", "slots granted", "waited", "wait s", "429 pauses", "paused for s"]
+        lines += ["", "Rate limits (shared by every worker):", table(headers, rows)]
     return "\n".join(lines)
 
 

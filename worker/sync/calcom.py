@@ -37,7 +37,7 @@ import httpx
 from worker import text
 from worker.sync import http
 from worker.sync.categories import Category, Verdict, classify
-from worker.sync.ratelimit import RateLimiter
+from worker.sync.ratelimit import Limiter
 
 API_VERSION = "2024-08-13"
 MAX_RESPONSE_BYTES = http.MAX_RESPONSE_BYTES  # CALSYNC_MAX_RESPONSE_BYTES
@@ -109,7 +109,7 @@ class CalcomClient:
         self,
         base_url: str,
         api_key: str,
-        limiter: RateLimiter,
+        limiter: Limiter,
         *,
         timeout_s: float = 15.0,
         max_connections: int = 16,

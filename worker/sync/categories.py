@@ -32,6 +32,7 @@ class Category(StrEnum):
     ROUTE_NOT_FOUND = "ROUTE_NOT_FOUND"  # a 404 "Cannot POST /v2/v2/bookings": the base URL is wrong
     EVENT_TYPE_LENGTH = "EVENT_TYPE_LENGTH"  # no length of the event type is the appointment's (configuration drift)
     RECURRING_EVENT_TYPE = "RECURRING_EVENT_TYPE"  # the event type books a series; an appointment is one booking
+    KEY_MISSING = "KEY_MISSING"  # the company has no usable key (own file nor fallback): its syncs are held
 
 
 RETRYABLE = frozenset(
@@ -44,11 +45,12 @@ RETRYABLE = frozenset(
         Category.MALFORMED_RESPONSE,
         Category.REDIRECTED,  # like AUTH: retried until the configuration (the base URL) is fixed
         Category.ROUTE_NOT_FOUND,
+        Category.KEY_MISSING,
     }
 )
 # Problems of the key or the base URL, not of one appointment: they pause all work of the key (every event stays
 # due, no attempt counted) until a probe succeeds.
-KEY_SCOPE = frozenset({Category.AUTH, Category.REDIRECTED, Category.ROUTE_NOT_FOUND})
+KEY_SCOPE = frozenset({Category.AUTH, Category.REDIRECTED, Category.ROUTE_NOT_FOUND, Category.KEY_MISSING})
 # Outcomes after which the booking may exist at Cal.com although we did not see it succeed: before creating
 # again, look it up (and adopt it) instead. A 2xx we could not use may well have booked; so may a 3xx (a 303
 # after a POST says it was done).

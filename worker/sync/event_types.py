@@ -12,6 +12,7 @@ length (someone changed the event type).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -79,6 +80,7 @@ class EventTypeCache:
         self.client = client
         self.ttl_s = ttl_s
         self._known: dict[int, tuple[float, EventTypeLengths]] = {}
+        self._reading: dict[int, asyncio.Lock] = {}  # one read per event type at a time: the others wait for it
 
     def forget(self, event_type_id: int) -> None:
         self._known.pop(event_type_id, None)
@@ -89,6 +91,13 @@ class EventTypeCache:
         hit = self._known.get(event_type_id)
         if hit is not None and time.monotonic() - hit[0] < self.ttl_s:
             return hit[1], None
+        async with self._reading.setdefault(event_type_id, asyncio.Lock()):
+            hit = self._known.get(event_type_id)  # read meanwhile by the request this one waited for
+            if hit is not None and time.monotonic() - hit[0] < self.ttl_s:
+                return hit[1], None
+            return await self._read(event_type_id)
+
+    async def _read(self, event_type_id: int) -> tuple[EventTypeLengths | None, Exchange | None]:
         ex = await self.client.send(
             "event_type",
             "GET",

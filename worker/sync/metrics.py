@@ -1,7 +1,9 @@
 """Prometheus metrics of the worker (text format 0.0.4), served on 127.0.0.1 when a port is configured.
 
-outbox depth and oldest pending age (read from the database when scraped), attempts by category, a
-request-latency histogram, and the time spent waiting for the rate limit.
+outbox depth and oldest pending age, in all and per company (read from the database when scraped: undelivered,
+leased, dead and held events), attempts by category, a request-latency histogram, and per key (``key_ref``, never
+the key): the time spent waiting for its shared rate limit, its 429 pauses, whether Cal.com refuses it, what is in
+flight; and the worker's statements per request.
 """
 
 from __future__ import annotations
@@ -9,10 +11,32 @@ from __future__ import annotations
 import bisect
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
 BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True)
+class KeyFigures:
+    key_ref: str
+    refused: int
+    waits: int
+    wait_s: float
+    pauses: int
+    inflight: int
+    companies: int
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    depth: int
+    dead: int
+    oldest_pending_s: float
+    companies: list[tuple[Any, ...]] = field(default_factory=list)  # company_id, depth, running, dead, held, oldest
+    keys: list[KeyFigures] = field(default_factory=list)
 
 
 class Metrics:
@@ -24,15 +48,17 @@ class Metrics:
         self.rate_limit_waits = 0
         self.rate_limit_wait_s = 0.0
         self.lost_leases = 0
-        self.key_paused = 0  # 1 while Cal.com refuses the key or base URL
         self.key_problems = 0
+        self.requests = 0  # requests sent to Cal.com
+        self.statements = 0  # statements run against PostgreSQL
 
     def observe_request(self, category: str, seconds: float) -> None:
         self.attempts[category] += 1
         self.latency_counts[bisect.bisect_left(BUCKETS_S, seconds)] += 1
         self.latency_sum += seconds
 
-    def render(self, depth: int, dead: int, oldest_pending_s: float) -> str:
+    def render(self, q: QueueStats) -> str:
+        depth, dead, oldest_pending_s = q.depth, q.dead, q.oldest_pending_s
         lines = [
             "# HELP calsync_outbox_depth Outbox events not yet delivered (dead ones excluded).",
             "# TYPE calsync_outbox_depth gauge",
@@ -69,22 +95,52 @@ class Metrics:
             "# HELP calsync_lost_leases_total Completions refused because the lease had been taken back.",
             "# TYPE calsync_lost_leases_total counter",
             f"calsync_lost_leases_total {self.lost_leases}",
-            "# HELP calsync_key_paused 1 while Cal.com refuses the key or the base URL (all its syncs wait).",
-            "# TYPE calsync_key_paused gauge",
-            f'calsync_key_paused{{key="default"}} {self.key_paused}',
-            "# HELP calsync_key_problems_total Times Cal.com began refusing the key or base URL.",
+            "# HELP calsync_key_problems_total Times Cal.com began refusing a key or the base URL.",
             "# TYPE calsync_key_problems_total counter",
-            f'calsync_key_problems_total{{key="default"}} {self.key_problems}',
+            f"calsync_key_problems_total {self.key_problems}",
+            "# HELP calsync_requests_total Requests sent to Cal.com.",
+            "# TYPE calsync_requests_total counter",
+            f"calsync_requests_total {self.requests}",
+            "# HELP calsync_db_statements_total Statements this worker ran against PostgreSQL.",
+            "# TYPE calsync_db_statements_total counter",
+            f"calsync_db_statements_total {self.statements}",
         ]
+        lines += _per_company(q.companies) + _per_key(q.keys)
         return "\n".join(lines) + "\n"
 
 
-async def serve(
-    metrics: Metrics, port: int, queue_stats: Callable[[], Awaitable[tuple[int, int, float]]]
-) -> web.AppRunner:
+def _per_company(rows: list[tuple[Any, ...]]) -> list[str]:
+    out: list[str] = []
+    for name, index, kind, text in (
+        ("calsync_company_outbox_depth", 1, "gauge", "Undelivered events of the company."),
+        ("calsync_company_outbox_running", 2, "gauge", "Events of the company leased to a worker now."),
+        ("calsync_company_outbox_dead", 3, "gauge", "Dead events of the company."),
+        ("calsync_company_outbox_held", 4, "gauge", "Events held: the company's key is missing or refused."),
+        ("calsync_company_oldest_pending_seconds", 5, "gauge", "Age of the company's oldest undelivered event."),
+    ):
+        out += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+        out += [f'{name}{{company="{r[0] if r[0] is not None else "none"}"}} {float(r[index]):g}' for r in rows]
+    return out
+
+
+def _per_key(keys: list[KeyFigures]) -> list[str]:
+    out: list[str] = []
+    for name, attr, kind, text in (
+        ("calsync_key_refused", "refused", "gauge", "1 while Cal.com refuses the key (its companies wait)."),
+        ("calsync_key_rate_limit_waits_total", "waits", "counter", "Requests that waited for the key's shared limit."),
+        ("calsync_key_rate_limit_wait_seconds_total", "wait_s", "counter", "Time spent waiting for the key's limit."),
+        ("calsync_key_rate_limit_pauses_total", "pauses", "counter", "429s (or used-up windows) of the key seen here."),
+        ("calsync_key_inflight", "inflight", "gauge", "Appointments of the key in flight in this worker."),
+        ("calsync_key_companies", "companies", "gauge", "Companies seen using the key."),
+    ):
+        out += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+        out += [f'{name}{{key="{k.key_ref}"}} {float(getattr(k, attr)):g}' for k in keys]
+    return out
+
+
+async def serve(metrics: Metrics, port: int, queue_stats: Callable[[], Awaitable[QueueStats]]) -> web.AppRunner:
     async def handle(_: web.Request) -> web.Response:
-        depth, dead, oldest = await queue_stats()
-        return web.Response(text=metrics.render(depth, dead, oldest), content_type="text/plain", charset="utf-8")
+        return web.Response(text=metrics.render(await queue_stats()), content_type="text/plain", charset="utf-8")
 
     app = web.Application()
     app.router.add_get("/metrics", handle)

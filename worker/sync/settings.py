@@ -148,6 +148,17 @@ class HttpUrl:
 
 
 @dataclass(frozen=True)
+class Directory:
+    expected: str = "an existing directory"
+
+    def __call__(self, text: str) -> Path:
+        path = Path(text.strip())
+        if not path.is_dir():
+            raise Invalid("not a directory")
+        return path
+
+
+@dataclass(frozen=True)
 class Setting:
     """One setting: its field, environment variable, parser and help."""
 
@@ -200,6 +211,10 @@ class WorkerSettings:
     max_response_bytes: int = 1024 * 1024  # a discovery page of 250 bookings is ~270 KB here, more at Cal.com
     event_type_ttl_s: float = 300.0
     key_probe_s: float = 30.0
+    credentials_dir: Path | None = None  # <dir>/<company_id>/calcom_api_key: each company's own key
+    credentials_ttl_s: float = 5.0
+    key_concurrency: int = 4
+    max_rate_wait_s: float = 10.0
     phone_region: str = "DE"
     shutdown_deadline_s: float = 20.0
     metrics_port: int | None = None
@@ -268,6 +283,31 @@ SETTINGS = (
         "while the key or base URL is refused, check it again this often, seconds",
     ),
     Setting(
+        "credentials_dir",
+        "CALSYNC_CREDENTIALS_DIR",
+        Directory(),
+        "each company's own Cal.com key in DIR/<company_id>/calcom_api_key (mode 600; optional team id in "
+        "calcom_team_id); companies without one use the fallback key",
+    ),
+    Setting(
+        "credentials_ttl_s",
+        "CALSYNC_CREDENTIALS_TTL_S",
+        Number(0),
+        "read a company's key file again after this long (added and rotated keys need no restart), seconds",
+    ),
+    Setting(
+        "key_concurrency",
+        "CALSYNC_KEY_CONCURRENCY",
+        Integer(1),
+        "appointments of one Cal.com key in flight at once in this worker (the rest of the worker serves the others)",
+    ),
+    Setting(
+        "max_rate_wait_s",
+        "CALSYNC_MAX_RATE_WAIT_S",
+        Number(0, exclusive=True),
+        "a request waits at most this long for its key's rate limit, else the event is given back, seconds",
+    ),
+    Setting(
         "shutdown_deadline_s",
         "CALSYNC_SHUTDOWN_DEADLINE_S",
         Number(0),
@@ -319,8 +359,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         )
     p.add_argument("--once", action="store_true", help="drain what is due, then exit")
     p.epilog = (
-        "The API key comes from CALCOM_API_KEY, CALCOM_API_KEY_FILE or the systemd credential "
-        "calcom_api_key; it is never logged or stored."
+        "The fallback API key comes from CALCOM_API_KEY, CALCOM_API_KEY_FILE or the systemd credential "
+        "calcom_api_key; a company's own key from CALSYNC_CREDENTIALS_DIR/<company_id>/calcom_api_key. Keys are "
+        "never logged or stored."
     )
 
 
@@ -330,5 +371,10 @@ def from_args(args: argparse.Namespace) -> WorkerSettings:
     from worker.db import resolve_url
 
     values = {s.name: value for s in SETTINGS if (value := s.read(getattr(args, s.name, None))) is not None}
-    api_key = read_api_key()
+    try:
+        api_key = read_api_key()
+    except MissingApiKey:
+        if values.get("credentials_dir") is None:
+            raise
+        api_key = ""  # every company brings its own key; one without is held and reported
     return WorkerSettings(database_url=resolve_url(args.database_url), api_key=api_key, once=args.once, **values)

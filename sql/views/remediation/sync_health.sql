@@ -1,7 +1,8 @@
 -- The dashboard, as one row. Thresholds are calsync.settings (health_*):
 --   CRITICAL: failed syncs >= health_failed_critical (default 10), or the 24 h success rate is below
 --             health_success_rate_critical (default 0.8) with at least 10 attempts;
---             or Cal.com refuses a key (calsync.key_problems: bad key, wrong base URL);
+--             or Cal.com refuses a key (calsync.key_problems: bad key, wrong base URL), or a company has no
+--             usable key of its own nor the fallback (KEY_MISSING: its syncs are held);
 --   DEGRADED: any failed sync, dead event, failure older than 24 h, or pending sync older than 1 h;
 --   HEALTHY:  none of these.
 CREATE OR REPLACE VIEW remediation.sync_health AS
@@ -53,19 +54,57 @@ WITH t AS (
                     THEN jsonb_build_object('severity', 'warning', 'alert', 'stale_pending', 'count', n.stale_pending,
                          'message', n.stale_pending || ' syncs pending for more than 1 h') END
            ], NULL) || ARRAY(  -- a refused key pauses every sync that uses it
-               SELECT jsonb_build_object('severity', 'critical', 'alert', 'key_refused', 'count', 1,
-                      'message', 'Cal.com refuses key ' || k.key_ref || ' (' || k.category || ') since '
-                                 || to_char(k.first_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC: '
-                                 || k.message || '; its syncs wait and resume by themselves once it works')
+               SELECT jsonb_build_object('severity', 'critical',
+                      'alert', CASE WHEN k.category = 'KEY_MISSING' THEN 'key_missing' ELSE 'key_refused' END,
+                      'count', 1, 'key_ref', k.key_ref,
+                      'message', CASE WHEN k.category = 'KEY_MISSING'
+                                      THEN 'No usable Cal.com key for ' || k.key_ref || ' since '
+                                           || to_char(k.first_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+                                           || ' UTC: ' || k.message || '; its syncs are held (no attempt counted) '
+                                           || 'and resume by themselves once the key file is there'
+                                      ELSE 'Cal.com refuses key ' || k.key_ref || ' (' || k.category || ') since '
+                                           || to_char(k.first_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+                                           || ' UTC: ' || k.message
+                                           || '; its syncs wait and resume by themselves once it works' END)
                FROM calsync.key_problems k WHERE k.resolved_at IS NULL ORDER BY k.key_ref) AS alerts
     FROM n, t
+), per_company AS (  -- the figures per company (outbox events carry theirs since revision 0023)
+    SELECT x.company_id,
+           sum(x.pending)::int AS pending, sum(x.failed)::int AS failed, sum(x.depth)::int AS outbox_depth,
+           sum(x.dead)::int AS dead_events, sum(x.held)::int AS held,
+           round(max(x.oldest_pending_s), 1) AS oldest_pending_s
+    FROM (
+        SELECT a.company_id, count(*) FILTER (WHERE a.calcom_sync_status = 'pending') AS pending,
+               count(*) FILTER (WHERE a.calcom_sync_status = 'failed') AS failed,
+               0 AS depth, 0 AS dead, 0 AS held, NULL::numeric AS oldest_pending_s
+        FROM appointments a
+        WHERE a.calcom_sync_status IN ('pending', 'failed') AND a.status NOT IN ('cancelled', 'no_show')
+        GROUP BY a.company_id
+        UNION ALL
+        SELECT o.company_id, 0, 0, count(*) FILTER (WHERE d.status IS DISTINCT FROM 'dead'),
+               count(*) FILTER (WHERE d.status = 'dead'), count(*) FILTER (WHERE d.status = 'retry' AND k.scope = 'key'),
+               extract(epoch FROM now() - min(o.created_at) FILTER (WHERE d.status IS DISTINCT FROM 'dead'))
+        FROM calsync.outbox o
+        LEFT JOIN calsync.outbox_delivery d ON d.outbox_id = o.id
+        LEFT JOIN remediation.categories k ON k.category = d.last_category
+        GROUP BY o.company_id
+    ) AS x
+    GROUP BY x.company_id
 )
 SELECT CASE WHEN EXISTS (SELECT 1 FROM unnest(a.alerts) x WHERE x->>'severity' = 'critical') THEN 'CRITICAL'
             WHEN cardinality(a.alerts) > 0 THEN 'DEGRADED' ELSE 'HEALTHY' END AS health,
        a.success_rate_24h, a.attempted_24h, a.pending, a.failed, a.manual_review, a.dead_events,
        a.ancient_failures, a.stale_pending, a.integrity_issues,
        (SELECT count(*) FROM unnest(a.alerts) x WHERE x->>'severity' = 'critical')::int AS critical_alerts,
-       to_jsonb(a.alerts) AS alerts
+       to_jsonb(a.alerts) AS alerts,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                    'company_id', c.company_id, 'pending', c.pending, 'failed', c.failed,
+                    'outbox_depth', c.outbox_depth, 'dead_events', c.dead_events, 'held', c.held,
+                    'oldest_pending_s', c.oldest_pending_s,
+                    'key_problem', (SELECT k.category FROM calsync.key_problems k
+                                    WHERE k.resolved_at IS NULL AND k.key_ref = 'company:' || c.company_id))
+                ORDER BY c.company_id), '[]'::jsonb)
+        FROM per_company c) AS companies
 FROM a;
 COMMENT ON VIEW remediation.sync_health IS
     'The sync dashboard in one row. CRITICAL: failed >= health_failed_critical (10), 24 h success rate < health_success_rate_critical (80 %) or a key refused by Cal.com; DEGRADED: any failure, dead event, failure older than 24 h or pending older than 1 h; else HEALTHY.';
@@ -81,3 +120,5 @@ COMMENT ON COLUMN remediation.sync_health.stale_pending IS 'syncs pending for mo
 COMMENT ON COLUMN remediation.sync_health.integrity_issues IS 'open rows of calsync.integrity_issues';
 COMMENT ON COLUMN remediation.sync_health.critical_alerts IS 'how many alerts are critical';
 COMMENT ON COLUMN remediation.sync_health.alerts IS 'active alerts: [{severity, alert, count, message}]';
+COMMENT ON COLUMN remediation.sync_health.companies IS
+    'per company: [{company_id, pending, failed, outbox_depth, dead_events, held, oldest_pending_s, key_problem}]';

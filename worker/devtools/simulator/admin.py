@@ -1,7 +1,10 @@
 """The /_sim admin routes: configuration, event types, users, bookings, stats, reset, and the outside changes.
 
 - POST /_sim/event-types, /_sim/users: register (by id, replacing); GET lists them (users without their keys).
-- GET /_sim/bookings (?metadataKey=&metadataValue=&status=&uid=&attendeeEmail=), GET /_sim/stats.
+- GET /_sim/bookings (?metadataKey=&metadataValue=&status=&uid=&attendeeEmail=): each booking with `_sim`, the
+  simulator's own record: `madeBy` (the tracker of the key whose request made it: `api_key_` + the first 32 hex
+  of its SHA-256, never the key) and `requestedMs` (when that request arrived). GET /_sim/stats (`byKey`: requests
+  and 429s per tracker).
 - POST /_sim/reset `{"eventTypes": true}` also forgets event types and users.
 - POST /_sim/webhooks `[{"subscriberUrl", "triggers", "active"?, "secret"?, "payloadTemplate"?, "id"?,
   "version"?}]` (Cal.com's webhook input; by id, replacing), GET lists them (without secrets), DELETE
@@ -74,7 +77,7 @@ def add_routes(r: web.UrlDispatcher, sim: Simulator) -> None:
                 continue
             if email and b.attendee.email.lower() != email.lower():
                 continue
-            found.append(b.to_api())
+            found.append({**b.to_api(), "_sim": {"madeBy": b.made_by, "requestedMs": b.requested_ms}})
         return web.json_response({"bookings": found, "count": len(found)})
 
     async def outside_reschedule(request: web.Request) -> web.StreamResponse:

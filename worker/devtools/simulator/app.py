@@ -30,7 +30,7 @@ from worker.devtools.simulator.delivery import WebhookDispatcher
 from worker.devtools.simulator.errors import JSON, ApiError, dumps, not_found
 from worker.devtools.simulator.faults import Fault, FaultInjector
 from worker.devtools.simulator.listing import pagination, parse_list_query, run_list_query
-from worker.devtools.simulator.model import ACCOUNT_USER, Booking, User, iso_ms
+from worker.devtools.simulator.model import ACCOUNT_USER, Booking, User, iso_ms, now_ms
 from worker.devtools.simulator.state import Store
 from worker.devtools.simulator.throttler import Throttler, tracker
 
@@ -94,6 +94,8 @@ class Ctx:
     version: str
     caller: User | None  # None: no credentials (a public booking)
     path: str
+    tracker: str = ""  # whom the request counts against (the throttler's: a key's hash, never the key)
+    arrived_ms: int = 0
 
 
 class Simulator:
@@ -109,6 +111,7 @@ class Simulator:
         self._keys = frozenset(config.api_keys)
         self.requests: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.rate_limited = 0
+        self.by_key: defaultdict[str, Counter[str]] = defaultdict(Counter)  # tracker → requests, rateLimited
         self.generation = 0  # bumped by every reset
 
     # -- the /v2 pipeline -----------------------------------------------------------------------
@@ -120,17 +123,20 @@ class Simulator:
 
     def _throttle(self, request: web.Request, endpoint: str) -> tuple[dict[str, str], web.Response | None]:
         """Rate-limit headers for the answer, and the 429 to send instead when the tracker is over its limit."""
-        decision = self.throttler.hit(tracker(request.headers.get("Authorization"), request.remote))
+        who = tracker(request.headers.get("Authorization"), request.remote)
+        decision = self.throttler.hit(who)
         headers = decision.headers()
+        self.by_key[who]["requests"] += 1
         if decision.allowed:
             return headers, None
+        self.by_key[who]["rateLimited"] += 1
         self.rate_limited += 1
         body = errors.throttled(request.path_qs).body
         return headers, self._respond(endpoint, self.generation, 429, body, headers=headers)
 
     async def _serve(self, request: web.Request, op: str, handler: Handler) -> web.StreamResponse:
         endpoint, served, guard = ROUTES[op]
-        gen, path = self.generation, request.path_qs
+        gen, path, arrived = self.generation, request.path_qs, now_ms()
         headers, refused = self._throttle(request, endpoint)
         if refused is not None:
             return refused
@@ -156,7 +162,8 @@ class Simulator:
             if fault is Fault.CONFLICT:
                 self.faults.counts[fault] += 1
                 raise errors.raw(409, "booking_conflict_error")
-            status, body = await handler(request, Ctx(version, caller, path))
+            who = tracker(request.headers.get("Authorization"), request.remote)
+            status, body = await handler(request, Ctx(version, caller, path, who, arrived))
         except ApiError as exc:
             status, body = exc.status, exc.body
         if fault is None:
@@ -217,6 +224,8 @@ class Simulator:
             [booking] = self.bookings.create(inp, ctx.caller, ctx.path, recurring=False)
             return 201, {"status": "success", "data": _legacy_json(booking)}
         made = self.bookings.create(errors.parse_create(body, ctx.version, ctx.path), ctx.caller, ctx.path)
+        for b in made:
+            b.made_by, b.requested_ms = ctx.tracker, ctx.arrived_ms
         data: Any = [b.to_api() for b in made] if made[0].recurring_uid else made[0].to_api()
         return 201, {"status": "success", "data": data}
 
@@ -241,6 +250,7 @@ class Simulator:
     async def reschedule(self, request: web.Request, ctx: Ctx) -> tuple[int, JSON]:
         body = errors.parse_simple_body(await _read_json(request, ctx.path), ctx.path, RESCHEDULE_FIELDS, ("start",))
         new = self.bookings.reschedule(request.match_info["uid"], body, ctx.caller, ctx.path)
+        new.made_by, new.requested_ms = ctx.tracker, ctx.arrived_ms
         return 201, {"status": "success", "data": new.to_api()}
 
     # -- event types and profile ----------------------------------------------------------------
@@ -287,6 +297,7 @@ class Simulator:
             "requests": {ep: dict(c) for ep, c in self.requests.items()},
             "requestsTotal": sum(sum(c.values()) for c in self.requests.values()),
             "rateLimited": self.rate_limited,
+            "byKey": {who: dict(c) for who, c in sorted(self.by_key.items())},
             "faults": {kind.value: self.faults.counts[kind] for kind in Fault},
             "bookings": counts,
             "bookingsStored": counts["total"],
@@ -305,6 +316,7 @@ class Simulator:
             self.store.clear_accounts()
         self.requests.clear()
         self.rate_limited = 0
+        self.by_key.clear()
         self.faults.counts.clear()
         self.throttler.reset()
         self.faults.configure(self.config, reseed=True)

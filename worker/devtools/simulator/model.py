@@ -289,6 +289,10 @@ class Booking:
     rescheduled_to_uid: str | None = None
     recurring_uid: str | None = None  # Cal.com's recurringEventId, shown as recurringBookingUid
     ics_uid: str | None = None  # a successor keeps its predecessor's iCalUID
+    # the simulator's own record, not Cal.com's (shown by GET /_sim/bookings only): which key's request made it
+    # (the throttler's tracker: a hash, never the key) and when that request arrived
+    made_by: str | None = None
+    requested_ms: int | None = None
 
     @property
     def host_user_id(self) -> int:

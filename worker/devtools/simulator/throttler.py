@@ -19,6 +19,12 @@ from functools import lru_cache
 
 
 @lru_cache(maxsize=1024)
+def token_tracker(token: str) -> str:
+    """The tracker of a bearer token (what GET /_sim/bookings and /_sim/stats name a key by)."""
+    return _token_tracker(token)
+
+
+@lru_cache(maxsize=1024)
 def _token_tracker(token: str) -> str:
     kind = "api_key_" if token.startswith("cal_") else "access_token_"
     return kind + hashlib.sha256(token.encode()).hexdigest()[:32]  # keys are never kept or shown in clear
