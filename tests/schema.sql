@@ -225,6 +225,7 @@ CREATE FUNCTION calsync.apply_calcom_cancel(p_event calsync.webhook_event, p_del
     SET search_path TO 'public', 'pg_temp'
     AS $$
 DECLARE
+    v_writer text := current_setting('calsync.writer', true);
     v_owner record;
     v_a record;
     v_blocker text;
@@ -269,6 +270,9 @@ BEGIN
         RETURN;
     END IF;
     BEGIN
+        -- applied from Cal.com: nothing it writes is synced back (calsync.is_sync_loop), even where the row's
+        -- sync_origin already was 'calcom' (a second change from Cal.com)
+        PERFORM set_config('calsync.writer', 'calcom', true);
         UPDATE appointments a
         SET status = 'cancelled', sync_origin = 'calcom', version = v_a.version, updated_at = p_now,
             metadata = coalesce(a.metadata, '{}'::jsonb) || jsonb_build_object('calcom_cancellation', jsonb_strip_nulls(
@@ -277,6 +281,7 @@ BEGIN
                                    'webhook_delivery', p_delivery_id)))
         WHERE a.id = v_a.id;
         SET CONSTRAINTS ALL IMMEDIATE;  -- the deferred rules decide here, where a refusal can be recorded
+        PERFORM set_config('calsync.writer', coalesce(v_writer, ''), true);  -- (a refusal rolls it back anyway)
         IF v_a.is_composite THEN  -- the other phases' bookings are cancelled by the worker
             PERFORM calsync.enqueue_sync(v_a.id, 'cancel', jsonb_build_object(
                 'appointment_id', v_a.id, 'status', 'cancelled', 'cancelled_at_calcom', p_event.uid));
@@ -306,6 +311,7 @@ CREATE FUNCTION calsync.apply_calcom_reschedule(p_event calsync.webhook_event, p
     SET search_path TO 'public', 'pg_temp'
     AS $$
 DECLARE
+    v_writer text := current_setting('calsync.writer', true);
     v_owner record;
     v_a record;
     v_phase_id bigint;
@@ -367,6 +373,9 @@ BEGIN
         v_end := coalesce(p_event.end_time, p_event.start_time + (v_a.ends_at - v_a.starts_at));
     END IF;
     BEGIN
+        -- applied from Cal.com: nothing it writes is synced back (calsync.is_sync_loop), even where the row's
+        -- sync_origin already was 'calcom' (a second change from Cal.com)
+        PERFORM set_config('calsync.writer', 'calcom', true);
         UPDATE appointments a
         SET starts_at = v_start, ends_at = v_end, sync_origin = 'calcom', version = v_a.version, updated_at = p_now,
             calcom_v2_booking_uid = CASE WHEN a.calcom_v2_booking_uid = p_event.reschedule_uid THEN p_event.uid
@@ -391,6 +400,7 @@ BEGIN
             end_at = p_event.end_time, synced_at = p_now
         WHERE b.appointment_id = v_a.id AND b.slot = coalesce(v_phase_id, 0) AND b.uid = p_event.reschedule_uid;
         SET CONSTRAINTS ALL IMMEDIATE;  -- the deferred rules decide here, where a refusal can be recorded
+        PERFORM set_config('calsync.writer', coalesce(v_writer, ''), true);  -- (a refusal rolls it back anyway)
         IF v_a.is_composite THEN  -- the other phases' bookings follow at Cal.com
             PERFORM calsync.enqueue_sync(v_a.id, 'reschedule', jsonb_build_object(
                 'appointment_id', v_a.id, 'starts_at', v_start, 'ends_at', v_end, 'moved_at_calcom', p_event.uid));
@@ -1251,11 +1261,11 @@ COMMENT ON FUNCTION calsync.is_bookable_status(p_status text) IS 'true for the s
 CREATE FUNCTION calsync.is_sync_loop(p_sync_origin text) RETURNS boolean
     LANGUAGE sql STABLE
     AS $$
-    SELECT coalesce(current_setting('calsync.writer', true), '') IN ('worker', 'backfill')
+    SELECT coalesce(current_setting('calsync.writer', true), '') IN ('worker', 'backfill', 'calcom')
            OR p_sync_origin IS NOT DISTINCT FROM 'calcom'
 $$;
 
-COMMENT ON FUNCTION calsync.is_sync_loop(p_sync_origin text) IS 'true when a change must not be synced back: written by the worker, or originating from Cal.com.';
+COMMENT ON FUNCTION calsync.is_sync_loop(p_sync_origin text) IS 'true when a change must not be synced back: written by the worker or a backfill, applied from Cal.com (calsync.writer = calcom), or marked sync_origin = calcom by this very write.';
 
 CREATE FUNCTION calsync.is_usable_email(p_email text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -1959,19 +1969,19 @@ CREATE FUNCTION calsync.tg_appointment_phases__enqueue_sync() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    IF coalesce(current_setting('calsync.writer', true), '') IN ('worker', 'backfill') THEN
+    IF calsync.is_sync_loop(NULL) THEN  -- the worker, a backfill, or calsync's webhooks wrote it
         RETURN NULL;
     END IF;
     IF TG_OP = 'DELETE' THEN
         PERFORM calsync.enqueue_sync(a.id, 'reschedule', jsonb_build_object('appointment_id', a.id, 'phases', 'changed'))
         FROM appointments a
         WHERE a.id IN (SELECT appointment_id FROM old_phases) AND calsync.is_bookable_status(a.status)
-          AND a.ends_at > now() AND NOT calsync.written_by_this_transaction(a.xmin) AND NOT calsync.is_sync_loop(a.sync_origin);
+          AND a.ends_at > now() AND NOT calsync.written_by_this_transaction(a.xmin);
     ELSIF TG_OP = 'INSERT' THEN
         PERFORM calsync.enqueue_sync(a.id, 'reschedule', jsonb_build_object('appointment_id', a.id, 'phases', 'changed'))
         FROM appointments a
         WHERE a.id IN (SELECT appointment_id FROM new_phases) AND calsync.is_bookable_status(a.status)
-          AND a.ends_at > now() AND NOT calsync.written_by_this_transaction(a.xmin) AND NOT calsync.is_sync_loop(a.sync_origin);
+          AND a.ends_at > now() AND NOT calsync.written_by_this_transaction(a.xmin);
     ELSE
         -- only phases whose time or staff need changed (the app rewrites unchanged ones)
         PERFORM calsync.enqueue_sync(a.id, 'reschedule', jsonb_build_object('appointment_id', a.id, 'phases', 'changed'))
@@ -1979,7 +1989,7 @@ BEGIN
         WHERE a.id IN (SELECT n.appointment_id FROM new_phases n JOIN old_phases o ON o.id = n.id
                        WHERE (n.start_time, n.end_time, n.staff_required) IS DISTINCT FROM (o.start_time, o.end_time, o.staff_required))
           AND calsync.is_bookable_status(a.status)
-          AND a.ends_at > now() AND NOT calsync.written_by_this_transaction(a.xmin) AND NOT calsync.is_sync_loop(a.sync_origin);
+          AND a.ends_at > now() AND NOT calsync.written_by_this_transaction(a.xmin);
     END IF;
     RETURN NULL;
 END
@@ -2068,7 +2078,8 @@ CREATE FUNCTION calsync.tg_appointments__enqueue_sync() RETURNS trigger
 DECLARE
     v_type text;
 BEGIN
-    IF calsync.is_sync_loop(NEW.sync_origin) THEN
+    IF calsync.is_sync_loop(CASE WHEN TG_OP = 'INSERT' OR NEW.sync_origin IS DISTINCT FROM OLD.sync_origin
+                                 THEN NEW.sync_origin END) THEN
         RETURN NULL;
     END IF;
     IF TG_OP = 'INSERT' THEN

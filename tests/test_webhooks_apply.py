@@ -78,6 +78,23 @@ def test_a_reschedule_moves_the_appointment_and_stores_the_successor_without_an_
     assert outbox(conn, a) == [], "a change from Cal.com must not go back to Cal.com"
 
 
+def test_a_second_change_from_calcom_does_not_echo_and_the_apps_next_change_is_synced(
+    conn: psycopg.Connection[Any], salon: dict[str, Any]
+) -> None:
+    """sync_origin keeps 'calcom' after the first change from Cal.com. A second one (the row already marked) still
+    enqueues nothing (the apply functions write as calsync.writer = 'calcom'); the app's own next change, which
+    leaves sync_origin as it is, is synced: it was dropped for ever when the column alone decided."""
+    a = book(conn, salon)
+    for old, new, days in (("uid-1", "uid-2", 1), ("uid-2", "uid-3", 2)):
+        got = deliver(conn, reschedule(old, new, START + dt.timedelta(days=days)))
+        assert got["outcome"] == "applied", got
+        assert outbox(conn, a) == [], f"the change from Cal.com to {new} echoed"
+    assert appointment(conn, a)["sync_origin"] == "calcom"
+    conn.execute("UPDATE appointments SET status = 'cancelled' WHERE id = %s", [a])
+    conn.commit()
+    assert outbox(conn, a) == ["cancel"], "the app's cancel of an appointment Cal.com moved goes to Cal.com"
+
+
 def test_a_cancel_cancels_with_the_reason_and_who_cancelled(
     conn: psycopg.Connection[Any], salon: dict[str, Any]
 ) -> None:

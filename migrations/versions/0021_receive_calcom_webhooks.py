@@ -14,8 +14,11 @@ Revises: 0018
   (``record_refused_calcom_change``).
 - ``remediation.calcom_bookings_without_appointment`` and ``remediation.refused_calcom_changes``.
 - Settings ``webhook_park_base``, ``webhook_park_cap``, ``webhook_park_max``.
-New objects only (new empty tables, new functions and views, rows in calsync.settings): nothing existing is locked
-or rewritten. Downgrade drops them (the deliveries are dropped with their table: downgrade only before use).
+- The loop guard (``calsync.is_sync_loop`` and the two enqueue triggers' functions): a change applied from Cal.com
+  (``calsync.writer = 'calcom'``, set by the apply functions) or a write that marks the row ``sync_origin =
+  'calcom'`` is not synced back; a later change of the app to such a row is (it used to be dropped for ever).
+New objects (new empty tables, new functions and views, rows in calsync.settings), and CREATE OR REPLACE of the
+loop guard's functions and triggers under lock_timeout with retries: nothing existing is rewritten. Downgrade restores the loop guard of 0018 and drops the rest (the deliveries are dropped with their table: downgrade only before use).
 """
 
 from __future__ import annotations
@@ -40,8 +43,10 @@ def upgrade() -> None:
     op.execute(FROZEN["functions"])
     op.execute(FROZEN["views"])
     op.execute(FROZEN["grants"])
+    online.ddl(FROZEN["loop_guard"])
 
 
 def downgrade() -> None:
     online.begin_revision()
+    online.ddl(FROZEN["previous_loop_guard"])
     op.execute(FROZEN["drop"])

@@ -222,6 +222,7 @@ CREATE OR REPLACE FUNCTION calsync.apply_calcom_cancel(p_event calsync.webhook_e
                                                       OUT waiting_for text)
 LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 DECLARE
+    v_writer text := current_setting('calsync.writer', true);
     v_owner record;
     v_a record;
     v_blocker text;
@@ -266,6 +267,9 @@ BEGIN
         RETURN;
     END IF;
     BEGIN
+        -- applied from Cal.com: nothing it writes is synced back (calsync.is_sync_loop), even where the row's
+        -- sync_origin already was 'calcom' (a second change from Cal.com)
+        PERFORM set_config('calsync.writer', 'calcom', true);
         UPDATE appointments a
         SET status = 'cancelled', sync_origin = 'calcom', version = v_a.version, updated_at = p_now,
             metadata = coalesce(a.metadata, '{}'::jsonb) || jsonb_build_object('calcom_cancellation', jsonb_strip_nulls(
@@ -274,6 +278,7 @@ BEGIN
                                    'webhook_delivery', p_delivery_id)))
         WHERE a.id = v_a.id;
         SET CONSTRAINTS ALL IMMEDIATE;  -- the deferred rules decide here, where a refusal can be recorded
+        PERFORM set_config('calsync.writer', coalesce(v_writer, ''), true);  -- (a refusal rolls it back anyway)
         IF v_a.is_composite THEN  -- the other phases' bookings are cancelled by the worker
             PERFORM calsync.enqueue_sync(v_a.id, 'cancel', jsonb_build_object(
                 'appointment_id', v_a.id, 'status', 'cancelled', 'cancelled_at_calcom', p_event.uid));
@@ -311,6 +316,7 @@ CREATE OR REPLACE FUNCTION calsync.apply_calcom_reschedule(p_event calsync.webho
                                                           OUT waiting_for text)
 LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 DECLARE
+    v_writer text := current_setting('calsync.writer', true);
     v_owner record;
     v_a record;
     v_phase_id bigint;
@@ -372,6 +378,9 @@ BEGIN
         v_end := coalesce(p_event.end_time, p_event.start_time + (v_a.ends_at - v_a.starts_at));
     END IF;
     BEGIN
+        -- applied from Cal.com: nothing it writes is synced back (calsync.is_sync_loop), even where the row's
+        -- sync_origin already was 'calcom' (a second change from Cal.com)
+        PERFORM set_config('calsync.writer', 'calcom', true);
         UPDATE appointments a
         SET starts_at = v_start, ends_at = v_end, sync_origin = 'calcom', version = v_a.version, updated_at = p_now,
             calcom_v2_booking_uid = CASE WHEN a.calcom_v2_booking_uid = p_event.reschedule_uid THEN p_event.uid
@@ -396,6 +405,7 @@ BEGIN
             end_at = p_event.end_time, synced_at = p_now
         WHERE b.appointment_id = v_a.id AND b.slot = coalesce(v_phase_id, 0) AND b.uid = p_event.reschedule_uid;
         SET CONSTRAINTS ALL IMMEDIATE;  -- the deferred rules decide here, where a refusal can be recorded
+        PERFORM set_config('calsync.writer', coalesce(v_writer, ''), true);  -- (a refusal rolls it back anyway)
         IF v_a.is_composite THEN  -- the other phases' bookings follow at Cal.com
             PERFORM calsync.enqueue_sync(v_a.id, 'reschedule', jsonb_build_object(
                 'appointment_id', v_a.id, 'starts_at', v_start, 'ends_at', v_end, 'moved_at_calcom', p_event.uid));
@@ -689,6 +699,230 @@ REVOKE EXECUTE ON FUNCTION calsync.receive_webhook(jsonb, text, jsonb, text, tim
     calsync.list_calcom_booking(calsync.webhook_event, bigint, timestamptz),
     calsync.record_refused_calcom_change(bigint, text, text, timestamptz) FROM PUBLIC;
 GRANT SELECT ON remediation.calcom_bookings_without_appointment, remediation.refused_calcom_changes TO calsync_readonly;
+
+-- name: loop_guard
+-- from: sql/functions/is_sync_loop.sql
+-- from: sql/triggers/appointments__enqueue_sync.sql
+-- from: sql/triggers/appointment_phases__enqueue_sync.sql
+-- Changes the worker writes itself (calsync.writer = 'worker') and changes that come from Cal.com never enqueue:
+-- no loops. A change comes from Cal.com when calsync's webhook functions write it (calsync.writer = 'calcom') or
+-- when the write itself marks the row so (p_sync_origin: the sync_origin an INSERT gives, or an UPDATE sets to a
+-- new value; the enqueue trigger passes NULL when an UPDATE leaves sync_origin as it was). A row that came from
+-- Cal.com once is the app's like any other afterwards: the app's later cancel or move of it is synced (it used to
+-- be dropped for ever, because the column keeps 'calcom'). Nor do a revision's backfills enqueue
+-- (calsync.writer = 'backfill'): completing old rows must not rebook them at Cal.com, which would e-mail every
+-- customer.
+CREATE OR REPLACE FUNCTION calsync.is_sync_loop(p_sync_origin text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(current_setting('calsync.writer', true), '') IN ('worker', 'backfill', 'calcom')
+           OR p_sync_origin IS NOT DISTINCT FROM 'calcom'
+$$;
+COMMENT ON FUNCTION calsync.is_sync_loop(text) IS
+    'true when a change must not be synced back: written by the worker or a backfill, applied from Cal.com (calsync.writer = calcom), or marked sync_origin = calcom by this very write.';
+
+-- An appointment created with a bookable status enqueues a create; cancelling it a cancel; becoming
+-- bookable again a create; a change of starts_at, staff or service while bookable a reschedule. Not for a change
+-- from Cal.com (calsync.is_sync_loop: a write that marks the row sync_origin = 'calcom', or calsync's webhooks).
+CREATE OR REPLACE FUNCTION calsync.tg_appointments__enqueue_sync() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_type text;
+BEGIN
+    IF calsync.is_sync_loop(CASE WHEN TG_OP = 'INSERT' OR NEW.sync_origin IS DISTINCT FROM OLD.sync_origin
+                                 THEN NEW.sync_origin END) THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        IF NOT calsync.is_bookable_status(NEW.status) THEN
+            RETURN NULL;
+        END IF;
+        v_type := 'create';
+    ELSIF NEW.status = 'cancelled' AND OLD.status IS DISTINCT FROM 'cancelled' THEN
+        v_type := 'cancel';
+    ELSIF calsync.is_bookable_status(NEW.status) AND NOT calsync.is_bookable_status(OLD.status) THEN
+        v_type := 'create';
+    ELSIF calsync.is_bookable_status(NEW.status)
+          AND (NEW.starts_at, NEW.staff_id, NEW.service_id) IS DISTINCT FROM (OLD.starts_at, OLD.staff_id, OLD.service_id) THEN
+        v_type := 'reschedule';
+    ELSE
+        RETURN NULL;
+    END IF;
+    PERFORM calsync.enqueue_sync(NEW.id, v_type, jsonb_build_object(
+        'appointment_id', NEW.id, 'status', NEW.status, 'starts_at', NEW.starts_at, 'ends_at', NEW.ends_at,
+        'staff_id', NEW.staff_id, 'service_id', NEW.service_id, 'customer_id', NEW.customer_id,
+        'calcom_v2_booking_uid', NEW.calcom_v2_booking_uid));
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION calsync.tg_appointments__enqueue_sync() IS
+    'Trigger appointments_enqueue_sync: create, cancel and reschedule events into calsync.outbox, in the booking''s transaction.';
+
+CREATE OR REPLACE TRIGGER appointments_enqueue_sync
+    AFTER INSERT ON appointments
+    FOR EACH ROW EXECUTE FUNCTION calsync.tg_appointments__enqueue_sync();
+
+CREATE OR REPLACE TRIGGER appointments_enqueue_sync_on_change
+    AFTER UPDATE OF status, starts_at, staff_id, service_id ON appointments
+    FOR EACH ROW
+    WHEN (NEW.status IS DISTINCT FROM OLD.status OR NEW.starts_at IS DISTINCT FROM OLD.starts_at
+          OR NEW.staff_id IS DISTINCT FROM OLD.staff_id OR NEW.service_id IS DISTINCT FROM OLD.service_id)
+    EXECUTE FUNCTION calsync.tg_appointments__enqueue_sync();
+
+-- Phases follow their appointment: phases changed on their own (not in a transaction that also wrote the
+-- appointment, whose own event covers them; under a savepoint too: calsync.written_by_this_transaction)
+-- enqueue a reschedule of the appointment, unless it is over:
+-- Cal.com refuses bookings in the past, and history is not rebooked (revision 0011 derives the phases of
+-- old composite appointments too).
+CREATE OR REPLACE FUNCTION calsync.tg_appointment_phases__enqueue_sync() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF calsync.is_sync_loop(NULL) THEN  -- the worker, a backfill, or calsync's webhooks wrote it
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        PERFORM calsync.enqueue_sync(a.id, 'reschedule', jsonb_build_object('appointment_id', a.id, 'phases', 'changed'))
+        FROM appointments a
+        WHERE a.id IN (SELECT appointment_id FROM old_phases) AND calsync.is_bookable_status(a.status)
+          AND a.ends_at > now() AND NOT calsync.written_by_this_transaction(a.xmin);
+    ELSIF TG_OP = 'INSERT' THEN
+        PERFORM calsync.enqueue_sync(a.id, 'reschedule', jsonb_build_object('appointment_id', a.id, 'phases', 'changed'))
+        FROM appointments a
+        WHERE a.id IN (SELECT appointment_id FROM new_phases) AND calsync.is_bookable_status(a.status)
+          AND a.ends_at > now() AND NOT calsync.written_by_this_transaction(a.xmin);
+    ELSE
+        -- only phases whose time or staff need changed (the app rewrites unchanged ones)
+        PERFORM calsync.enqueue_sync(a.id, 'reschedule', jsonb_build_object('appointment_id', a.id, 'phases', 'changed'))
+        FROM appointments a
+        WHERE a.id IN (SELECT n.appointment_id FROM new_phases n JOIN old_phases o ON o.id = n.id
+                       WHERE (n.start_time, n.end_time, n.staff_required) IS DISTINCT FROM (o.start_time, o.end_time, o.staff_required))
+          AND calsync.is_bookable_status(a.status)
+          AND a.ends_at > now() AND NOT calsync.written_by_this_transaction(a.xmin);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION calsync.tg_appointment_phases__enqueue_sync() IS
+    'Statement triggers appointment_phases_enqueue_sync_*: phases changed on their own reschedule their appointment.';
+
+CREATE OR REPLACE TRIGGER appointment_phases_enqueue_sync_insert
+    AFTER INSERT ON appointment_phases REFERENCING NEW TABLE AS new_phases
+    FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointment_phases__enqueue_sync();
+
+CREATE OR REPLACE TRIGGER appointment_phases_enqueue_sync_update
+    AFTER UPDATE ON appointment_phases REFERENCING OLD TABLE AS old_phases NEW TABLE AS new_phases
+    FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointment_phases__enqueue_sync();
+
+CREATE OR REPLACE TRIGGER appointment_phases_enqueue_sync_delete
+    AFTER DELETE ON appointment_phases REFERENCING OLD TABLE AS old_phases
+    FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointment_phases__enqueue_sync();
+
+-- name: previous_loop_guard
+-- The loop guard and the enqueue triggers as revisions 0004 and 0018 froze them.
+-- Changes the worker writes itself (calsync.writer = 'worker') and changes that came from Cal.com
+-- (sync_origin = 'calcom') never enqueue: no loops. Nor do a revision's backfills (calsync.writer =
+-- 'backfill'): completing old rows must not rebook them at Cal.com, which would e-mail every customer.
+CREATE OR REPLACE FUNCTION calsync.is_sync_loop(p_sync_origin text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(current_setting('calsync.writer', true), '') IN ('worker', 'backfill')
+           OR p_sync_origin IS NOT DISTINCT FROM 'calcom'
+$$;
+COMMENT ON FUNCTION calsync.is_sync_loop(text) IS
+    'true when a change must not be synced back: written by the worker, or originating from Cal.com.';
+
+-- An appointment created with a bookable status enqueues a create; cancelling it a cancel; becoming
+-- bookable again a create; a change of starts_at, staff or service while bookable a reschedule.
+CREATE OR REPLACE FUNCTION calsync.tg_appointments__enqueue_sync() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_type text;
+BEGIN
+    IF calsync.is_sync_loop(NEW.sync_origin) THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        IF NOT calsync.is_bookable_status(NEW.status) THEN
+            RETURN NULL;
+        END IF;
+        v_type := 'create';
+    ELSIF NEW.status = 'cancelled' AND OLD.status IS DISTINCT FROM 'cancelled' THEN
+        v_type := 'cancel';
+    ELSIF calsync.is_bookable_status(NEW.status) AND NOT calsync.is_bookable_status(OLD.status) THEN
+        v_type := 'create';
+    ELSIF calsync.is_bookable_status(NEW.status)
+          AND (NEW.starts_at, NEW.staff_id, NEW.service_id) IS DISTINCT FROM (OLD.starts_at, OLD.staff_id, OLD.service_id) THEN
+        v_type := 'reschedule';
+    ELSE
+        RETURN NULL;
+    END IF;
+    PERFORM calsync.enqueue_sync(NEW.id, v_type, jsonb_build_object(
+        'appointment_id', NEW.id, 'status', NEW.status, 'starts_at', NEW.starts_at, 'ends_at', NEW.ends_at,
+        'staff_id', NEW.staff_id, 'service_id', NEW.service_id, 'customer_id', NEW.customer_id,
+        'calcom_v2_booking_uid', NEW.calcom_v2_booking_uid));
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION calsync.tg_appointments__enqueue_sync() IS
+    'Trigger appointments_enqueue_sync: create, cancel and reschedule events into calsync.outbox, in the booking''s transaction.';
+
+CREATE OR REPLACE TRIGGER appointments_enqueue_sync
+    AFTER INSERT ON appointments
+    FOR EACH ROW EXECUTE FUNCTION calsync.tg_appointments__enqueue_sync();
+
+CREATE OR REPLACE TRIGGER appointments_enqueue_sync_on_change
+    AFTER UPDATE OF status, starts_at, staff_id, service_id ON appointments
+    FOR EACH ROW
+    WHEN (NEW.status IS DISTINCT FROM OLD.status OR NEW.starts_at IS DISTINCT FROM OLD.starts_at
+          OR NEW.staff_id IS DISTINCT FROM OLD.staff_id OR NEW.service_id IS DISTINCT FROM OLD.service_id)
+    EXECUTE FUNCTION calsync.tg_appointments__enqueue_sync();
+
+-- Phases follow their appointment: phases changed on their own (not in a transaction that also wrote the
+-- appointment, whose own event covers them; under a savepoint too: calsync.written_by_this_transaction)
+-- enqueue a reschedule of the appointment, unless it is over:
+-- Cal.com refuses bookings in the past, and history is not rebooked (revision 0011 derives the phases of
+-- old composite appointments too).
+CREATE OR REPLACE FUNCTION calsync.tg_appointment_phases__enqueue_sync() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF coalesce(current_setting('calsync.writer', true), '') IN ('worker', 'backfill') THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        PERFORM calsync.enqueue_sync(a.id, 'reschedule', jsonb_build_object('appointment_id', a.id, 'phases', 'changed'))
+        FROM appointments a
+        WHERE a.id IN (SELECT appointment_id FROM old_phases) AND calsync.is_bookable_status(a.status)
+          AND a.ends_at > now() AND NOT calsync.written_by_this_transaction(a.xmin) AND NOT calsync.is_sync_loop(a.sync_origin);
+    ELSIF TG_OP = 'INSERT' THEN
+        PERFORM calsync.enqueue_sync(a.id, 'reschedule', jsonb_build_object('appointment_id', a.id, 'phases', 'changed'))
+        FROM appointments a
+        WHERE a.id IN (SELECT appointment_id FROM new_phases) AND calsync.is_bookable_status(a.status)
+          AND a.ends_at > now() AND NOT calsync.written_by_this_transaction(a.xmin) AND NOT calsync.is_sync_loop(a.sync_origin);
+    ELSE
+        -- only phases whose time or staff need changed (the app rewrites unchanged ones)
+        PERFORM calsync.enqueue_sync(a.id, 'reschedule', jsonb_build_object('appointment_id', a.id, 'phases', 'changed'))
+        FROM appointments a
+        WHERE a.id IN (SELECT n.appointment_id FROM new_phases n JOIN old_phases o ON o.id = n.id
+                       WHERE (n.start_time, n.end_time, n.staff_required) IS DISTINCT FROM (o.start_time, o.end_time, o.staff_required))
+          AND calsync.is_bookable_status(a.status)
+          AND a.ends_at > now() AND NOT calsync.written_by_this_transaction(a.xmin) AND NOT calsync.is_sync_loop(a.sync_origin);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION calsync.tg_appointment_phases__enqueue_sync() IS
+    'Statement triggers appointment_phases_enqueue_sync_*: phases changed on their own reschedule their appointment.';
+
+CREATE OR REPLACE TRIGGER appointment_phases_enqueue_sync_insert
+    AFTER INSERT ON appointment_phases REFERENCING NEW TABLE AS new_phases
+    FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointment_phases__enqueue_sync();
+
+CREATE OR REPLACE TRIGGER appointment_phases_enqueue_sync_update
+    AFTER UPDATE ON appointment_phases REFERENCING OLD TABLE AS old_phases NEW TABLE AS new_phases
+    FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointment_phases__enqueue_sync();
+
+CREATE OR REPLACE TRIGGER appointment_phases_enqueue_sync_delete
+    AFTER DELETE ON appointment_phases REFERENCING OLD TABLE AS old_phases
+    FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointment_phases__enqueue_sync();
+
 
 -- name: drop
 DROP VIEW remediation.refused_calcom_changes;

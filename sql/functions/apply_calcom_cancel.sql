@@ -13,6 +13,7 @@ CREATE OR REPLACE FUNCTION calsync.apply_calcom_cancel(p_event calsync.webhook_e
                                                       OUT waiting_for text)
 LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 DECLARE
+    v_writer text := current_setting('calsync.writer', true);
     v_owner record;
     v_a record;
     v_blocker text;
@@ -57,6 +58,9 @@ BEGIN
         RETURN;
     END IF;
     BEGIN
+        -- applied from Cal.com: nothing it writes is synced back (calsync.is_sync_loop), even where the row's
+        -- sync_origin already was 'calcom' (a second change from Cal.com)
+        PERFORM set_config('calsync.writer', 'calcom', true);
         UPDATE appointments a
         SET status = 'cancelled', sync_origin = 'calcom', version = v_a.version, updated_at = p_now,
             metadata = coalesce(a.metadata, '{}'::jsonb) || jsonb_build_object('calcom_cancellation', jsonb_strip_nulls(
@@ -65,6 +69,7 @@ BEGIN
                                    'webhook_delivery', p_delivery_id)))
         WHERE a.id = v_a.id;
         SET CONSTRAINTS ALL IMMEDIATE;  -- the deferred rules decide here, where a refusal can be recorded
+        PERFORM set_config('calsync.writer', coalesce(v_writer, ''), true);  -- (a refusal rolls it back anyway)
         IF v_a.is_composite THEN  -- the other phases' bookings are cancelled by the worker
             PERFORM calsync.enqueue_sync(v_a.id, 'cancel', jsonb_build_object(
                 'appointment_id', v_a.id, 'status', 'cancelled', 'cancelled_at_calcom', p_event.uid));

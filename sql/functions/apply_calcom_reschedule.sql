@@ -11,6 +11,7 @@ CREATE OR REPLACE FUNCTION calsync.apply_calcom_reschedule(p_event calsync.webho
                                                           OUT waiting_for text)
 LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 DECLARE
+    v_writer text := current_setting('calsync.writer', true);
     v_owner record;
     v_a record;
     v_phase_id bigint;
@@ -72,6 +73,9 @@ BEGIN
         v_end := coalesce(p_event.end_time, p_event.start_time + (v_a.ends_at - v_a.starts_at));
     END IF;
     BEGIN
+        -- applied from Cal.com: nothing it writes is synced back (calsync.is_sync_loop), even where the row's
+        -- sync_origin already was 'calcom' (a second change from Cal.com)
+        PERFORM set_config('calsync.writer', 'calcom', true);
         UPDATE appointments a
         SET starts_at = v_start, ends_at = v_end, sync_origin = 'calcom', version = v_a.version, updated_at = p_now,
             calcom_v2_booking_uid = CASE WHEN a.calcom_v2_booking_uid = p_event.reschedule_uid THEN p_event.uid
@@ -96,6 +100,7 @@ BEGIN
             end_at = p_event.end_time, synced_at = p_now
         WHERE b.appointment_id = v_a.id AND b.slot = coalesce(v_phase_id, 0) AND b.uid = p_event.reschedule_uid;
         SET CONSTRAINTS ALL IMMEDIATE;  -- the deferred rules decide here, where a refusal can be recorded
+        PERFORM set_config('calsync.writer', coalesce(v_writer, ''), true);  -- (a refusal rolls it back anyway)
         IF v_a.is_composite THEN  -- the other phases' bookings follow at Cal.com
             PERFORM calsync.enqueue_sync(v_a.id, 'reschedule', jsonb_build_object(
                 'appointment_id', v_a.id, 'starts_at', v_start, 'ends_at', v_end, 'moved_at_calcom', p_event.uid));

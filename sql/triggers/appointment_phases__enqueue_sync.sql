@@ -6,19 +6,19 @@
 CREATE OR REPLACE FUNCTION calsync.tg_appointment_phases__enqueue_sync() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF coalesce(current_setting('calsync.writer', true), '') IN ('worker', 'backfill') THEN
+    IF calsync.is_sync_loop(NULL) THEN  -- the worker, a backfill, or calsync's webhooks wrote it
         RETURN NULL;
     END IF;
     IF TG_OP = 'DELETE' THEN
         PERFORM calsync.enqueue_sync(a.id, 'reschedule', jsonb_build_object('appointment_id', a.id, 'phases', 'changed'))
         FROM appointments a
         WHERE a.id IN (SELECT appointment_id FROM old_phases) AND calsync.is_bookable_status(a.status)
-          AND a.ends_at > now() AND NOT calsync.written_by_this_transaction(a.xmin) AND NOT calsync.is_sync_loop(a.sync_origin);
+          AND a.ends_at > now() AND NOT calsync.written_by_this_transaction(a.xmin);
     ELSIF TG_OP = 'INSERT' THEN
         PERFORM calsync.enqueue_sync(a.id, 'reschedule', jsonb_build_object('appointment_id', a.id, 'phases', 'changed'))
         FROM appointments a
         WHERE a.id IN (SELECT appointment_id FROM new_phases) AND calsync.is_bookable_status(a.status)
-          AND a.ends_at > now() AND NOT calsync.written_by_this_transaction(a.xmin) AND NOT calsync.is_sync_loop(a.sync_origin);
+          AND a.ends_at > now() AND NOT calsync.written_by_this_transaction(a.xmin);
     ELSE
         -- only phases whose time or staff need changed (the app rewrites unchanged ones)
         PERFORM calsync.enqueue_sync(a.id, 'reschedule', jsonb_build_object('appointment_id', a.id, 'phases', 'changed'))
@@ -26,7 +26,7 @@ BEGIN
         WHERE a.id IN (SELECT n.appointment_id FROM new_phases n JOIN old_phases o ON o.id = n.id
                        WHERE (n.start_time, n.end_time, n.staff_required) IS DISTINCT FROM (o.start_time, o.end_time, o.staff_required))
           AND calsync.is_bookable_status(a.status)
-          AND a.ends_at > now() AND NOT calsync.written_by_this_transaction(a.xmin) AND NOT calsync.is_sync_loop(a.sync_origin);
+          AND a.ends_at > now() AND NOT calsync.written_by_this_transaction(a.xmin);
     END IF;
     RETURN NULL;
 END

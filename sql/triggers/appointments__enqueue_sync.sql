@@ -1,11 +1,13 @@
 -- An appointment created with a bookable status enqueues a create; cancelling it a cancel; becoming
--- bookable again a create; a change of starts_at, staff or service while bookable a reschedule.
+-- bookable again a create; a change of starts_at, staff or service while bookable a reschedule. Not for a change
+-- from Cal.com (calsync.is_sync_loop: a write that marks the row sync_origin = 'calcom', or calsync's webhooks).
 CREATE OR REPLACE FUNCTION calsync.tg_appointments__enqueue_sync() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     v_type text;
 BEGIN
-    IF calsync.is_sync_loop(NEW.sync_origin) THEN
+    IF calsync.is_sync_loop(CASE WHEN TG_OP = 'INSERT' OR NEW.sync_origin IS DISTINCT FROM OLD.sync_origin
+                                 THEN NEW.sync_origin END) THEN
         RETURN NULL;
     END IF;
     IF TG_OP = 'INSERT' THEN

@@ -243,7 +243,8 @@ class Run:
             rules.check_phases(conn, got)
         moved = old is not None and (old.starts, old.staff, old.service) != (new.starts, new.staff, new.service)
         own, by_phases = rules.outbox_since(conn, new.id, seq)
-        expected = oracle.outbox_event(old.status if old else None, new.status, moved, new.sync_origin)
+        marked = new.sync_origin if old is None or old.sync_origin != new.sync_origin else None
+        expected = oracle.outbox_event(old.status if old else None, new.status, moved, marked)
         assert own == ([expected] if expected else []), f"outbox {own}, expected {expected}: {old} -> {new}"
         # phases written with the appointment enqueue nothing of their own (every write here is under a savepoint)
         assert not by_phases, f"phases enqueued {by_phases} of their own: {old} -> {new}"

@@ -248,11 +248,12 @@ def _cut(value: str | None, n: int) -> str | None:
 # ---------------------------------------------------------------- the outbox (README: Enqueue with the booking)
 
 
-def outbox_event(old_status: str | None, new_status: str, moved: bool, sync_origin: str | None) -> str | None:
+def outbox_event(old_status: str | None, new_status: str, moved: bool, marked_origin: str | None) -> str | None:
     """The event an insert (old_status None) or an update enqueues: create on a bookable insert; cancel
     on cancelling; create on becoming bookable again; reschedule on a move (start, staff, service) while
-    bookable. Changes that came from Cal.com never enqueue."""
-    if sync_origin == "calcom":
+    bookable. A write that marks the row as coming from Cal.com (``marked_origin``: the sync_origin an insert
+    gives or an update changes to) never enqueues; the app's later changes of such a row do."""
+    if marked_origin == "calcom":
         return None
     if old_status is None:
         return "create" if new_status in BOOKABLE else None
