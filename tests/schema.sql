@@ -282,52 +282,6 @@ $$;
 
 COMMENT ON FUNCTION calsync.backfill_composite_phases(p_after_id bigint, p_batch integer) IS 'One batch of the composite-phases backfill: appointments with id in (after_id, returned id]; NULL when done.';
 
-CREATE FUNCTION calsync.backfill_host_busy_time(p_after_id bigint, p_batch integer) RETURNS bigint
-    LANGUAGE plpgsql
-    AS $$
-DECLARE
-    v_last bigint;
-    v_id bigint;
-BEGIN
-    SELECT max(id) INTO v_last
-    FROM (SELECT id FROM appointments WHERE id > p_after_id ORDER BY id LIMIT p_batch) AS b;
-    IF v_last IS NULL THEN
-        RETURN NULL;
-    END IF;
-    PERFORM 1 FROM appointments WHERE id > p_after_id AND id <= v_last FOR SHARE;
-    DELETE FROM calsync.host_busy_time WHERE appointment_id > p_after_id AND appointment_id <= v_last;
-    BEGIN
-        INSERT INTO calsync.host_busy_time (appointment_id, phase_id, staff_id, host_key, busy)
-        SELECT i.appointment_id, i.phase_id, i.staff_id, i.host_key, i.busy
-        FROM calsync.appointment_busy_intervals i
-        WHERE i.appointment_id > p_after_id AND i.appointment_id <= v_last
-          AND NOT EXISTS (SELECT 1 FROM calsync.integrity_issues x
-                          WHERE x.rule = 'host_busy_time_no_overlap' AND x.table_name = 'appointments'
-                            AND x.row_id = i.appointment_id AND x.resolved_at IS NULL);
-    EXCEPTION WHEN exclusion_violation THEN
-        -- a booking made while the backfill ran overlaps an older one: list the older one, go on
-        FOR v_id IN SELECT DISTINCT i.appointment_id FROM calsync.appointment_busy_intervals i
-                    WHERE i.appointment_id > p_after_id AND i.appointment_id <= v_last ORDER BY 1
-        LOOP
-            BEGIN
-                INSERT INTO calsync.host_busy_time (appointment_id, phase_id, staff_id, host_key, busy)
-                SELECT i.appointment_id, i.phase_id, i.staff_id, i.host_key, i.busy
-                FROM calsync.appointment_busy_intervals i WHERE i.appointment_id = v_id;
-            EXCEPTION WHEN exclusion_violation THEN
-                INSERT INTO calsync.integrity_issues (rule, table_name, row_id, detail, found_by)
-                VALUES ('host_busy_time_no_overlap', 'appointments', v_id,
-                        'its host was booked for an overlapping time while revision 0012 was being applied',
-                        'backfill of revision 0012')
-                ON CONFLICT (rule, table_name, row_id) WHERE resolved_at IS NULL DO NOTHING;
-            END;
-        END LOOP;
-    END;
-    RETURN v_last;
-END
-$$;
-
-COMMENT ON FUNCTION calsync.backfill_host_busy_time(p_after_id bigint, p_batch integer) IS 'One batch of the host busy-time backfill: appointments with id in (after_id, returned id]; NULL when done.';
-
 CREATE FUNCTION calsync.caller_is_admin() RETURNS boolean
     LANGUAGE sql STABLE
     SET search_path TO 'public', 'pg_temp'
@@ -801,6 +755,15 @@ $$;
 
 COMMENT ON FUNCTION calsync.heartbeat_listener(p_worker text, p_idle boolean, p_now timestamp with time zone) IS 'A worker''s heartbeat and idle flag; registers its id under the session''s calsync.worker_token, refused (CS021) while another secret''s row is alive.';
 
+CREATE FUNCTION calsync.host_id(p_calcom_user_id bigint, p_staff_id uuid) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT CASE WHEN p_calcom_user_id IS NOT NULL THEN p_calcom_user_id
+                WHEN p_staff_id IS NOT NULL THEN -1 - (uuid_hash_extended(p_staff_id, 0) & 9223372036854775807) END
+$$;
+
+COMMENT ON FUNCTION calsync.host_id(p_calcom_user_id bigint, p_staff_id uuid) IS 'The host key of calsync.host_busy_time: the Cal.com user id, else a negative hash of the staff row; NULL without staff.';
+
 CREATE FUNCTION calsync.host_key(p_calcom_user_id bigint, p_staff_id uuid) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
@@ -1023,27 +986,35 @@ $$;
 
 COMMENT ON FUNCTION calsync.record_contact_finding(p_customer_id bigint, p_field text, p_value text, p_reason text, p_now timestamp with time zone) IS 'Record that Cal.com would refuse the customer''s phone (p_field ''phone'', p_value as stored, p_reason in words without the value): one open integrity issue customers_phone_valid_for_calcom.';
 
-CREATE FUNCTION calsync.refresh_host_busy_time(p_appointment_id bigint, p_at_commit boolean) RETURNS void
+CREATE FUNCTION calsync.refresh_host_busy_time(p_appointment_ids bigint[], p_at_commit boolean) RETURNS void
     LANGUAGE plpgsql
     AS $$
-DECLARE
-    v_composite boolean;
-    v_ours boolean;
 BEGIN
-    SELECT is_composite, xmin = pg_current_xact_id()::xid INTO v_composite, v_ours
-    FROM appointments WHERE id = p_appointment_id;
-    IF FOUND AND NOT v_ours THEN
-        SELECT is_composite INTO v_composite FROM appointments WHERE id = p_appointment_id FOR NO KEY UPDATE;
-    END IF;
-    DELETE FROM calsync.host_busy_time WHERE appointment_id = p_appointment_id;
-    INSERT INTO calsync.host_busy_time (appointment_id, phase_id, staff_id, host_key, busy)
-    SELECT i.appointment_id, i.phase_id, i.staff_id, i.host_key, i.busy
-    FROM calsync.appointment_busy_intervals i
-    WHERE i.appointment_id = p_appointment_id AND (i.phase_id IS NOT NULL OR NOT v_composite OR p_at_commit);
+    PERFORM 1 FROM appointments a
+    WHERE a.id = ANY (p_appointment_ids) AND a.xmin <> pg_current_xact_id()::xid
+    ORDER BY a.id FOR NO KEY UPDATE;
+    WITH busy AS (
+        SELECT i.appointment_id, i.staff_id, calsync.host_id(s.calcom_user_id, i.staff_id) AS host_id,
+               range_agg(i.busy) AS busy
+        FROM calsync.appointment_busy_intervals i
+        JOIN appointments a ON a.id = i.appointment_id
+        JOIN staff s ON s.id = i.staff_id
+        WHERE i.appointment_id = ANY (p_appointment_ids) AND (i.phase_id IS NOT NULL OR NOT a.is_composite OR p_at_commit)
+        GROUP BY i.appointment_id, i.staff_id, s.calcom_user_id
+    ), gone AS (
+        DELETE FROM calsync.host_busy_time b
+        WHERE b.appointment_id = ANY (p_appointment_ids)
+          AND NOT EXISTS (SELECT 1 FROM busy x WHERE x.appointment_id = b.appointment_id)
+    )
+    INSERT INTO calsync.host_busy_time AS b (appointment_id, staff_id, host_id, busy)
+    SELECT appointment_id, staff_id, host_id, busy FROM busy
+    ON CONFLICT (appointment_id) DO UPDATE
+    SET staff_id = EXCLUDED.staff_id, host_id = EXCLUDED.host_id, busy = EXCLUDED.busy
+    WHERE (b.staff_id, b.host_id, b.busy) IS DISTINCT FROM (EXCLUDED.staff_id, EXCLUDED.host_id, EXCLUDED.busy);
 END
 $$;
 
-COMMENT ON FUNCTION calsync.refresh_host_busy_time(p_appointment_id bigint, p_at_commit boolean) IS 'Recompute one appointment''s rows in calsync.host_busy_time from calsync.appointment_busy_intervals.';
+COMMENT ON FUNCTION calsync.refresh_host_busy_time(p_appointment_ids bigint[], p_at_commit boolean) IS 'Recompute the given appointments'' rows in calsync.host_busy_time from calsync.appointment_busy_intervals.';
 
 CREATE FUNCTION calsync.refuse_phases_outside_time_range(p_appointment_id bigint, p_start timestamp with time zone) RETURNS void
     LANGUAGE plpgsql
@@ -1284,8 +1255,7 @@ CREATE FUNCTION calsync.tg_appointment_phases__delete_host_time() RETURNS trigge
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    PERFORM calsync.refresh_host_busy_time(c.appointment_id, false)
-    FROM (SELECT DISTINCT appointment_id FROM old_phases ORDER BY 1) AS c;
+    PERFORM calsync.refresh_host_busy_time(ARRAY(SELECT DISTINCT appointment_id FROM old_phases), false);
     RETURN NULL;
 END
 $$;
@@ -1328,19 +1298,7 @@ CREATE FUNCTION calsync.tg_appointment_phases__insert_host_time() RETURNS trigge
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    -- serialise with other transactions' refreshes of appointments this one did not write
-    PERFORM 1 FROM appointments a
-    WHERE a.id IN (SELECT appointment_id FROM new_phases) AND a.xmin <> pg_current_xact_id()::xid
-    ORDER BY a.id FOR NO KEY UPDATE;
-    DELETE FROM calsync.host_busy_time b
-    WHERE b.appointment_id IN (SELECT appointment_id FROM new_phases) AND b.phase_id IS NULL;
-    INSERT INTO calsync.host_busy_time (appointment_id, phase_id, staff_id, host_key, busy)
-    SELECT a.id, p.id, a.staff_id, calsync.host_key(s.calcom_user_id, a.staff_id),
-           tstzrange(p.start_time, p.end_time, '[)')
-    FROM new_phases p
-    JOIN appointments a ON a.id = p.appointment_id
-    JOIN staff s ON s.id = a.staff_id
-    WHERE p.staff_required AND p.end_time > p.start_time AND a.status NOT IN ('cancelled', 'no_show');
+    PERFORM calsync.refresh_host_busy_time(ARRAY(SELECT DISTINCT appointment_id FROM new_phases), false);
     RETURN NULL;
 END
 $$;
@@ -1351,23 +1309,12 @@ CREATE FUNCTION calsync.tg_appointment_phases__update_host_time() RETURNS trigge
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    UPDATE calsync.host_busy_time b SET busy = tstzrange(n.start_time, n.end_time, '[)')
-    FROM new_phases n JOIN old_phases o ON o.id = n.id
-    WHERE b.appointment_id = n.appointment_id AND b.phase_id = n.id
-      AND n.appointment_id = o.appointment_id AND n.staff_required = o.staff_required
-      AND (n.start_time, n.end_time) IS DISTINCT FROM (o.start_time, o.end_time) AND n.end_time > n.start_time;
-    PERFORM calsync.refresh_host_busy_time(c.appointment_id, false)
-    FROM (SELECT DISTINCT x.appointment_id
-          FROM new_phases n JOIN old_phases o ON o.id = n.id,
-               LATERAL (VALUES (n.appointment_id), (o.appointment_id)) AS x(appointment_id)
-          WHERE n.appointment_id <> o.appointment_id OR n.staff_required <> o.staff_required
-             OR (n.end_time <= n.start_time AND (n.start_time, n.end_time) IS DISTINCT FROM (o.start_time, o.end_time))
-          ORDER BY 1) AS c;
+    PERFORM calsync.refresh_host_busy_time(ARRAY[OLD.appointment_id, NEW.appointment_id], false);
     RETURN NULL;
 END
 $$;
 
-COMMENT ON FUNCTION calsync.tg_appointment_phases__update_host_time() IS 'Statement trigger appointment_phases_reserve_host_time_update: keep changed phases'' busy time current.';
+COMMENT ON FUNCTION calsync.tg_appointment_phases__update_host_time() IS 'Trigger appointment_phases_reserve_host_time_update: keep a changed phase''s busy time current.';
 
 CREATE FUNCTION calsync.tg_appointments__check_version() RETURNS trigger
     LANGUAGE plpgsql
@@ -1507,12 +1454,10 @@ CREATE FUNCTION calsync.tg_appointments__reserve_host_time() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    IF NEW.ends_at > NEW.starts_at THEN
-        INSERT INTO calsync.host_busy_time (appointment_id, phase_id, staff_id, host_key, busy)
-        SELECT NEW.id, NULL, NEW.staff_id, calsync.host_key(s.calcom_user_id, NEW.staff_id),
-               tstzrange(NEW.starts_at, NEW.ends_at, '[)')
-        FROM staff s WHERE s.id = NEW.staff_id;
-    END IF;
+    INSERT INTO calsync.host_busy_time (appointment_id, staff_id, host_id, busy)
+    SELECT NEW.id, NEW.staff_id, calsync.host_id(s.calcom_user_id, NEW.staff_id),
+           tstzmultirange(tstzrange(NEW.starts_at, NEW.ends_at, '[)'))
+    FROM staff s WHERE s.id = NEW.staff_id;
     RETURN NULL;
 END
 $$;
@@ -1524,7 +1469,7 @@ CREATE FUNCTION calsync.tg_appointments__reserve_host_time_at_commit() RETURNS t
     AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM appointment_phases WHERE appointment_id = NEW.id) THEN
-        PERFORM calsync.refresh_host_busy_time(NEW.id, true);
+        PERFORM calsync.refresh_host_busy_time(ARRAY[NEW.id], true);
     END IF;
     RETURN NULL;
 END
@@ -1539,16 +1484,18 @@ BEGIN
     IF NEW.staff_id IS NOT DISTINCT FROM OLD.staff_id AND NEW.status IS NOT DISTINCT FROM OLD.status
        AND NEW.service_id IS NOT DISTINCT FROM OLD.service_id THEN
         IF NOT NEW.is_composite AND NEW.ends_at > NEW.starts_at THEN
-            UPDATE calsync.host_busy_time SET busy = tstzrange(NEW.starts_at, NEW.ends_at, '[)')
-            WHERE appointment_id = NEW.id AND phase_id IS NULL;
+            UPDATE calsync.host_busy_time SET busy = tstzmultirange(tstzrange(NEW.starts_at, NEW.ends_at, '[)'))
+            WHERE appointment_id = NEW.id
+              AND NOT EXISTS (SELECT 1 FROM appointment_phases p WHERE p.appointment_id = NEW.id);
             IF FOUND THEN
                 RETURN NULL;
             END IF;
-        ELSIF EXISTS (SELECT 1 FROM appointment_phases WHERE appointment_id = NEW.id) THEN
+        END IF;
+        IF EXISTS (SELECT 1 FROM appointment_phases p WHERE p.appointment_id = NEW.id) THEN
             RETURN NULL;
         END IF;
     END IF;
-    PERFORM calsync.refresh_host_busy_time(NEW.id, false);
+    PERFORM calsync.refresh_host_busy_time(ARRAY[NEW.id], false);
     RETURN NULL;
 END
 $$;
@@ -1652,8 +1599,8 @@ CREATE FUNCTION calsync.tg_staff__rekey_host_busy_time() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    UPDATE calsync.host_busy_time SET host_key = calsync.host_key(NEW.calcom_user_id, NEW.id)
-    WHERE staff_id = NEW.id;
+    UPDATE calsync.host_busy_time SET host_id = calsync.host_id(NEW.calcom_user_id, NEW.id)
+    WHERE host_id = calsync.host_id(OLD.calcom_user_id, OLD.id) AND staff_id = NEW.id;
     RETURN NULL;
 END
 $$;
@@ -2747,17 +2694,16 @@ COMMENT ON COLUMN calsync.company_settings.updated_at IS 'when the row was last 
 
 CREATE TABLE calsync.host_busy_time (
     appointment_id bigint NOT NULL,
-    phase_id bigint,
     staff_id uuid NOT NULL,
-    host_key text NOT NULL,
-    busy tstzrange NOT NULL
+    host_id bigint NOT NULL,
+    busy tstzmultirange NOT NULL
 );
 
-COMMENT ON TABLE calsync.host_busy_time IS 'Staff-required time of every live appointment with a host, kept by triggers; host_busy_time_no_overlap forbids double booking.';
+COMMENT ON TABLE calsync.host_busy_time IS 'Staff-required time of every live appointment with a host, one row each, kept by triggers; host_busy_time_no_overlap forbids double booking.';
 
-COMMENT ON COLUMN calsync.host_busy_time.phase_id IS 'the phase, or NULL for a whole appointment without phases';
+COMMENT ON COLUMN calsync.host_busy_time.host_id IS 'calsync.host_id(): the Cal.com user id, else a negative hash of the staff row';
 
-COMMENT ON COLUMN calsync.host_busy_time.host_key IS 'calsync.host_key(): calcom_user:<id>, else staff:<uuid>';
+COMMENT ON COLUMN calsync.host_busy_time.busy IS 'the appointment''s staff-required time: its phases that need staff, else its whole time';
 
 ALTER TABLE calsync.integrity_issues ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME calsync.integrity_issues_id_seq
@@ -3685,9 +3631,12 @@ ALTER TABLE ONLY calsync.company_settings
     ADD CONSTRAINT company_settings_pkey PRIMARY KEY (company_id);
 
 ALTER TABLE ONLY calsync.host_busy_time
-    ADD CONSTRAINT host_busy_time_no_overlap EXCLUDE USING gist (host_key WITH =, busy WITH &&, appointment_id WITH <>);
+    ADD CONSTRAINT host_busy_time_no_overlap EXCLUDE USING gist (host_id WITH =, busy WITH &&, appointment_id WITH <>);
 
 COMMENT ON CONSTRAINT host_busy_time_no_overlap ON calsync.host_busy_time IS 'A host (Cal.com user, else staff row) cannot be booked twice at once; the DETAIL names both appointments: choose another time or host.';
+
+ALTER TABLE ONLY calsync.host_busy_time
+    ADD CONSTRAINT host_busy_time_pkey PRIMARY KEY (appointment_id);
 
 ALTER TABLE ONLY calsync.integrity_issues
     ADD CONSTRAINT integrity_issues_pkey PRIMARY KEY (id);
@@ -3766,8 +3715,6 @@ ALTER TABLE ONLY remediation.log
 
 ALTER TABLE ONLY remediation.runs
     ADD CONSTRAINT runs_pkey PRIMARY KEY (run_id);
-
-CREATE INDEX host_busy_time_appointment_id_index ON calsync.host_busy_time USING btree (appointment_id);
 
 CREATE UNIQUE INDEX integrity_issues_one_open_per_rule_and_row ON calsync.integrity_issues USING btree (rule, table_name, row_id) WHERE (resolved_at IS NULL);
 
@@ -3909,7 +3856,7 @@ CREATE TRIGGER appointment_phases_reserve_host_time_delete AFTER DELETE ON publi
 
 CREATE TRIGGER appointment_phases_reserve_host_time_insert AFTER INSERT ON public.appointment_phases REFERENCING NEW TABLE AS new_phases FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointment_phases__insert_host_time();
 
-CREATE TRIGGER appointment_phases_reserve_host_time_update AFTER UPDATE ON public.appointment_phases REFERENCING OLD TABLE AS old_phases NEW TABLE AS new_phases FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointment_phases__update_host_time();
+CREATE TRIGGER appointment_phases_reserve_host_time_update AFTER UPDATE OF appointment_id, staff_required, start_time, end_time ON public.appointment_phases FOR EACH ROW WHEN (((new.appointment_id IS DISTINCT FROM old.appointment_id) OR ((new.staff_required OR old.staff_required) AND ((new.staff_required IS DISTINCT FROM old.staff_required) OR (new.start_time IS DISTINCT FROM old.start_time) OR (new.end_time IS DISTINCT FROM old.end_time))))) EXECUTE FUNCTION calsync.tg_appointment_phases__update_host_time();
 
 CREATE CONSTRAINT TRIGGER appointments_composite_has_phases AFTER INSERT OR UPDATE OF service_id, starts_at, is_composite, status ON public.appointments DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (new.is_composite) EXECUTE FUNCTION calsync.tg_appointments__derive_phases_at_commit();
 
@@ -3925,7 +3872,7 @@ CREATE TRIGGER appointments_phases_follow_appointment AFTER UPDATE OF starts_at,
 
 CREATE TRIGGER appointments_release_host_time AFTER DELETE ON public.appointments REFERENCING OLD TABLE AS old_appointments FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointments__release_host_time();
 
-CREATE TRIGGER appointments_reserve_host_time AFTER INSERT ON public.appointments FOR EACH ROW WHEN (((NOT new.is_composite) AND (new.staff_id IS NOT NULL) AND ((new.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])))) EXECUTE FUNCTION calsync.tg_appointments__reserve_host_time();
+CREATE TRIGGER appointments_reserve_host_time AFTER INSERT ON public.appointments FOR EACH ROW WHEN (((NOT new.is_composite) AND (new.staff_id IS NOT NULL) AND ((new.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])) AND (new.ends_at > new.starts_at))) EXECUTE FUNCTION calsync.tg_appointments__reserve_host_time();
 
 CREATE CONSTRAINT TRIGGER appointments_reserve_host_time_at_commit AFTER INSERT OR UPDATE OF starts_at, ends_at, staff_id, status, service_id ON public.appointments DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (new.is_composite) EXECUTE FUNCTION calsync.tg_appointments__reserve_host_time_at_commit();
 

@@ -1,7 +1,8 @@
 CREATE OR REPLACE TRIGGER appointments_reserve_host_time
     AFTER INSERT ON appointments
     FOR EACH ROW
-    WHEN (NOT NEW.is_composite AND NEW.staff_id IS NOT NULL AND NEW.status NOT IN ('cancelled', 'no_show'))
+    WHEN (NOT NEW.is_composite AND NEW.staff_id IS NOT NULL AND NEW.status NOT IN ('cancelled', 'no_show')
+          AND NEW.ends_at > NEW.starts_at)
     EXECUTE FUNCTION calsync.tg_appointments__reserve_host_time();
 
 CREATE OR REPLACE TRIGGER appointments_reserve_host_time_on_change
