@@ -46,8 +46,10 @@ CREATE TABLE calsync.host_busy_time_next (
     host_id         bigint NOT NULL,
     busy            tstzmultirange NOT NULL,
     CONSTRAINT host_busy_time_next_pkey PRIMARY KEY (appointment_id),
+    -- (appointment_id + 0): the key names both appointments in a violation's DETAIL, and the planner never
+    -- takes this index for a lookup by appointment_id (a GiST scan of every host), only the primary key
     CONSTRAINT host_busy_time_next_no_overlap
-        EXCLUDE USING gist (host_id WITH =, busy WITH &&, appointment_id WITH <>)
+        EXCLUDE USING gist (host_id WITH =, busy WITH &&, (appointment_id + 0) WITH <>)
 );
 COMMENT ON TABLE calsync.host_busy_time_next IS
     'Staff-required time of every live appointment with a host, one row each, kept by triggers; host_busy_time_no_overlap forbids double booking.';
@@ -169,7 +171,7 @@ ALTER TABLE calsync.host_busy_time RENAME CONSTRAINT host_busy_time_next_pkey TO
 -- time: all of its staff-required time as one multirange (the definition is the view
 -- calsync.appointment_busy_intervals, one row per interval), keyed by its host as a bigint
 -- (calsync.host_id), under the EXCLUDE constraint host_busy_time_no_overlap (host_id WITH =, busy WITH &&,
--- appointment_id WITH <>); triggers keep it current. A violation's DETAIL names both appointments. The
+-- (appointment_id + 0) WITH <>); triggers keep it current. A violation's DETAIL names both appointments. The
 -- common writes (a simple booking, its move) take a fast path of one statement; anything else recomputes
 -- the appointments concerned here, in one statement. Tests check the table always equals the view.
 
@@ -180,7 +182,7 @@ ALTER TABLE calsync.host_busy_time RENAME CONSTRAINT host_busy_time_next_pkey TO
 -- already, so the lock (and its WAL) is only taken otherwise. A result equal to the stored row writes nothing.
 CREATE OR REPLACE FUNCTION calsync.refresh_host_busy_time(p_appointment_ids bigint[], p_at_commit boolean)
 RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     PERFORM 1 FROM appointments a
     WHERE a.id = ANY (p_appointment_ids) AND a.xmin <> pg_current_xact_id()::xid

@@ -2,7 +2,7 @@
 -- time: all of its staff-required time as one multirange (the definition is the view
 -- calsync.appointment_busy_intervals, one row per interval), keyed by its host as a bigint
 -- (calsync.host_id), under the EXCLUDE constraint host_busy_time_no_overlap (host_id WITH =, busy WITH &&,
--- appointment_id WITH <>); triggers keep it current. A violation's DETAIL names both appointments. The
+-- (appointment_id + 0) WITH <>); triggers keep it current. A violation's DETAIL names both appointments. The
 -- common writes (a simple booking, its move) take a fast path of one statement; anything else recomputes
 -- the appointments concerned here, in one statement. Tests check the table always equals the view.
 
@@ -13,7 +13,7 @@
 -- already, so the lock (and its WAL) is only taken otherwise. A result equal to the stored row writes nothing.
 CREATE OR REPLACE FUNCTION calsync.refresh_host_busy_time(p_appointment_ids bigint[], p_at_commit boolean)
 RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     PERFORM 1 FROM appointments a
     WHERE a.id = ANY (p_appointment_ids) AND a.xmin <> pg_current_xact_id()::xid

@@ -20,7 +20,7 @@ SELECT is(tests.error_of(format($$SELECT tests.make_appointment(%s, %s, %L, '203
           '23P01 host_busy_time_no_overlap',
           'the same person under another staff row (one Cal.com user) cannot be booked at an overlapping time (#750/#751)');
 SELECT matches(tests.message_of(format($$SELECT tests.make_appointment(%s, %s, %L, '2030-12-06 14:15+01')$$, :c2, :cut, :'fabian_b')),
-               format('conflicts with existing key \(host_id, busy, appointment_id\)=\(1414768, .*, %s\)', :a750),
+               format('conflicts with existing key \(host_id, busy, \(appointment_id \+ 0\)\)=\(1414768, .*, %s\)', :a750),
                'the error names the host and the booking in the way');
 SELECT is(tests.error_of(format($$SELECT tests.make_appointment(%s, %s, %L, '2030-12-06 14:30+01')$$, :c2, :cut, :'fabian_b')),
           'ok', 'back-to-back bookings are fine ([start, end) ranges)');

@@ -156,7 +156,9 @@ def check_phases(conn: Conn, a: Appt) -> None:
 
 # ---------------------------------------------------------------- refusals the input justifies
 
-_CONFLICT = re.compile(r"conflicts with existing key \([^)]*\)=\((?P<host>[^,]+), (?P<busy>.+), (?P<other>\d+)\)\.?$")
+_CONFLICT = re.compile(
+    r"conflicts with existing key \((?:[^()]|\([^)]*\))*\)=\((?P<host>[^,]+), (?P<busy>.+), (?P<other>\d+)\)\.?$"
+)
 
 
 def busy_intervals(conn: Conn, a: Appt) -> list[tuple[Decimal, Decimal]]:
