@@ -514,6 +514,15 @@ $$;
 
 COMMENT ON FUNCTION calsync.enqueue_sync(p_appointment_id bigint, p_type text, p_payload jsonb) IS 'Add one event (create, cancel or reschedule) for an appointment to calsync.outbox; returns its id.';
 
+CREATE FUNCTION calsync.exchange_booking_uid(p_path text, p_body text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $_$
+    SELECT coalesce(substring(left(p_body, 4096) FROM '"uid"\s*:\s*"([A-Za-z0-9_-]{1,100})"'),
+                    substring(p_path FROM '^/v2/bookings/([A-Za-z0-9_-]{1,100})(?:/|$)'))
+$_$;
+
+COMMENT ON FUNCTION calsync.exchange_booking_uid(p_path text, p_body text) IS 'The booking uid of an archived exchange: the response body''s first "uid", else the one in /v2/bookings/<uid>.';
+
 CREATE FUNCTION calsync.finish_sync_events(p_worker text, p_results jsonb, p_max_attempts integer, p_now timestamp with time zone DEFAULT now(), p_retry_base interval DEFAULT '00:00:05'::interval, p_retry_cap interval DEFAULT '01:00:00'::interval) RETURNS TABLE(recorded_event_id uuid, recorded_outcome text)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
@@ -524,6 +533,8 @@ DECLARE
     v_last calsync.sync_result[];  -- the last result of each event this worker still holds
     v_decided calsync.sync_decision[];
     v_writer text := current_setting('calsync.writer', true);
+    v_full boolean := coalesce((SELECT s.value = 'true' FROM calsync.settings s WHERE s.key = 'archive_success_bodies'),
+                               false);
 BEGIN
     PERFORM calsync.authenticate_worker('calsync.finish_sync_events', p_worker);  -- only as the worker it is
     PERFORM calsync.enforce_worker_limits('calsync.finish_sync_events', p_now);
@@ -531,13 +542,18 @@ BEGIN
     INSERT INTO calsync.sync_attempts
         (outbox_id, appointment_id, phase_id, worker_id, action, attempt, request_method, request_path,
          request_body, response_status, response_headers, response_body, response_size, response_truncated,
-         duration_ms, category, retryable, error, created_at)
+         duration_ms, category, retryable, error, created_at, booking_uid, request_size, bodies_kept)
     SELECT r.event_id, r.appointment_id, e.phase_id, p_worker, e.action, d.attempts, e.request_method,
-           e.request_path, e.request_body, e.response_status, e.response_headers, e.response_body, e.response_size,
-           e.response_truncated, e.duration_ms, e.category, CASE WHEN e.category <> 'OK' THEN k.retryable END,
-           e.error, coalesce(e.at, p_now)
+           e.request_path, CASE WHEN x.kept THEN e.request_body END, e.response_status,
+           CASE WHEN x.kept THEN e.response_headers
+                ELSE nullif(jsonb_strip_nulls(jsonb_build_object('x-request-id', e.response_headers->'x-request-id')),
+                            '{}') END,
+           CASE WHEN x.kept THEN e.response_body END, e.response_size, e.response_truncated, e.duration_ms,
+           e.category, CASE WHEN e.category <> 'OK' THEN k.retryable END, e.error, coalesce(e.at, p_now),
+           calsync.exchange_booking_uid(e.request_path, e.response_body), octet_length(e.request_body::text), x.kept
     FROM unnest(v_all) AS r
     CROSS JOIN LATERAL unnest(r.exchanges) AS e
+    CROSS JOIN LATERAL (SELECT e.category IS DISTINCT FROM 'OK' OR v_full AS kept) AS x
     LEFT JOIN calsync.outbox_delivery d ON d.outbox_id = r.event_id
     LEFT JOIN remediation.categories k ON k.category = e.category;
     SELECT coalesce(array_agg(x.outbox_id), '{}') INTO v_owned
@@ -988,6 +1004,7 @@ COMMENT ON FUNCTION calsync.record_contact_finding(p_customer_id bigint, p_field
 
 CREATE FUNCTION calsync.refresh_host_busy_time(p_appointment_ids bigint[], p_at_commit boolean) RETURNS void
     LANGUAGE plpgsql
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 BEGIN
     PERFORM 1 FROM appointments a
@@ -1607,6 +1624,17 @@ $$;
 
 COMMENT ON FUNCTION calsync.tg_staff__rekey_host_busy_time() IS 'Trigger staff_rekey_host_busy_time: a staff row''s new Cal.com user makes its bookings that user''s busy time.';
 
+CREATE FUNCTION calsync.time_ordered_uuid() RETURNS uuid
+    LANGUAGE sql PARALLEL SAFE
+    AS $$
+    SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
+                                          PLACING substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint)
+                                                            FROM 3)
+                                          FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid
+$$;
+
+COMMENT ON FUNCTION calsync.time_ordered_uuid() IS 'A time-ordered UUID (version 7 layout: 48 bits of Unix milliseconds, then random bits): the outbox''s ids.';
+
 CREATE FUNCTION calsync.worker_limit(p_key text) RETURNS interval
     LANGUAGE sql STABLE
     SET search_path TO 'public', 'pg_temp'
@@ -2097,11 +2125,14 @@ CREATE TABLE calsync.sync_attempts (
     error text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     response_size bigint,
-    response_truncated boolean
+    response_truncated boolean,
+    booking_uid text,
+    request_size bigint,
+    bodies_kept boolean
 )
 WITH (toast_tuple_target='128');
 
-COMMENT ON TABLE calsync.sync_attempts IS 'Every HTTP attempt to Cal.com in full: request (never the API key), response status, headers and body, duration, category.';
+COMMENT ON TABLE calsync.sync_attempts IS 'Every HTTP attempt to Cal.com: failures in full (request, never the API key; status, headers, body, duration, category), successes as status, request id, booking uid, latency and sizes (bodies when archive_success_bodies is true).';
 
 COMMENT ON COLUMN calsync.sync_attempts.response_status IS 'HTTP status; NULL when there was no response (timeout, connection reset)';
 
@@ -2110,6 +2141,12 @@ COMMENT ON COLUMN calsync.sync_attempts.category IS 'OK, or the failure category
 COMMENT ON COLUMN calsync.sync_attempts.response_size IS 'bytes Cal.com sent (or declared) before any cap; NULL before revision 0014';
 
 COMMENT ON COLUMN calsync.sync_attempts.response_truncated IS 'true when response_body holds only the first part of what Cal.com sent';
+
+COMMENT ON COLUMN calsync.sync_attempts.booking_uid IS 'the Cal.com booking the exchange is about (response data.uid, else the path''s); NULL before revision 0020';
+
+COMMENT ON COLUMN calsync.sync_attempts.request_size IS 'bytes of the request body sent (as archived JSON); NULL before revision 0020';
+
+COMMENT ON COLUMN calsync.sync_attempts.bodies_kept IS 'false: a successful exchange archived without its bodies and headers other than x-request-id (setting archive_success_bodies); NULL before revision 0020';
 
 CREATE TABLE public.customers (
     id bigint NOT NULL,
@@ -2741,7 +2778,7 @@ ALTER TABLE calsync.key_problems ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTIT
 );
 
 CREATE TABLE calsync.outbox (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    id uuid DEFAULT calsync.time_ordered_uuid() NOT NULL,
     aggregatetype text NOT NULL,
     aggregateid text NOT NULL,
     type text NOT NULL,
@@ -3631,7 +3668,7 @@ ALTER TABLE ONLY calsync.company_settings
     ADD CONSTRAINT company_settings_pkey PRIMARY KEY (company_id);
 
 ALTER TABLE ONLY calsync.host_busy_time
-    ADD CONSTRAINT host_busy_time_no_overlap EXCLUDE USING gist (host_id WITH =, busy WITH &&, appointment_id WITH <>);
+    ADD CONSTRAINT host_busy_time_no_overlap EXCLUDE USING gist (host_id WITH =, busy WITH &&, ((appointment_id + 0)) WITH <>);
 
 COMMENT ON CONSTRAINT host_busy_time_no_overlap ON calsync.host_busy_time IS 'A host (Cal.com user, else staff row) cannot be booked twice at once; the DETAIL names both appointments: choose another time or host.';
 
