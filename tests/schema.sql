@@ -571,52 +571,6 @@ $$;
 
 COMMENT ON FUNCTION calsync.backfill_composite_phases(p_after_id bigint, p_batch integer) IS 'One batch of the composite-phases backfill: appointments with id in (after_id, returned id]; NULL when done.';
 
-CREATE FUNCTION calsync.backfill_host_busy_time(p_after_id bigint, p_batch integer) RETURNS bigint
-    LANGUAGE plpgsql
-    AS $$
-DECLARE
-    v_last bigint;
-    v_id bigint;
-BEGIN
-    SELECT max(id) INTO v_last
-    FROM (SELECT id FROM appointments WHERE id > p_after_id ORDER BY id LIMIT p_batch) AS b;
-    IF v_last IS NULL THEN
-        RETURN NULL;
-    END IF;
-    PERFORM 1 FROM appointments WHERE id > p_after_id AND id <= v_last FOR SHARE;
-    DELETE FROM calsync.host_busy_time WHERE appointment_id > p_after_id AND appointment_id <= v_last;
-    BEGIN
-        INSERT INTO calsync.host_busy_time (appointment_id, phase_id, staff_id, host_key, busy)
-        SELECT i.appointment_id, i.phase_id, i.staff_id, i.host_key, i.busy
-        FROM calsync.appointment_busy_intervals i
-        WHERE i.appointment_id > p_after_id AND i.appointment_id <= v_last
-          AND NOT EXISTS (SELECT 1 FROM calsync.integrity_issues x
-                          WHERE x.rule = 'host_busy_time_no_overlap' AND x.table_name = 'appointments'
-                            AND x.row_id = i.appointment_id AND x.resolved_at IS NULL);
-    EXCEPTION WHEN exclusion_violation THEN
-        -- a booking made while the backfill ran overlaps an older one: list the older one, go on
-        FOR v_id IN SELECT DISTINCT i.appointment_id FROM calsync.appointment_busy_intervals i
-                    WHERE i.appointment_id > p_after_id AND i.appointment_id <= v_last ORDER BY 1
-        LOOP
-            BEGIN
-                INSERT INTO calsync.host_busy_time (appointment_id, phase_id, staff_id, host_key, busy)
-                SELECT i.appointment_id, i.phase_id, i.staff_id, i.host_key, i.busy
-                FROM calsync.appointment_busy_intervals i WHERE i.appointment_id = v_id;
-            EXCEPTION WHEN exclusion_violation THEN
-                INSERT INTO calsync.integrity_issues (rule, table_name, row_id, detail, found_by)
-                VALUES ('host_busy_time_no_overlap', 'appointments', v_id,
-                        'its host was booked for an overlapping time while revision 0012 was being applied',
-                        'backfill of revision 0012')
-                ON CONFLICT (rule, table_name, row_id) WHERE resolved_at IS NULL DO NOTHING;
-            END;
-        END LOOP;
-    END;
-    RETURN v_last;
-END
-$$;
-
-COMMENT ON FUNCTION calsync.backfill_host_busy_time(p_after_id bigint, p_batch integer) IS 'One batch of the host busy-time backfill: appointments with id in (after_id, returned id]; NULL when done.';
-
 CREATE FUNCTION calsync.calcom_booking_owner(p_uid text, OUT appointment_id bigint, OUT phase_id bigint) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO 'public', 'pg_temp'
@@ -989,6 +943,15 @@ $$;
 
 COMMENT ON FUNCTION calsync.enqueue_sync(p_appointment_id bigint, p_type text, p_payload jsonb) IS 'Add one event (create, cancel or reschedule) for an appointment to calsync.outbox; returns its id.';
 
+CREATE FUNCTION calsync.exchange_booking_uid(p_path text, p_body text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $_$
+    SELECT coalesce(substring(left(p_body, 4096) FROM '"uid"\s*:\s*"([A-Za-z0-9_-]{1,100})"'),
+                    substring(p_path FROM '^/v2/bookings/([A-Za-z0-9_-]{1,100})(?:/|$)'))
+$_$;
+
+COMMENT ON FUNCTION calsync.exchange_booking_uid(p_path text, p_body text) IS 'The booking uid of an archived exchange: the response body''s first "uid", else the one in /v2/bookings/<uid>.';
+
 CREATE FUNCTION calsync.finish_sync_events(p_worker text, p_results jsonb, p_max_attempts integer, p_now timestamp with time zone DEFAULT now(), p_retry_base interval DEFAULT '00:00:05'::interval, p_retry_cap interval DEFAULT '01:00:00'::interval) RETURNS TABLE(recorded_event_id uuid, recorded_outcome text)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
@@ -999,6 +962,8 @@ DECLARE
     v_last calsync.sync_result[];  -- the last result of each event this worker still holds
     v_decided calsync.sync_decision[];
     v_writer text := current_setting('calsync.writer', true);
+    v_full boolean := coalesce((SELECT s.value = 'true' FROM calsync.settings s WHERE s.key = 'archive_success_bodies'),
+                               false);
 BEGIN
     PERFORM calsync.authenticate_worker('calsync.finish_sync_events', p_worker);  -- only as the worker it is
     PERFORM calsync.enforce_worker_limits('calsync.finish_sync_events', p_now);
@@ -1006,13 +971,18 @@ BEGIN
     INSERT INTO calsync.sync_attempts
         (outbox_id, appointment_id, phase_id, worker_id, action, attempt, request_method, request_path,
          request_body, response_status, response_headers, response_body, response_size, response_truncated,
-         duration_ms, category, retryable, error, created_at)
+         duration_ms, category, retryable, error, created_at, booking_uid, request_size, bodies_kept)
     SELECT r.event_id, r.appointment_id, e.phase_id, p_worker, e.action, d.attempts, e.request_method,
-           e.request_path, e.request_body, e.response_status, e.response_headers, e.response_body, e.response_size,
-           e.response_truncated, e.duration_ms, e.category, CASE WHEN e.category <> 'OK' THEN k.retryable END,
-           e.error, coalesce(e.at, p_now)
+           e.request_path, CASE WHEN x.kept THEN e.request_body END, e.response_status,
+           CASE WHEN x.kept THEN e.response_headers
+                ELSE nullif(jsonb_strip_nulls(jsonb_build_object('x-request-id', e.response_headers->'x-request-id')),
+                            '{}') END,
+           CASE WHEN x.kept THEN e.response_body END, e.response_size, e.response_truncated, e.duration_ms,
+           e.category, CASE WHEN e.category <> 'OK' THEN k.retryable END, e.error, coalesce(e.at, p_now),
+           calsync.exchange_booking_uid(e.request_path, e.response_body), octet_length(e.request_body::text), x.kept
     FROM unnest(v_all) AS r
     CROSS JOIN LATERAL unnest(r.exchanges) AS e
+    CROSS JOIN LATERAL (SELECT e.category IS DISTINCT FROM 'OK' OR v_full AS kept) AS x
     LEFT JOIN calsync.outbox_delivery d ON d.outbox_id = r.event_id
     LEFT JOIN remediation.categories k ON k.category = e.category;
     SELECT coalesce(array_agg(x.outbox_id), '{}') INTO v_owned
@@ -1230,6 +1200,15 @@ END
 $$;
 
 COMMENT ON FUNCTION calsync.heartbeat_listener(p_worker text, p_idle boolean, p_now timestamp with time zone) IS 'A worker''s heartbeat and idle flag; registers its id under the session''s calsync.worker_token, refused (CS021) while another secret''s row is alive.';
+
+CREATE FUNCTION calsync.host_id(p_calcom_user_id bigint, p_staff_id uuid) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT CASE WHEN p_calcom_user_id IS NOT NULL THEN p_calcom_user_id
+                WHEN p_staff_id IS NOT NULL THEN -1 - (uuid_hash_extended(p_staff_id, 0) & 9223372036854775807) END
+$$;
+
+COMMENT ON FUNCTION calsync.host_id(p_calcom_user_id bigint, p_staff_id uuid) IS 'The host key of calsync.host_busy_time: the Cal.com user id, else a negative hash of the staff row; NULL without staff.';
 
 CREATE FUNCTION calsync.host_key(p_calcom_user_id bigint, p_staff_id uuid) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -1630,27 +1609,36 @@ $$;
 
 COMMENT ON FUNCTION calsync.record_refused_calcom_change(p_appointment_id bigint, p_rule text, p_detail text, p_now timestamp with time zone) IS 'Keep a Cal.com change that was not applied: an open integrity issue of the appointment, flagged for manual review.';
 
-CREATE FUNCTION calsync.refresh_host_busy_time(p_appointment_id bigint, p_at_commit boolean) RETURNS void
+CREATE FUNCTION calsync.refresh_host_busy_time(p_appointment_ids bigint[], p_at_commit boolean) RETURNS void
     LANGUAGE plpgsql
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
-DECLARE
-    v_composite boolean;
-    v_ours boolean;
 BEGIN
-    SELECT is_composite, xmin = pg_current_xact_id()::xid INTO v_composite, v_ours
-    FROM appointments WHERE id = p_appointment_id;
-    IF FOUND AND NOT v_ours THEN
-        SELECT is_composite INTO v_composite FROM appointments WHERE id = p_appointment_id FOR NO KEY UPDATE;
-    END IF;
-    DELETE FROM calsync.host_busy_time WHERE appointment_id = p_appointment_id;
-    INSERT INTO calsync.host_busy_time (appointment_id, phase_id, staff_id, host_key, busy)
-    SELECT i.appointment_id, i.phase_id, i.staff_id, i.host_key, i.busy
-    FROM calsync.appointment_busy_intervals i
-    WHERE i.appointment_id = p_appointment_id AND (i.phase_id IS NOT NULL OR NOT v_composite OR p_at_commit);
+    PERFORM 1 FROM appointments a
+    WHERE a.id = ANY (p_appointment_ids) AND a.xmin <> pg_current_xact_id()::xid
+    ORDER BY a.id FOR NO KEY UPDATE;
+    WITH busy AS (
+        SELECT i.appointment_id, i.staff_id, calsync.host_id(s.calcom_user_id, i.staff_id) AS host_id,
+               range_agg(i.busy) AS busy
+        FROM calsync.appointment_busy_intervals i
+        JOIN appointments a ON a.id = i.appointment_id
+        JOIN staff s ON s.id = i.staff_id
+        WHERE i.appointment_id = ANY (p_appointment_ids) AND (i.phase_id IS NOT NULL OR NOT a.is_composite OR p_at_commit)
+        GROUP BY i.appointment_id, i.staff_id, s.calcom_user_id
+    ), gone AS (
+        DELETE FROM calsync.host_busy_time b
+        WHERE b.appointment_id = ANY (p_appointment_ids)
+          AND NOT EXISTS (SELECT 1 FROM busy x WHERE x.appointment_id = b.appointment_id)
+    )
+    INSERT INTO calsync.host_busy_time AS b (appointment_id, staff_id, host_id, busy)
+    SELECT appointment_id, staff_id, host_id, busy FROM busy
+    ON CONFLICT (appointment_id) DO UPDATE
+    SET staff_id = EXCLUDED.staff_id, host_id = EXCLUDED.host_id, busy = EXCLUDED.busy
+    WHERE (b.staff_id, b.host_id, b.busy) IS DISTINCT FROM (EXCLUDED.staff_id, EXCLUDED.host_id, EXCLUDED.busy);
 END
 $$;
 
-COMMENT ON FUNCTION calsync.refresh_host_busy_time(p_appointment_id bigint, p_at_commit boolean) IS 'Recompute one appointment''s rows in calsync.host_busy_time from calsync.appointment_busy_intervals.';
+COMMENT ON FUNCTION calsync.refresh_host_busy_time(p_appointment_ids bigint[], p_at_commit boolean) IS 'Recompute the given appointments'' rows in calsync.host_busy_time from calsync.appointment_busy_intervals.';
 
 CREATE FUNCTION calsync.refuse_phases_outside_time_range(p_appointment_id bigint, p_start timestamp with time zone) RETURNS void
     LANGUAGE plpgsql
@@ -1957,8 +1945,7 @@ CREATE FUNCTION calsync.tg_appointment_phases__delete_host_time() RETURNS trigge
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    PERFORM calsync.refresh_host_busy_time(c.appointment_id, false)
-    FROM (SELECT DISTINCT appointment_id FROM old_phases ORDER BY 1) AS c;
+    PERFORM calsync.refresh_host_busy_time(ARRAY(SELECT DISTINCT appointment_id FROM old_phases), false);
     RETURN NULL;
 END
 $$;
@@ -2001,19 +1988,7 @@ CREATE FUNCTION calsync.tg_appointment_phases__insert_host_time() RETURNS trigge
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    -- serialise with other transactions' refreshes of appointments this one did not write
-    PERFORM 1 FROM appointments a
-    WHERE a.id IN (SELECT appointment_id FROM new_phases) AND a.xmin <> pg_current_xact_id()::xid
-    ORDER BY a.id FOR NO KEY UPDATE;
-    DELETE FROM calsync.host_busy_time b
-    WHERE b.appointment_id IN (SELECT appointment_id FROM new_phases) AND b.phase_id IS NULL;
-    INSERT INTO calsync.host_busy_time (appointment_id, phase_id, staff_id, host_key, busy)
-    SELECT a.id, p.id, a.staff_id, calsync.host_key(s.calcom_user_id, a.staff_id),
-           tstzrange(p.start_time, p.end_time, '[)')
-    FROM new_phases p
-    JOIN appointments a ON a.id = p.appointment_id
-    JOIN staff s ON s.id = a.staff_id
-    WHERE p.staff_required AND p.end_time > p.start_time AND a.status NOT IN ('cancelled', 'no_show');
+    PERFORM calsync.refresh_host_busy_time(ARRAY(SELECT DISTINCT appointment_id FROM new_phases), false);
     RETURN NULL;
 END
 $$;
@@ -2024,23 +1999,12 @@ CREATE FUNCTION calsync.tg_appointment_phases__update_host_time() RETURNS trigge
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    UPDATE calsync.host_busy_time b SET busy = tstzrange(n.start_time, n.end_time, '[)')
-    FROM new_phases n JOIN old_phases o ON o.id = n.id
-    WHERE b.appointment_id = n.appointment_id AND b.phase_id = n.id
-      AND n.appointment_id = o.appointment_id AND n.staff_required = o.staff_required
-      AND (n.start_time, n.end_time) IS DISTINCT FROM (o.start_time, o.end_time) AND n.end_time > n.start_time;
-    PERFORM calsync.refresh_host_busy_time(c.appointment_id, false)
-    FROM (SELECT DISTINCT x.appointment_id
-          FROM new_phases n JOIN old_phases o ON o.id = n.id,
-               LATERAL (VALUES (n.appointment_id), (o.appointment_id)) AS x(appointment_id)
-          WHERE n.appointment_id <> o.appointment_id OR n.staff_required <> o.staff_required
-             OR (n.end_time <= n.start_time AND (n.start_time, n.end_time) IS DISTINCT FROM (o.start_time, o.end_time))
-          ORDER BY 1) AS c;
+    PERFORM calsync.refresh_host_busy_time(ARRAY[OLD.appointment_id, NEW.appointment_id], false);
     RETURN NULL;
 END
 $$;
 
-COMMENT ON FUNCTION calsync.tg_appointment_phases__update_host_time() IS 'Statement trigger appointment_phases_reserve_host_time_update: keep changed phases'' busy time current.';
+COMMENT ON FUNCTION calsync.tg_appointment_phases__update_host_time() IS 'Trigger appointment_phases_reserve_host_time_update: keep a changed phase''s busy time current.';
 
 CREATE FUNCTION calsync.tg_appointments__check_version() RETURNS trigger
     LANGUAGE plpgsql
@@ -2181,12 +2145,10 @@ CREATE FUNCTION calsync.tg_appointments__reserve_host_time() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    IF NEW.ends_at > NEW.starts_at THEN
-        INSERT INTO calsync.host_busy_time (appointment_id, phase_id, staff_id, host_key, busy)
-        SELECT NEW.id, NULL, NEW.staff_id, calsync.host_key(s.calcom_user_id, NEW.staff_id),
-               tstzrange(NEW.starts_at, NEW.ends_at, '[)')
-        FROM staff s WHERE s.id = NEW.staff_id;
-    END IF;
+    INSERT INTO calsync.host_busy_time (appointment_id, staff_id, host_id, busy)
+    SELECT NEW.id, NEW.staff_id, calsync.host_id(s.calcom_user_id, NEW.staff_id),
+           tstzmultirange(tstzrange(NEW.starts_at, NEW.ends_at, '[)'))
+    FROM staff s WHERE s.id = NEW.staff_id;
     RETURN NULL;
 END
 $$;
@@ -2198,7 +2160,7 @@ CREATE FUNCTION calsync.tg_appointments__reserve_host_time_at_commit() RETURNS t
     AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM appointment_phases WHERE appointment_id = NEW.id) THEN
-        PERFORM calsync.refresh_host_busy_time(NEW.id, true);
+        PERFORM calsync.refresh_host_busy_time(ARRAY[NEW.id], true);
     END IF;
     RETURN NULL;
 END
@@ -2213,16 +2175,18 @@ BEGIN
     IF NEW.staff_id IS NOT DISTINCT FROM OLD.staff_id AND NEW.status IS NOT DISTINCT FROM OLD.status
        AND NEW.service_id IS NOT DISTINCT FROM OLD.service_id THEN
         IF NOT NEW.is_composite AND NEW.ends_at > NEW.starts_at THEN
-            UPDATE calsync.host_busy_time SET busy = tstzrange(NEW.starts_at, NEW.ends_at, '[)')
-            WHERE appointment_id = NEW.id AND phase_id IS NULL;
+            UPDATE calsync.host_busy_time SET busy = tstzmultirange(tstzrange(NEW.starts_at, NEW.ends_at, '[)'))
+            WHERE appointment_id = NEW.id
+              AND NOT EXISTS (SELECT 1 FROM appointment_phases p WHERE p.appointment_id = NEW.id);
             IF FOUND THEN
                 RETURN NULL;
             END IF;
-        ELSIF EXISTS (SELECT 1 FROM appointment_phases WHERE appointment_id = NEW.id) THEN
+        END IF;
+        IF EXISTS (SELECT 1 FROM appointment_phases p WHERE p.appointment_id = NEW.id) THEN
             RETURN NULL;
         END IF;
     END IF;
-    PERFORM calsync.refresh_host_busy_time(NEW.id, false);
+    PERFORM calsync.refresh_host_busy_time(ARRAY[NEW.id], false);
     RETURN NULL;
 END
 $$;
@@ -2339,13 +2303,24 @@ CREATE FUNCTION calsync.tg_staff__rekey_host_busy_time() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    UPDATE calsync.host_busy_time SET host_key = calsync.host_key(NEW.calcom_user_id, NEW.id)
-    WHERE staff_id = NEW.id;
+    UPDATE calsync.host_busy_time SET host_id = calsync.host_id(NEW.calcom_user_id, NEW.id)
+    WHERE host_id = calsync.host_id(OLD.calcom_user_id, OLD.id) AND staff_id = NEW.id;
     RETURN NULL;
 END
 $$;
 
 COMMENT ON FUNCTION calsync.tg_staff__rekey_host_busy_time() IS 'Trigger staff_rekey_host_busy_time: a staff row''s new Cal.com user makes its bookings that user''s busy time.';
+
+CREATE FUNCTION calsync.time_ordered_uuid() RETURNS uuid
+    LANGUAGE sql PARALLEL SAFE
+    AS $$
+    SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
+                                          PLACING substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint)
+                                                            FROM 3)
+                                          FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid
+$$;
+
+COMMENT ON FUNCTION calsync.time_ordered_uuid() IS 'A time-ordered UUID (version 7 layout: 48 bits of Unix milliseconds, then random bits): the outbox''s ids.';
 
 CREATE FUNCTION calsync.webhook_setting(p_key text) RETURNS interval
     LANGUAGE sql STABLE
@@ -2849,11 +2824,14 @@ CREATE TABLE calsync.sync_attempts (
     error text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     response_size bigint,
-    response_truncated boolean
+    response_truncated boolean,
+    booking_uid text,
+    request_size bigint,
+    bodies_kept boolean
 )
 WITH (toast_tuple_target='128');
 
-COMMENT ON TABLE calsync.sync_attempts IS 'Every HTTP attempt to Cal.com in full: request (never the API key), response status, headers and body, duration, category.';
+COMMENT ON TABLE calsync.sync_attempts IS 'Every HTTP attempt to Cal.com: failures in full (request, never the API key; status, headers, body, duration, category), successes as status, request id, booking uid, latency and sizes (bodies when archive_success_bodies is true).';
 
 COMMENT ON COLUMN calsync.sync_attempts.response_status IS 'HTTP status; NULL when there was no response (timeout, connection reset)';
 
@@ -2862,6 +2840,12 @@ COMMENT ON COLUMN calsync.sync_attempts.category IS 'OK, or the failure category
 COMMENT ON COLUMN calsync.sync_attempts.response_size IS 'bytes Cal.com sent (or declared) before any cap; NULL before revision 0014';
 
 COMMENT ON COLUMN calsync.sync_attempts.response_truncated IS 'true when response_body holds only the first part of what Cal.com sent';
+
+COMMENT ON COLUMN calsync.sync_attempts.booking_uid IS 'the Cal.com booking the exchange is about (response data.uid, else the path''s); NULL before revision 0020';
+
+COMMENT ON COLUMN calsync.sync_attempts.request_size IS 'bytes of the request body sent (as archived JSON); NULL before revision 0020';
+
+COMMENT ON COLUMN calsync.sync_attempts.bodies_kept IS 'false: a successful exchange archived without its bodies and headers other than x-request-id (setting archive_success_bodies); NULL before revision 0020';
 
 CREATE TABLE public.customers (
     id bigint NOT NULL,
@@ -4018,17 +4002,16 @@ COMMENT ON TABLE calsync.foreign_calcom_bookings IS 'Cal.com bookings without an
 
 CREATE TABLE calsync.host_busy_time (
     appointment_id bigint NOT NULL,
-    phase_id bigint,
     staff_id uuid NOT NULL,
-    host_key text NOT NULL,
-    busy tstzrange NOT NULL
+    host_id bigint NOT NULL,
+    busy tstzmultirange NOT NULL
 );
 
-COMMENT ON TABLE calsync.host_busy_time IS 'Staff-required time of every live appointment with a host, kept by triggers; host_busy_time_no_overlap forbids double booking.';
+COMMENT ON TABLE calsync.host_busy_time IS 'Staff-required time of every live appointment with a host, one row each, kept by triggers; host_busy_time_no_overlap forbids double booking.';
 
-COMMENT ON COLUMN calsync.host_busy_time.phase_id IS 'the phase, or NULL for a whole appointment without phases';
+COMMENT ON COLUMN calsync.host_busy_time.host_id IS 'calsync.host_id(): the Cal.com user id, else a negative hash of the staff row';
 
-COMMENT ON COLUMN calsync.host_busy_time.host_key IS 'calsync.host_key(): calcom_user:<id>, else staff:<uuid>';
+COMMENT ON COLUMN calsync.host_busy_time.busy IS 'the appointment''s staff-required time: its phases that need staff, else its whole time';
 
 ALTER TABLE calsync.integrity_issues ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME calsync.integrity_issues_id_seq
@@ -4066,7 +4049,7 @@ ALTER TABLE calsync.key_problems ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTIT
 );
 
 CREATE TABLE calsync.outbox (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    id uuid DEFAULT calsync.time_ordered_uuid() NOT NULL,
     aggregatetype text NOT NULL,
     aggregateid text NOT NULL,
     type text NOT NULL,
@@ -5278,9 +5261,12 @@ ALTER TABLE ONLY calsync.foreign_calcom_bookings
     ADD CONSTRAINT foreign_calcom_bookings_pkey PRIMARY KEY (uid);
 
 ALTER TABLE ONLY calsync.host_busy_time
-    ADD CONSTRAINT host_busy_time_no_overlap EXCLUDE USING gist (host_key WITH =, busy WITH &&, appointment_id WITH <>);
+    ADD CONSTRAINT host_busy_time_no_overlap EXCLUDE USING gist (host_id WITH =, busy WITH &&, ((appointment_id + 0)) WITH <>);
 
 COMMENT ON CONSTRAINT host_busy_time_no_overlap ON calsync.host_busy_time IS 'A host (Cal.com user, else staff row) cannot be booked twice at once; the DETAIL names both appointments: choose another time or host.';
+
+ALTER TABLE ONLY calsync.host_busy_time
+    ADD CONSTRAINT host_busy_time_pkey PRIMARY KEY (appointment_id);
 
 ALTER TABLE ONLY calsync.integrity_issues
     ADD CONSTRAINT integrity_issues_pkey PRIMARY KEY (id);
@@ -5368,8 +5354,6 @@ ALTER TABLE ONLY remediation.log
 
 ALTER TABLE ONLY remediation.runs
     ADD CONSTRAINT runs_pkey PRIMARY KEY (run_id);
-
-CREATE INDEX host_busy_time_appointment_id_index ON calsync.host_busy_time USING btree (appointment_id);
 
 CREATE UNIQUE INDEX integrity_issues_one_open_per_rule_and_row ON calsync.integrity_issues USING btree (rule, table_name, row_id) WHERE (resolved_at IS NULL);
 
@@ -5529,7 +5513,7 @@ CREATE TRIGGER appointment_phases_reserve_host_time_delete AFTER DELETE ON publi
 
 CREATE TRIGGER appointment_phases_reserve_host_time_insert AFTER INSERT ON public.appointment_phases REFERENCING NEW TABLE AS new_phases FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointment_phases__insert_host_time();
 
-CREATE TRIGGER appointment_phases_reserve_host_time_update AFTER UPDATE ON public.appointment_phases REFERENCING OLD TABLE AS old_phases NEW TABLE AS new_phases FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointment_phases__update_host_time();
+CREATE TRIGGER appointment_phases_reserve_host_time_update AFTER UPDATE OF appointment_id, staff_required, start_time, end_time ON public.appointment_phases FOR EACH ROW WHEN (((new.appointment_id IS DISTINCT FROM old.appointment_id) OR ((new.staff_required OR old.staff_required) AND ((new.staff_required IS DISTINCT FROM old.staff_required) OR (new.start_time IS DISTINCT FROM old.start_time) OR (new.end_time IS DISTINCT FROM old.end_time))))) EXECUTE FUNCTION calsync.tg_appointment_phases__update_host_time();
 
 CREATE CONSTRAINT TRIGGER appointments_composite_has_phases AFTER INSERT OR UPDATE OF service_id, starts_at, is_composite, status ON public.appointments DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (new.is_composite) EXECUTE FUNCTION calsync.tg_appointments__derive_phases_at_commit();
 
@@ -5545,7 +5529,7 @@ CREATE TRIGGER appointments_phases_follow_appointment AFTER UPDATE OF starts_at,
 
 CREATE TRIGGER appointments_release_host_time AFTER DELETE ON public.appointments REFERENCING OLD TABLE AS old_appointments FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointments__release_host_time();
 
-CREATE TRIGGER appointments_reserve_host_time AFTER INSERT ON public.appointments FOR EACH ROW WHEN (((NOT new.is_composite) AND (new.staff_id IS NOT NULL) AND ((new.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])))) EXECUTE FUNCTION calsync.tg_appointments__reserve_host_time();
+CREATE TRIGGER appointments_reserve_host_time AFTER INSERT ON public.appointments FOR EACH ROW WHEN (((NOT new.is_composite) AND (new.staff_id IS NOT NULL) AND ((new.status)::text <> ALL ((ARRAY['cancelled'::character varying, 'no_show'::character varying])::text[])) AND (new.ends_at > new.starts_at))) EXECUTE FUNCTION calsync.tg_appointments__reserve_host_time();
 
 CREATE CONSTRAINT TRIGGER appointments_reserve_host_time_at_commit AFTER INSERT OR UPDATE OF starts_at, ends_at, staff_id, status, service_id ON public.appointments DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (new.is_composite) EXECUTE FUNCTION calsync.tg_appointments__reserve_host_time_at_commit();
 

@@ -28,6 +28,12 @@ PERM_PHASES = {"A": 50, "B": 5, "C": 15, "D": 40}  # Dauerwelle's staff-required
 LENA_EVENT_TYPES = {"A": 8211, "B": 8221, "C": 8231, "D": 8241}  # calcom_event_map for Lena (tests.make_salon)
 
 
+def keep_success_bodies(db: Db) -> None:
+    """Archive successful exchanges in full too (revision 0020's setting), so a test can read what was sent."""
+    with db.connect() as conn:
+        conn.execute("UPDATE calsync.settings SET value = 'true' WHERE key = 'archive_success_bodies'")
+
+
 def event_type(event_type_id: int, length: int, **more: Any) -> dict[str, Any]:
     return {
         "id": event_type_id,
@@ -76,6 +82,7 @@ def test_a_multi_length_event_type_gets_the_exact_length_also_when_moved(
     """lengthInMinutes only where the event type offers several lengths; a move keeps the length (Cal.com's API
     reschedule books the default length, so the booking is made again instead)."""
     sim.register_event_types([event_type(8001, 15, lengthInMinutesOptions=[15, 30, 45])])
+    keep_success_bodies(db)  # the requests sent are read back from the archive
     a = book(db, salon)
     drain(db, sim)
     [booking] = active(meta(sim, a))
@@ -97,6 +104,7 @@ def test_a_multi_length_event_type_gets_the_exact_length_also_when_moved(
 
 
 def test_a_fixed_length_event_type_gets_no_length_field(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -> None:
+    keep_success_bodies(db)
     a = book(db, salon)
     drain(db, sim)
     [booking] = active(meta(sim, a))

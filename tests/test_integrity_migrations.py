@@ -125,7 +125,9 @@ def test_whole_chain_up_down_up_with_data(fresh_db: Db) -> None:
     assert migrate.current_heads(fresh_db.url) == migrate.code_heads()
 
 
-@pytest.mark.parametrize("revision", ["0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012"])
+@pytest.mark.parametrize(
+    "revision", ["0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012", "0019"]
+)
 def test_each_revision_down_and_up_with_data(fresh_db: Db, revision: str) -> None:
     app_database(fresh_db)
     migrate.upgrade(fresh_db.url, revision)
@@ -299,3 +301,179 @@ def test_hundred_concurrent_bookings_of_one_slot(db: Db) -> None:
     assert outcomes.count("refused host_busy_time_no_overlap") == 99
     with db.connect() as conn:
         assert conn.execute("SELECT count(*) FROM appointments WHERE staff_id = %s", [staff]).fetchone() == (1,)
+
+
+# revision 0012's table, interval by interval, against its definition
+BUSY_0012_MISMATCH = """
+(SELECT appointment_id, phase_id, staff_id, host_key, busy FROM calsync.host_busy_time
+ EXCEPT ALL SELECT appointment_id, phase_id, staff_id, host_key, busy FROM calsync.appointment_busy_intervals)
+UNION ALL
+(SELECT appointment_id, phase_id, staff_id, host_key, busy FROM calsync.appointment_busy_intervals
+ EXCEPT ALL SELECT appointment_id, phase_id, staff_id, host_key, busy FROM calsync.host_busy_time)
+"""
+
+
+class Writers:
+    """Two app writers booking and moving throughout a migration: simple bookings and moves on one
+    host, composite bookings (phases derived at commit) and moves on another. Nothing they write
+    overlaps, so any error is the migration's."""
+
+    def __init__(self, db: Db, year: int) -> None:
+        self.db = db
+        self.year = year
+        self.stop = threading.Event()
+        self.errors: list[str] = []
+        self.done = 0
+        with db.connect() as conn:
+            row = conn.execute(
+                "SELECT (SELECT id FROM services WHERE NOT composite ORDER BY id LIMIT 1), "
+                "(SELECT id FROM services WHERE composite AND jsonb_typeof(segments) = 'array' ORDER BY id LIMIT 1), "
+                "(SELECT company_id FROM services WHERE NOT composite ORDER BY id LIMIT 1)"
+            ).fetchone()
+            assert row is not None and None not in row
+            self.simple, self.composite, self.company = row
+            staff = conn.execute(
+                "SELECT id FROM staff WHERE company_id = %s AND calcom_user_id IS NOT NULL ORDER BY id LIMIT 2",
+                [self.company],
+            ).fetchall()
+            self.customer = conn.execute(
+                "SELECT min(id) FROM customers WHERE company_id = %s", [self.company]
+            ).fetchone()[0]  # type: ignore[index]
+        self.threads = [
+            threading.Thread(target=self._run, args=(staff[0][0], self.simple, 0)),
+            threading.Thread(target=self._run, args=(staff[1][0], self.composite, 1)),
+        ]
+
+    def _run(self, staff: object, service: object, lane: int) -> None:
+        minutes = 30 if service == self.simple else 135
+        booked: list[int] = []
+        with self.db.connect() as conn:
+            i = 0
+            while not self.stop.is_set():
+                i += 1
+                start = dt.datetime(self.year + lane, 1, 1, tzinfo=dt.UTC) + dt.timedelta(hours=3 * i)
+                try:
+                    if booked and i % 3 == 0:
+                        conn.execute(
+                            "UPDATE appointments SET starts_at = %s, ends_at = %s + (ends_at - starts_at) "
+                            "WHERE id = %s",
+                            [start, start, booked[i % len(booked)]],
+                        )
+                    else:
+                        r = conn.execute(
+                            "INSERT INTO appointments (company_id, customer_id, service_id, staff_id, starts_at, "
+                            "ends_at, status, is_composite) VALUES (%s, %s, %s, %s, %s, %s, 'confirmed', %s) "
+                            "RETURNING id",
+                            [self.company, self.customer, service, staff, start,
+                             start + dt.timedelta(minutes=minutes), service == self.composite],
+                        ).fetchone()  # fmt: skip
+                        booked.append(int(r[0]))  # type: ignore[index, call-overload]
+                    conn.commit()
+                    self.done += 1
+                except psycopg.Error as e:
+                    conn.rollback()
+                    self.errors.append(f"{type(e).__name__}: {e}")
+
+    def __enter__(self) -> Writers:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+
+
+def _busy_mismatch(db: Db, query: str) -> list[tuple[object, ...]]:
+    from tests.test_host_busy_time_model import MISMATCH
+
+    with db.connect() as conn:
+        return conn.execute(query or MISMATCH).fetchall()
+
+
+def test_0019_with_writers_booking_throughout_and_back(fresh_db: Db) -> None:
+    """Revision 0019 rebuilds calsync.host_busy_time (one row per appointment, bigint host) beside the old
+    one while two writers book and move throughout, in batches small enough to interleave with them;
+    the downgrade rebuilds revision 0012's table the same way. After each, the table equals its
+    definition, the writers saw no error, and the rule still refuses a double booking."""
+    app_database(fresh_db, "0018")
+    with fresh_db.connect() as conn:
+        before = conn.execute("SELECT count(*) FROM calsync.host_busy_time").fetchone()
+    with env(CALSYNC_BUSY_BATCH_SIZE="5", CALSYNC_LOCK_TIMEOUT="200ms"), Writers(fresh_db, 2033) as writers:
+        migrate.upgrade(fresh_db.url, "0019")
+        during = writers.done
+    assert writers.errors == [], writers.errors
+    assert during > 0, "the writers wrote while the revision ran"
+    assert migrate.current_heads(fresh_db.url) == {"0019"}
+    assert _busy_mismatch(fresh_db, "") == []
+    with fresh_db.connect() as conn:
+        after = conn.execute("SELECT count(*) FROM calsync.host_busy_time").fetchone()
+        assert after is not None and before is not None and 0 < after[0] < before[0]  # type: ignore[operator]
+        staff, start, end = conn.execute(
+            "SELECT a.staff_id, a.starts_at, a.ends_at FROM appointments a JOIN calsync.host_busy_time b "
+            "ON b.appointment_id = a.id WHERE a.is_composite ORDER BY a.id DESC LIMIT 1"
+        ).fetchone()  # type: ignore[misc]
+        with pytest.raises(psycopg.errors.ExclusionViolation):
+            conn.execute(
+                "INSERT INTO appointments (company_id, customer_id, service_id, staff_id, starts_at, ends_at, status) "
+                "SELECT company_id, customer_id, service_id, staff_id, %s, %s, 'confirmed' FROM appointments "
+                "WHERE staff_id = %s AND NOT is_composite LIMIT 1",
+                [start, start + dt.timedelta(minutes=20), staff],
+            )
+        conn.rollback()
+        assert end is not None
+    with env(CALSYNC_BUSY_BATCH_SIZE="5", CALSYNC_LOCK_TIMEOUT="200ms"), Writers(fresh_db, 2040) as writers:
+        migrate.downgrade(fresh_db.url, "0018")
+    assert writers.errors == [], writers.errors
+    assert migrate.current_heads(fresh_db.url) == {"0018"}
+    assert _busy_mismatch(fresh_db, BUSY_0012_MISMATCH) == []
+    migrate.upgrade(fresh_db.url, "heads")
+    assert _busy_mismatch(fresh_db, "") == []
+
+
+def test_hundred_concurrent_bookings_of_one_slot_simple_and_composite(db: Db) -> None:
+    """Half the bookings are a Dauerwelle (its staff-required phases derived at commit), half a haircut
+    over its first phase, all for one host at once: exactly one commits."""
+    with db.connect() as conn:
+        company = conn.execute("SELECT tests.make_company()").fetchone()[0]  # type: ignore[index]
+        staff = conn.execute("SELECT tests.make_staff(%s, 'Lena Wagner', 4243)", [company]).fetchone()[0]  # type: ignore[index]
+        cut = conn.execute("SELECT tests.make_service(%s, 'Herrenhaarschnitt', 30)", [company]).fetchone()[0]  # type: ignore[index]
+        perm = conn.execute(
+            "SELECT tests.make_service(%s, 'Dauerwelle', 135, tests.dauerwelle_segments())", [company]
+        ).fetchone()[0]  # type: ignore[index]
+        customers = [
+            conn.execute("SELECT tests.make_customer(%s, %s)", [company, f"Kunde {i}"]).fetchone()[0]  # type: ignore[index]
+            for i in range(100)
+        ]
+        conn.commit()
+    barrier = threading.Barrier(100)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def book(i: int, customer: int) -> None:
+        with db.connect() as c:
+            c.execute("SELECT 1")
+            barrier.wait()
+            try:
+                c.execute(
+                    "SELECT tests.make_appointment(%s, %s, %s, '2031-05-06 10:00+02')",
+                    [customer, perm if i % 2 else cut, staff],
+                )
+                c.commit()
+                result = "committed"
+            except psycopg.errors.ExclusionViolation as e:
+                result = f"refused {e.diag.constraint_name}"
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=book, args=(i, c)) for i, c in enumerate(customers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("committed") == 1, outcomes
+    assert outcomes.count("refused host_busy_time_no_overlap") == 99
+    with db.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM appointments WHERE staff_id = %s", [staff]).fetchone() == (1,)
+    assert _busy_mismatch(db, "") == []

@@ -60,9 +60,27 @@ def test_single_appointment_is_booked_once(db: Db, sim: SimulatorProcess, salon:
     assert booking["bookingFieldsResponses"]["title"] == "Herrenhaarschnitt"
     [attempt] = attempts(db, a)
     assert (attempt["action"], attempt["response_status"], attempt["category"]) == ("create", 201, "OK")
+    # a success is archived as what traces it (revision 0020): status, request id, uid, latency and sizes
+    assert (attempt["booking_uid"], attempt["bodies_kept"]) == (booking["uid"], False)
+    assert attempt["response_headers"] is None or set(attempt["response_headers"]) == {"x-request-id"}
+    assert attempt["request_body"] is None and attempt["response_body"] is None
+    assert attempt["response_size"] > 0 and attempt["request_size"] > 0 and attempt["duration_ms"] >= 0
+    assert outbox_left(db) == 0
+
+
+def test_successes_are_archived_in_full_when_the_setting_asks(
+    db: Db, sim: SimulatorProcess, salon: dict[str, Any]
+) -> None:
+    with db.connect() as conn:
+        conn.execute("UPDATE calsync.settings SET value = 'true' WHERE key = 'archive_success_bodies'")
+    a = book(db, salon)
+    drain(db, sim)
+    [booking] = meta(sim, a)
+    [attempt] = attempts(db, a)
     assert json.loads(attempt["response_body"])["data"]["uid"] == booking["uid"], "the response is archived in full"
     assert attempt["request_body"]["metadata"] == {"calsync_appointment_id": str(a)}
-    assert outbox_left(db) == 0
+    assert (attempt["booking_uid"], attempt["bodies_kept"]) == (booking["uid"], True)
+    assert "content-type" in attempt["response_headers"]
 
 
 def test_composite_gets_one_booking_per_staff_required_phase(
@@ -90,6 +108,8 @@ def test_composite_gets_one_booking_per_staff_required_phase(
 
 
 def test_reschedule_and_cancel(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -> None:
+    with db.connect() as conn:  # the cancel's request is read back from the archive below
+        conn.execute("UPDATE calsync.settings SET value = 'true' WHERE key = 'archive_success_bodies'")
     a = book(db, salon)
     drain(db, sim)
     first_uid = appointment(db, a)["calcom_v2_booking_uid"]
@@ -257,6 +277,10 @@ def test_retryable_categories_then_success(
     drain(db, sim, request_timeout_s=0.5)
     tries = attempts(db, a)
     assert tries[0]["category"] == category and tries[0]["retryable"] is True
+    assert tries[0]["bodies_kept"] is True, "a failure is archived in full"
+    assert tries[0]["request_method"] == "GET" or tries[0]["request_body"] is not None, "with what was sent"
+    if tries[0]["response_status"] is not None:
+        assert tries[0]["response_body"] and tries[0]["response_headers"], "with what Cal.com said"
     row = appointment(db, a)
     if row["calcom_sync_status"] != "synced":  # a timeout/malformed create stored the booking: it was adopted
         assert row["sync_error_code"] == category and not row["requires_manual_review"]

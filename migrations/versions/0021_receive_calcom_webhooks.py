@@ -1,7 +1,7 @@
 """Cal.com's webhooks in: every delivery kept, applied exactly once, refused changes recorded.
 
 Revision ID: 0021
-Revises: 0018
+Revises: 0020
 
 - ``calsync.webhook_event`` (the typed record the receiver passes, worker/webhooks/contract.py) and
   ``calsync.webhook_deliveries``: every authentic delivery (raw body, headers without secrets, received time,
@@ -28,7 +28,7 @@ from alembic import op
 from migrations import online
 
 revision = "0021"
-down_revision = "0018"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 

@@ -5,7 +5,10 @@
 --   calsync.synced_bookings: the last word per (appointment, slot);
 --   the appointment's and each phase's Cal.com columns from those bookings, their sync status from the event's.
 -- Completion checks ownership: only events this worker still holds (running, locked_by = p_worker) change; the
--- exchanges are archived either way. Returns each event's recorded outcome ('lease_lost': not this worker's).
+-- exchanges are archived either way. A failed exchange is archived in full (request, status, headers, body, as
+-- capped by the worker with the size Cal.com sent); a successful one as what traces it: status, Cal.com's
+-- x-request-id, the booking's uid, latency and sizes, with its bodies and other headers only when the setting
+-- archive_success_bodies (calsync.settings) is true (bodies_kept says which). Returns each event's recorded outcome ('lease_lost': not this worker's).
 CREATE OR REPLACE FUNCTION calsync.finish_sync_events(p_worker text, p_results jsonb, p_max_attempts integer,
                                                      p_now timestamptz DEFAULT now(),
                                                      p_retry_base interval DEFAULT '5 seconds',
@@ -18,6 +21,8 @@ DECLARE
     v_last calsync.sync_result[];  -- the last result of each event this worker still holds
     v_decided calsync.sync_decision[];
     v_writer text := current_setting('calsync.writer', true);
+    v_full boolean := coalesce((SELECT s.value = 'true' FROM calsync.settings s WHERE s.key = 'archive_success_bodies'),
+                               false);
 BEGIN
     PERFORM calsync.authenticate_worker('calsync.finish_sync_events', p_worker);  -- only as the worker it is
     PERFORM calsync.enforce_worker_limits('calsync.finish_sync_events', p_now);
@@ -25,13 +30,18 @@ BEGIN
     INSERT INTO calsync.sync_attempts
         (outbox_id, appointment_id, phase_id, worker_id, action, attempt, request_method, request_path,
          request_body, response_status, response_headers, response_body, response_size, response_truncated,
-         duration_ms, category, retryable, error, created_at)
+         duration_ms, category, retryable, error, created_at, booking_uid, request_size, bodies_kept)
     SELECT r.event_id, r.appointment_id, e.phase_id, p_worker, e.action, d.attempts, e.request_method,
-           e.request_path, e.request_body, e.response_status, e.response_headers, e.response_body, e.response_size,
-           e.response_truncated, e.duration_ms, e.category, CASE WHEN e.category <> 'OK' THEN k.retryable END,
-           e.error, coalesce(e.at, p_now)
+           e.request_path, CASE WHEN x.kept THEN e.request_body END, e.response_status,
+           CASE WHEN x.kept THEN e.response_headers
+                ELSE nullif(jsonb_strip_nulls(jsonb_build_object('x-request-id', e.response_headers->'x-request-id')),
+                            '{}') END,
+           CASE WHEN x.kept THEN e.response_body END, e.response_size, e.response_truncated, e.duration_ms,
+           e.category, CASE WHEN e.category <> 'OK' THEN k.retryable END, e.error, coalesce(e.at, p_now),
+           calsync.exchange_booking_uid(e.request_path, e.response_body), octet_length(e.request_body::text), x.kept
     FROM unnest(v_all) AS r
     CROSS JOIN LATERAL unnest(r.exchanges) AS e
+    CROSS JOIN LATERAL (SELECT e.category IS DISTINCT FROM 'OK' OR v_full AS kept) AS x
     LEFT JOIN calsync.outbox_delivery d ON d.outbox_id = r.event_id
     LEFT JOIN remediation.categories k ON k.category = e.category;
 

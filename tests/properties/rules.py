@@ -48,10 +48,10 @@ CHECKS: dict[str, str] = {
     "FROM appointments WHERE status NOT IN ('cancelled', 'no_show') GROUP BY 1, 2, 3 HAVING count(*) > 1",
     "no host is booked twice at once": "SELECT x.appointment_id, y.appointment_id, x.host FROM busy x "
     "JOIN busy y ON x.host = y.host AND x.appointment_id < y.appointment_id AND x.busy && y.busy",
-    "host_busy_time is the live staff-required time": "(SELECT appointment_id, phase_id, busy "
-    "FROM calsync.host_busy_time EXCEPT ALL SELECT appointment_id, phase_id, busy FROM busy) UNION ALL "
-    "(SELECT appointment_id, phase_id, busy FROM busy "
-    "EXCEPT ALL SELECT appointment_id, phase_id, busy FROM calsync.host_busy_time)",
+    "host_busy_time is the live staff-required time": "(SELECT appointment_id, busy "
+    "FROM calsync.host_busy_time EXCEPT ALL SELECT appointment_id, range_agg(busy) FROM busy GROUP BY 1) UNION ALL "
+    "(SELECT appointment_id, range_agg(busy) FROM busy GROUP BY 1 "
+    "EXCEPT ALL SELECT appointment_id, busy FROM calsync.host_busy_time)",
     "a live composite appointment has phases, or is flagged": "SELECT a.id FROM appointments a "
     "WHERE a.status NOT IN ('cancelled', 'no_show') AND a.is_composite "
     "AND NOT EXISTS (SELECT 1 FROM appointment_phases p WHERE p.appointment_id = a.id) "
@@ -156,7 +156,9 @@ def check_phases(conn: Conn, a: Appt) -> None:
 
 # ---------------------------------------------------------------- refusals the input justifies
 
-_CONFLICT = re.compile(r"conflicts with existing key \([^)]*\)=\((?P<host>[^,]+), (?P<busy>.+), (?P<other>\d+)\)\.?$")
+_CONFLICT = re.compile(
+    r"conflicts with existing key \((?:[^()]|\([^)]*\))*\)=\((?P<host>[^,]+), (?P<busy>.+), (?P<other>\d+)\)\.?$"
+)
 
 
 def busy_intervals(conn: Conn, a: Appt) -> list[tuple[Decimal, Decimal]]:
