@@ -23,6 +23,8 @@ ORDER = [
     "rate_limit",  # ~3.5 min
     "views",  # ~8 min (1,000,000 appointments)
     "migrate_live",  # ~8 min (1,000,000 appointments)
+    "webhooks",  # ~3 min
+    "multi_company",  # ~6 min (20 companies, 3 workers, 5 minutes of backlog)
 ]
 
 
