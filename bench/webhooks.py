@@ -225,8 +225,18 @@ def main() -> None:
         try:
             asyncio.run(closed_loop(hook_url, [gen.next() for _ in range(500)], 8))  # warm-up: connections, plans
             under: list[float] = []
+            app_failed: list[str] = []
             budget = int(args.deliveries / 300 + args.latency_seconds * len(rates) * 2 + 20)
-            app = threading.Thread(target=lambda: under.append(pgbench_tps(url, scripts, args.app_clients, budget)))
+
+            def app_load() -> None:
+                try:
+                    under.append(pgbench_tps(url, scripts, args.app_clients, budget))
+                except (Exception, SystemExit) as e:  # reported below: the receiver's figures stand on their own
+                    app_failed.append(
+                        f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+                    )
+
+            app = threading.Thread(target=app_load)
             app.start()
             time.sleep(1.0)
             cpu0 = cpu_seconds(receiver.pid)
@@ -255,7 +265,10 @@ def main() -> None:
         print(f"stored deliveries by outcome: {outcomes}")
         for outcome, detail in examples:
             print(f"  e.g. {outcome}: {detail}")
-        print(f"app booking load meanwhile: {under[0]:.0f} tps ({under[0] / baseline:.2f}x of alone)")
+        if under:
+            print(f"app booking load meanwhile: {under[0]:.0f} tps ({under[0] / baseline:.2f}x of alone)")
+        else:
+            print(f"app booking load meanwhile: pgbench did not finish ({'; '.join(app_failed) or 'no figure'})")
         met = rate >= 1000 and p99 <= 50
         print(f"goal: >= 1,000 deliveries/s ({rate:,.0f}) and p99 <= 50 ms at {rates[0]:,.0f}/s ({p99:.1f}): "
               f"{'met' if met else 'missed'}; p99 by offered rate: {', '.join(f'{r:,.0f}/s {v:.1f} ms' for r, v in p99s.items())}")  # fmt: skip
