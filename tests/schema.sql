@@ -1496,7 +1496,7 @@ $$;
 COMMENT ON FUNCTION calsync.reap_expired_leases(p_now timestamp with time zone, p_dead_after interval) IS 'Return events whose lease expired, or whose worker stopped heart-beating, to the queue, due now; returns how many.';
 
 CREATE FUNCTION calsync.receive_webhook(p_event jsonb, p_body text, p_headers jsonb, p_signature text, p_now timestamp with time zone DEFAULT now()) RETURNS TABLE(delivery_id bigint, outcome text, detail text, appointment_id bigint)
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
     AS $$
 DECLARE
@@ -1509,6 +1509,11 @@ DECLARE
     v_waiting text;
     v_next timestamptz;
 BEGIN
+    -- SECURITY DEFINER for the receiver's role (sql/grants/webhooks.sql): it runs on the database's time only
+    IF p_now IS DISTINCT FROM now() AND NOT calsync.caller_is_admin() THEN
+        RAISE EXCEPTION 'calsync.receive_webhook: a time of the caller''s (%) is refused: deliveries are stored on the database''s time', p_now
+            USING ERRCODE = '42501';
+    END IF;
     PERFORM pg_advisory_xact_lock(hashtextextended('calsync.webhook:' || v_e.event_key, 0));
     SELECT * INTO v_first FROM calsync.webhook_deliveries d WHERE d.event_key = v_e.event_key AND d.duplicate_of IS NULL;
     v_id := nextval(pg_get_serial_sequence('calsync.webhook_deliveries', 'id'));
@@ -1538,13 +1543,18 @@ $$;
 COMMENT ON FUNCTION calsync.receive_webhook(p_event jsonb, p_body text, p_headers jsonb, p_signature text, p_now timestamp with time zone) IS 'Store one authentic Cal.com webhook delivery and apply it, exactly once per event (a redelivery is kept as a duplicate and changes nothing).';
 
 CREATE FUNCTION calsync.receive_webhooks(p_deliveries jsonb, p_now timestamp with time zone DEFAULT now()) RETURNS TABLE(ord bigint, delivery_id bigint, outcome text, detail text, appointment_id bigint)
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
     AS $$
 DECLARE
     v_item jsonb;
     v_ord bigint;
 BEGIN
+    -- SECURITY DEFINER for the receiver's role (sql/grants/webhooks.sql): it runs on the database's time only
+    IF p_now IS DISTINCT FROM now() AND NOT calsync.caller_is_admin() THEN
+        RAISE EXCEPTION 'calsync.receive_webhooks: a time of the caller''s (%) is refused: deliveries are stored on the database''s time', p_now
+            USING ERRCODE = '42501';
+    END IF;
     FOR v_item, v_ord IN SELECT x.value, x.ordinality FROM jsonb_array_elements(p_deliveries) WITH ORDINALITY AS x LOOP
         RETURN QUERY SELECT v_ord, r.delivery_id, r.outcome, r.detail, r.appointment_id
                      FROM calsync.receive_webhook(v_item->'event', v_item->>'body', v_item->'headers',
@@ -1782,7 +1792,7 @@ $$;
 COMMENT ON FUNCTION calsync.retry_delay(p_attempts integer, p_base interval, p_cap interval) IS 'Backoff before the next attempt: exponential in the attempts so far, capped, with +-25% jitter.';
 
 CREATE FUNCTION calsync.retry_parked_webhooks(p_now timestamp with time zone DEFAULT now(), p_waiting_for text DEFAULT NULL::text, p_limit integer DEFAULT 100) RETURNS integer
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
     AS $$
 DECLARE
@@ -1790,6 +1800,11 @@ DECLARE
     v_outcome text;
     v_settled integer := 0;
 BEGIN
+    -- SECURITY DEFINER for the receiver's role (sql/grants/webhooks.sql): it runs on the database's time only
+    IF p_now IS DISTINCT FROM now() AND NOT calsync.caller_is_admin() THEN
+        RAISE EXCEPTION 'calsync.retry_parked_webhooks: a time of the caller''s (%) is refused: deliveries are stored on the database''s time', p_now
+            USING ERRCODE = '42501';
+    END IF;
     FOR v_id IN
         SELECT d.id FROM calsync.webhook_deliveries d
         WHERE d.outcome = 'parked'

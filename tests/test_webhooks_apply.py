@@ -352,3 +352,32 @@ def test_a_composite_moves_as_a_whole_and_a_cancelled_phase_cancels_it(
     assert deliver(conn, cancel(f"p-{third}"))["outcome"] == "applied"
     assert appointment(conn, a)["status"] == "cancelled", "a cancelled required phase cancels the whole appointment"
     assert outbox(conn, a) == ["cancel"], "the other phases' bookings are cancelled by the worker"
+
+
+def test_the_receivers_role_stores_and_applies_and_does_nothing_else(
+    conn: psycopg.Connection[Any], salon: dict[str, Any]
+) -> None:
+    """calsync_webhooks (the receiver's role) runs the entry functions, which apply as the schema's owner; it can
+    touch no table of the app, read no stored body, and not choose the time a delivery is stored at."""
+    a = book(conn, salon)
+    conn.execute("SET ROLE calsync_webhooks")
+    conn.commit()
+    got = deliver(conn, reschedule("uid-1", "uid-2", START + dt.timedelta(days=1)))
+    assert got["outcome"] == "applied", got
+    assert conn.execute("SELECT count(*) FROM calsync.retry_parked_webhooks()").fetchone() is not None
+    parked = conn.execute("SELECT count(*) FROM calsync.webhook_deliveries WHERE outcome = 'parked'").fetchone()
+    assert parked == (0,), "the health endpoint's query runs as the role"
+    conn.commit()
+    refused = [
+        "UPDATE appointments SET status = 'cancelled'",
+        "SELECT body FROM calsync.webhook_deliveries",
+        "SELECT * FROM calsync.apply_webhook(1)",
+        "SELECT * FROM calsync.retry_parked_webhooks(now() + interval '1 day')",
+    ]
+    for statement in refused:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(statement)  # type: ignore[arg-type]
+        conn.rollback()
+    conn.execute("RESET ROLE")
+    conn.commit()
+    assert appointment(conn, a)["starts_at"] == START + dt.timedelta(days=1)

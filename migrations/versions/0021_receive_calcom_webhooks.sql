@@ -439,12 +439,17 @@ COMMENT ON FUNCTION calsync.apply_calcom_reschedule(calsync.webhook_event, bigin
 CREATE OR REPLACE FUNCTION calsync.retry_parked_webhooks(p_now timestamptz DEFAULT now(), p_waiting_for text DEFAULT NULL,
                                                         p_limit integer DEFAULT 100)
 RETURNS integer
-LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     v_id bigint;
     v_outcome text;
     v_settled integer := 0;
 BEGIN
+    -- SECURITY DEFINER for the receiver's role (sql/grants/webhooks.sql): it runs on the database's time only
+    IF p_now IS DISTINCT FROM now() AND NOT calsync.caller_is_admin() THEN
+        RAISE EXCEPTION 'calsync.retry_parked_webhooks: a time of the caller''s (%) is refused: deliveries are stored on the database''s time', p_now
+            USING ERRCODE = '42501';
+    END IF;
     FOR v_id IN
         SELECT d.id FROM calsync.webhook_deliveries d
         WHERE d.outcome = 'parked'
@@ -570,7 +575,7 @@ COMMENT ON FUNCTION calsync.apply_webhook(bigint, timestamptz) IS
 CREATE OR REPLACE FUNCTION calsync.receive_webhook(p_event jsonb, p_body text, p_headers jsonb, p_signature text,
                                                   p_now timestamptz DEFAULT now())
 RETURNS TABLE (delivery_id bigint, outcome text, detail text, appointment_id bigint)
-LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     v_e calsync.webhook_event := jsonb_populate_record(NULL::calsync.webhook_event, p_event);
     v_id bigint;
@@ -581,6 +586,11 @@ DECLARE
     v_waiting text;
     v_next timestamptz;
 BEGIN
+    -- SECURITY DEFINER for the receiver's role (sql/grants/webhooks.sql): it runs on the database's time only
+    IF p_now IS DISTINCT FROM now() AND NOT calsync.caller_is_admin() THEN
+        RAISE EXCEPTION 'calsync.receive_webhook: a time of the caller''s (%) is refused: deliveries are stored on the database''s time', p_now
+            USING ERRCODE = '42501';
+    END IF;
     PERFORM pg_advisory_xact_lock(hashtextextended('calsync.webhook:' || v_e.event_key, 0));
     SELECT * INTO v_first FROM calsync.webhook_deliveries d WHERE d.event_key = v_e.event_key AND d.duplicate_of IS NULL;
     v_id := nextval(pg_get_serial_sequence('calsync.webhook_deliveries', 'id'));
@@ -617,11 +627,16 @@ COMMENT ON FUNCTION calsync.receive_webhook(jsonb, text, jsonb, text, timestampt
 -- one at a time, so one bad delivery never holds up the others.
 CREATE OR REPLACE FUNCTION calsync.receive_webhooks(p_deliveries jsonb, p_now timestamptz DEFAULT now())
 RETURNS TABLE (ord bigint, delivery_id bigint, outcome text, detail text, appointment_id bigint)
-LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     v_item jsonb;
     v_ord bigint;
 BEGIN
+    -- SECURITY DEFINER for the receiver's role (sql/grants/webhooks.sql): it runs on the database's time only
+    IF p_now IS DISTINCT FROM now() AND NOT calsync.caller_is_admin() THEN
+        RAISE EXCEPTION 'calsync.receive_webhooks: a time of the caller''s (%) is refused: deliveries are stored on the database''s time', p_now
+            USING ERRCODE = '42501';
+    END IF;
     FOR v_item, v_ord IN SELECT x.value, x.ordinality FROM jsonb_array_elements(p_deliveries) WITH ORDINALITY AS x LOOP
         RETURN QUERY SELECT v_ord, r.delivery_id, r.outcome, r.detail, r.appointment_id
                      FROM calsync.receive_webhook(v_item->'event', v_item->>'body', v_item->'headers',
@@ -687,9 +702,17 @@ COMMENT ON COLUMN remediation.refused_calcom_changes.recommended_action IS 'what
 
 -- name: grants
 -- from: sql/grants/webhooks.sql
--- The webhook receiver's functions change appointments: not for PUBLIC. The receiver connects as a role that owns
--- or may write the app's tables (the owner by default); the remediation views follow roles.sql (readonly reads them:
--- they hold no contact data).
+-- The webhook receiver's functions change appointments: not for PUBLIC. calsync_webhooks is the receiver's role:
+-- it runs the three entry functions (SECURITY DEFINER: they store and apply deliveries as the schema's owner) and
+-- reads the deliveries' outcomes for its health endpoint, nothing else (no table of the app, no stored body). The
+-- remediation views follow roles.sql (readonly reads them: they hold no contact data).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'calsync_webhooks') THEN
+        CREATE ROLE calsync_webhooks NOLOGIN;
+    END IF;
+END
+$$;
 REVOKE EXECUTE ON FUNCTION calsync.receive_webhook(jsonb, text, jsonb, text, timestamptz),
     calsync.receive_webhooks(jsonb, timestamptz),
     calsync.apply_webhook(bigint, timestamptz),
@@ -699,6 +722,11 @@ REVOKE EXECUTE ON FUNCTION calsync.receive_webhook(jsonb, text, jsonb, text, tim
     calsync.list_calcom_booking(calsync.webhook_event, bigint, timestamptz),
     calsync.record_refused_calcom_change(bigint, text, text, timestamptz) FROM PUBLIC;
 GRANT SELECT ON remediation.calcom_bookings_without_appointment, remediation.refused_calcom_changes TO calsync_readonly;
+GRANT USAGE ON SCHEMA calsync TO calsync_webhooks;
+GRANT EXECUTE ON FUNCTION calsync.receive_webhook(jsonb, text, jsonb, text, timestamptz),
+    calsync.receive_webhooks(jsonb, timestamptz), calsync.retry_parked_webhooks(timestamptz, text, integer)
+    TO calsync_webhooks;
+GRANT SELECT (outcome) ON calsync.webhook_deliveries TO calsync_webhooks;
 
 -- name: loop_guard
 -- from: sql/functions/is_sync_loop.sql
@@ -943,3 +971,11 @@ DELETE FROM calsync.settings WHERE key IN ('webhook_park_base', 'webhook_park_ca
 DROP TABLE calsync.foreign_calcom_bookings;
 DROP TABLE calsync.webhook_deliveries;
 DROP TYPE calsync.webhook_event;
+DO $$
+BEGIN
+    REVOKE ALL ON SCHEMA calsync FROM calsync_webhooks;
+    DROP ROLE calsync_webhooks;
+EXCEPTION WHEN dependent_objects_still_exist THEN
+    RAISE NOTICE 'role calsync_webhooks is still used by another database of this cluster: kept';
+END
+$$;

@@ -8,7 +8,7 @@
 CREATE OR REPLACE FUNCTION calsync.receive_webhook(p_event jsonb, p_body text, p_headers jsonb, p_signature text,
                                                   p_now timestamptz DEFAULT now())
 RETURNS TABLE (delivery_id bigint, outcome text, detail text, appointment_id bigint)
-LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     v_e calsync.webhook_event := jsonb_populate_record(NULL::calsync.webhook_event, p_event);
     v_id bigint;
@@ -19,6 +19,11 @@ DECLARE
     v_waiting text;
     v_next timestamptz;
 BEGIN
+    -- SECURITY DEFINER for the receiver's role (sql/grants/webhooks.sql): it runs on the database's time only
+    IF p_now IS DISTINCT FROM now() AND NOT calsync.caller_is_admin() THEN
+        RAISE EXCEPTION 'calsync.receive_webhook: a time of the caller''s (%) is refused: deliveries are stored on the database''s time', p_now
+            USING ERRCODE = '42501';
+    END IF;
     PERFORM pg_advisory_xact_lock(hashtextextended('calsync.webhook:' || v_e.event_key, 0));
     SELECT * INTO v_first FROM calsync.webhook_deliveries d WHERE d.event_key = v_e.event_key AND d.duplicate_of IS NULL;
     v_id := nextval(pg_get_serial_sequence('calsync.webhook_deliveries', 'id'));

@@ -6,11 +6,16 @@
 -- one at a time, so one bad delivery never holds up the others.
 CREATE OR REPLACE FUNCTION calsync.receive_webhooks(p_deliveries jsonb, p_now timestamptz DEFAULT now())
 RETURNS TABLE (ord bigint, delivery_id bigint, outcome text, detail text, appointment_id bigint)
-LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     v_item jsonb;
     v_ord bigint;
 BEGIN
+    -- SECURITY DEFINER for the receiver's role (sql/grants/webhooks.sql): it runs on the database's time only
+    IF p_now IS DISTINCT FROM now() AND NOT calsync.caller_is_admin() THEN
+        RAISE EXCEPTION 'calsync.receive_webhooks: a time of the caller''s (%) is refused: deliveries are stored on the database''s time', p_now
+            USING ERRCODE = '42501';
+    END IF;
     FOR v_item, v_ord IN SELECT x.value, x.ordinality FROM jsonb_array_elements(p_deliveries) WITH ORDINALITY AS x LOOP
         RETURN QUERY SELECT v_ord, r.delivery_id, r.outcome, r.detail, r.appointment_id
                      FROM calsync.receive_webhook(v_item->'event', v_item->>'body', v_item->'headers',

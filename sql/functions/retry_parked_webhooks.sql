@@ -5,12 +5,17 @@
 CREATE OR REPLACE FUNCTION calsync.retry_parked_webhooks(p_now timestamptz DEFAULT now(), p_waiting_for text DEFAULT NULL,
                                                         p_limit integer DEFAULT 100)
 RETURNS integer
-LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     v_id bigint;
     v_outcome text;
     v_settled integer := 0;
 BEGIN
+    -- SECURITY DEFINER for the receiver's role (sql/grants/webhooks.sql): it runs on the database's time only
+    IF p_now IS DISTINCT FROM now() AND NOT calsync.caller_is_admin() THEN
+        RAISE EXCEPTION 'calsync.retry_parked_webhooks: a time of the caller''s (%) is refused: deliveries are stored on the database''s time', p_now
+            USING ERRCODE = '42501';
+    END IF;
     FOR v_id IN
         SELECT d.id FROM calsync.webhook_deliveries d
         WHERE d.outcome = 'parked'
