@@ -367,6 +367,7 @@ def test_the_receivers_role_stores_and_applies_and_does_nothing_else(
     assert conn.execute("SELECT count(*) FROM calsync.retry_parked_webhooks()").fetchone() is not None
     parked = conn.execute("SELECT count(*) FROM calsync.webhook_deliveries WHERE outcome = 'parked'").fetchone()
     assert parked == (0,), "the health endpoint's query runs as the role"
+    assert conn.execute("SELECT count(*) FROM alembic_version").fetchone() == (1,), "and the head check at start"
     conn.commit()
     refused = [
         "UPDATE appointments SET status = 'cancelled'",

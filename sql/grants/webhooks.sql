@@ -23,3 +23,4 @@ GRANT EXECUTE ON FUNCTION calsync.receive_webhook(jsonb, text, jsonb, text, time
     calsync.receive_webhooks(jsonb, timestamptz), calsync.retry_parked_webhooks(timestamptz, text, integer)
     TO calsync_webhooks;
 GRANT SELECT (outcome) ON calsync.webhook_deliveries TO calsync_webhooks;
+GRANT SELECT ON public.alembic_version TO calsync_webhooks;  -- the head check at start (worker/ops/head.py)

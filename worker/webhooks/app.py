@@ -137,9 +137,9 @@ def make_app(cfg: WebhookSettings, pool: AsyncConnectionPool[Any]) -> web.Applic
 
 
 async def serve(cfg: WebhookSettings) -> None:
-    from worker.ops import migrate
+    from worker.ops import head
 
-    await asyncio.to_thread(migrate.require_head, cfg.database_url)
+    await asyncio.to_thread(head.require_head, cfg.database_url)
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         libpq_url(cfg.database_url), min_size=cfg.pool_size, max_size=cfg.pool_size, open=False,
         kwargs={"autocommit": True},
