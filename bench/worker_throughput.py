@@ -172,6 +172,7 @@ def run_ours(sim: SimulatorProcess, n: int, concurrency: int, batch: int) -> dic
             book(conn, 0, n)
             conn.execute("VACUUM ANALYZE")
         settings = WorkerSettings(database_url=url, api_key=API_KEY, base_url=sim.base_url, once=True, concurrency=concurrency,
+                                  key_concurrency=concurrency,  # one key: its cap is the whole concurrency
                                   batch_size=batch, rate_limit=10_000_000, rate_window_s=60, poll_interval_s=0.5)  # fmt: skip
         return timed(url, sim, n, lambda: str(asyncio.run(Worker(settings).run())))
 
