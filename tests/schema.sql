@@ -2013,13 +2013,24 @@ COMMENT ON FUNCTION calsync.tg_appointment_phases__insert_host_time() IS 'Statem
 CREATE FUNCTION calsync.tg_appointment_phases__update_host_time() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
+DECLARE
+    v_ids bigint[];
 BEGIN
-    PERFORM calsync.refresh_host_busy_time(ARRAY[OLD.appointment_id, NEW.appointment_id], false);
+    SELECT array_agg(DISTINCT x.appointment_id) INTO v_ids
+    FROM old_phases o FULL JOIN new_phases n ON n.id = o.id
+    CROSS JOIN LATERAL (VALUES (o.appointment_id), (n.appointment_id)) AS x(appointment_id)
+    WHERE x.appointment_id IS NOT NULL
+      AND (o.id IS NULL OR n.id IS NULL OR n.appointment_id IS DISTINCT FROM o.appointment_id
+           OR ((n.staff_required OR o.staff_required)
+               AND (n.staff_required, n.start_time, n.end_time) IS DISTINCT FROM (o.staff_required, o.start_time, o.end_time)));
+    IF v_ids IS NOT NULL THEN
+        PERFORM calsync.refresh_host_busy_time(v_ids, false);
+    END IF;
     RETURN NULL;
 END
 $$;
 
-COMMENT ON FUNCTION calsync.tg_appointment_phases__update_host_time() IS 'Trigger appointment_phases_reserve_host_time_update: keep a changed phase''s busy time current.';
+COMMENT ON FUNCTION calsync.tg_appointment_phases__update_host_time() IS 'Statement trigger appointment_phases_reserve_host_time_update: keep the busy time of appointments whose phases changed current.';
 
 CREATE FUNCTION calsync.tg_appointments__check_version() RETURNS trigger
     LANGUAGE plpgsql
@@ -2044,7 +2055,10 @@ CREATE FUNCTION calsync.tg_appointments__derive_phases_at_commit() RETURNS trigg
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    PERFORM calsync.create_missing_phases(NEW.id, 'trigger appointments_composite_has_phases');
+    -- the common case (it has its phases) in one query, without calling the function
+    IF NOT EXISTS (SELECT 1 FROM appointment_phases WHERE appointment_id = NEW.id) THEN
+        PERFORM calsync.create_missing_phases(NEW.id, 'trigger appointments_composite_has_phases');
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -2076,10 +2090,13 @@ BEGIN
     ELSE
         RETURN NULL;
     END IF;
-    PERFORM calsync.enqueue_sync(NEW.id, v_type, jsonb_build_object(
+    -- the row calsync.enqueue_sync writes, inserted here (the app's every booking and move runs this: a function
+    -- call less), with the company the row already has (outbox_record_company then has nothing to look up)
+    INSERT INTO calsync.outbox (aggregatetype, aggregateid, type, payload, company_id)
+    VALUES ('appointment', NEW.id::text, v_type, jsonb_build_object(
         'appointment_id', NEW.id, 'status', NEW.status, 'starts_at', NEW.starts_at, 'ends_at', NEW.ends_at,
         'staff_id', NEW.staff_id, 'service_id', NEW.service_id, 'customer_id', NEW.customer_id,
-        'calcom_v2_booking_uid', NEW.calcom_v2_booking_uid));
+        'calcom_v2_booking_uid', NEW.calcom_v2_booking_uid), NEW.company_id);
     RETURN NULL;
 END
 $$;
@@ -5464,8 +5481,6 @@ CREATE INDEX remediation_appointments_failing_index ON public.appointments USING
 
 CREATE INDEX remediation_appointments_last_sync_attempt_index ON public.appointments USING btree (last_sync_attempt_at) INCLUDE (calcom_sync_status) WHERE (last_sync_attempt_at IS NOT NULL);
 
-CREATE INDEX remediation_appointments_slot_index ON public.appointments USING btree (customer_id, starts_at, service_id);
-
 CREATE INDEX remediation_appointments_unsynced_ends_at_index ON public.appointments USING btree (ends_at) WHERE ((calcom_sync_status)::text = ANY ((ARRAY['failed'::character varying, 'pending'::character varying])::text[]));
 
 CREATE INDEX remediation_customers_invalid_email_index ON public.customers USING btree (id) WHERE (calsync.has_email((email)::text) AND (NOT calsync.is_usable_email((email)::text)));
@@ -5514,7 +5529,7 @@ CREATE OR REPLACE VIEW calsync.remediation_duplicate_bookings AS
      JOIN remediation.shared_bookings b ON ((b.appointment_id = a.id)))
   GROUP BY a.id;
 
-CREATE TRIGGER outbox_record_company BEFORE INSERT ON calsync.outbox FOR EACH ROW EXECUTE FUNCTION calsync.tg_outbox__record_company();
+CREATE TRIGGER outbox_record_company BEFORE INSERT ON calsync.outbox FOR EACH ROW WHEN (((new.company_id IS NULL) AND (new.aggregatetype = 'appointment'::text))) EXECUTE FUNCTION calsync.tg_outbox__record_company();
 
 CREATE TRIGGER outbox_wake_worker AFTER INSERT ON calsync.outbox FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_outbox__wake_worker();
 
@@ -5528,7 +5543,7 @@ CREATE TRIGGER appointment_phases_reserve_host_time_delete AFTER DELETE ON publi
 
 CREATE TRIGGER appointment_phases_reserve_host_time_insert AFTER INSERT ON public.appointment_phases REFERENCING NEW TABLE AS new_phases FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointment_phases__insert_host_time();
 
-CREATE TRIGGER appointment_phases_reserve_host_time_update AFTER UPDATE OF appointment_id, staff_required, start_time, end_time ON public.appointment_phases FOR EACH ROW WHEN (((new.appointment_id IS DISTINCT FROM old.appointment_id) OR ((new.staff_required OR old.staff_required) AND ((new.staff_required IS DISTINCT FROM old.staff_required) OR (new.start_time IS DISTINCT FROM old.start_time) OR (new.end_time IS DISTINCT FROM old.end_time))))) EXECUTE FUNCTION calsync.tg_appointment_phases__update_host_time();
+CREATE TRIGGER appointment_phases_reserve_host_time_update AFTER UPDATE ON public.appointment_phases REFERENCING OLD TABLE AS old_phases NEW TABLE AS new_phases FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointment_phases__update_host_time();
 
 CREATE CONSTRAINT TRIGGER appointments_composite_has_phases AFTER INSERT OR UPDATE OF service_id, starts_at, is_composite, status ON public.appointments DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (new.is_composite) EXECUTE FUNCTION calsync.tg_appointments__derive_phases_at_commit();
 

@@ -1,6 +1,7 @@
 -- The transactional outbox: the intent to sync commits in the same transaction as the booking.
 -- Appointment changes insert rows into calsync.outbox (insert-only, shaped for Debezium's outbox event
--- router); the worker delivers them (calsync.claim_sync_events / calsync.finish_sync_events).
+-- router); the worker delivers them (calsync.claim_sync_events / calsync.finish_sync_events). The appointments'
+-- own trigger (their every booking and move) inserts the same row itself, a function call less.
 
 -- PL/pgSQL, not SQL: a SQL function that can't be inlined (an INSERT) is planned again on every call from
 -- a trigger; PL/pgSQL keeps the plan for the session (the app's every booking calls this).

@@ -10,19 +10,30 @@ $$;
 COMMENT ON FUNCTION calsync.tg_appointment_phases__insert_host_time() IS
     'Statement trigger appointment_phases_reserve_host_time_insert: new phases reserve their host''s time.';
 
--- A changed phase (a row trigger whose WHEN lets through only changes of what decides the busy time, so
--- the app's unchanged rewrites of phases and its statements that change no row cost nothing): recompute
--- its appointment (and the one it left). The phases of one moved appointment all fire after their
--- statement; the first recomputes the row, the others find it current and write nothing.
+-- Changed phases (one pass per statement): recompute the appointments whose phases changed in what decides the
+-- busy time (an appointment, staff need or time; the app rewrites unchanged phases, which cost one query over the
+-- statement's transition tables and nothing else), and the appointments they left. A moved Dauerwelle's phases
+-- are one recomputation, not one per phase. Joined on the phase id; a phase whose id changed counts as changed.
 CREATE OR REPLACE FUNCTION calsync.tg_appointment_phases__update_host_time() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    v_ids bigint[];
 BEGIN
-    PERFORM calsync.refresh_host_busy_time(ARRAY[OLD.appointment_id, NEW.appointment_id], false);
+    SELECT array_agg(DISTINCT x.appointment_id) INTO v_ids
+    FROM old_phases o FULL JOIN new_phases n ON n.id = o.id
+    CROSS JOIN LATERAL (VALUES (o.appointment_id), (n.appointment_id)) AS x(appointment_id)
+    WHERE x.appointment_id IS NOT NULL
+      AND (o.id IS NULL OR n.id IS NULL OR n.appointment_id IS DISTINCT FROM o.appointment_id
+           OR ((n.staff_required OR o.staff_required)
+               AND (n.staff_required, n.start_time, n.end_time) IS DISTINCT FROM (o.staff_required, o.start_time, o.end_time)));
+    IF v_ids IS NOT NULL THEN
+        PERFORM calsync.refresh_host_busy_time(v_ids, false);
+    END IF;
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION calsync.tg_appointment_phases__update_host_time() IS
-    'Trigger appointment_phases_reserve_host_time_update: keep a changed phase''s busy time current.';
+    'Statement trigger appointment_phases_reserve_host_time_update: keep the busy time of appointments whose phases changed current.';
 
 -- Deleted phases: recompute their appointments (which may now be busy for their whole time).
 CREATE OR REPLACE FUNCTION calsync.tg_appointment_phases__delete_host_time() RETURNS trigger
@@ -39,16 +50,12 @@ CREATE OR REPLACE TRIGGER appointment_phases_reserve_host_time_insert
     AFTER INSERT ON appointment_phases REFERENCING NEW TABLE AS new_phases
     FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointment_phases__insert_host_time();
 
--- A row trigger: the app rewrites phases it has not changed, and the statements that change no row
--- (a simple appointment has no phases to follow its move) fire no statement trigger's queries this way.
-CREATE OR REPLACE TRIGGER appointment_phases_reserve_host_time_update
-    AFTER UPDATE OF appointment_id, staff_required, start_time, end_time ON appointment_phases
-    FOR EACH ROW
-    WHEN (NEW.appointment_id IS DISTINCT FROM OLD.appointment_id
-          OR ((NEW.staff_required OR OLD.staff_required)
-              AND (NEW.staff_required IS DISTINCT FROM OLD.staff_required OR NEW.start_time IS DISTINCT FROM OLD.start_time
-                   OR NEW.end_time IS DISTINCT FROM OLD.end_time)))
-    EXECUTE FUNCTION calsync.tg_appointment_phases__update_host_time();
+-- A statement trigger (its transition tables are the ones appointment_phases_enqueue_sync_update captures
+-- already): one recomputation per statement, however many phases of an appointment it moved.
+DROP TRIGGER IF EXISTS appointment_phases_reserve_host_time_update ON appointment_phases;
+CREATE TRIGGER appointment_phases_reserve_host_time_update
+    AFTER UPDATE ON appointment_phases REFERENCING OLD TABLE AS old_phases NEW TABLE AS new_phases
+    FOR EACH STATEMENT EXECUTE FUNCTION calsync.tg_appointment_phases__update_host_time();
 
 CREATE OR REPLACE TRIGGER appointment_phases_reserve_host_time_delete
     AFTER DELETE ON appointment_phases REFERENCING OLD TABLE AS old_phases

@@ -5,7 +5,10 @@
 CREATE OR REPLACE FUNCTION calsync.tg_appointments__derive_phases_at_commit() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM calsync.create_missing_phases(NEW.id, 'trigger appointments_composite_has_phases');
+    -- the common case (it has its phases) in one query, without calling the function
+    IF NOT EXISTS (SELECT 1 FROM appointment_phases WHERE appointment_id = NEW.id) THEN
+        PERFORM calsync.create_missing_phases(NEW.id, 'trigger appointments_composite_has_phases');
+    END IF;
     RETURN NULL;
 END
 $$;

@@ -25,10 +25,13 @@ BEGIN
     ELSE
         RETURN NULL;
     END IF;
-    PERFORM calsync.enqueue_sync(NEW.id, v_type, jsonb_build_object(
+    -- the row calsync.enqueue_sync writes, inserted here (the app's every booking and move runs this: a function
+    -- call less), with the company the row already has (outbox_record_company then has nothing to look up)
+    INSERT INTO calsync.outbox (aggregatetype, aggregateid, type, payload, company_id)
+    VALUES ('appointment', NEW.id::text, v_type, jsonb_build_object(
         'appointment_id', NEW.id, 'status', NEW.status, 'starts_at', NEW.starts_at, 'ends_at', NEW.ends_at,
         'staff_id', NEW.staff_id, 'service_id', NEW.service_id, 'customer_id', NEW.customer_id,
-        'calcom_v2_booking_uid', NEW.calcom_v2_booking_uid));
+        'calcom_v2_booking_uid', NEW.calcom_v2_booking_uid), NEW.company_id);
     RETURN NULL;
 END
 $$;

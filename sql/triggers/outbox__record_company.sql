@@ -13,6 +13,8 @@ $$;
 COMMENT ON FUNCTION calsync.tg_outbox__record_company() IS
     'Trigger outbox_record_company: an event carries its appointment''s company (the claim''s fair share).';
 
+-- Only for an event that comes without its company (the appointments' trigger passes it along).
 CREATE OR REPLACE TRIGGER outbox_record_company
     BEFORE INSERT ON calsync.outbox
-    FOR EACH ROW EXECUTE FUNCTION calsync.tg_outbox__record_company();
+    FOR EACH ROW WHEN (NEW.company_id IS NULL AND NEW.aggregatetype = 'appointment')
+    EXECUTE FUNCTION calsync.tg_outbox__record_company();
