@@ -2117,7 +2117,10 @@ BEGIN
                                                segment_name, staff_required, start_time, end_time,
                                                calcom_booking_id, calcom_booking_uid, calcom_sync_status, reason)
         SELECT gone.*, format('service changed from %s to %s', OLD.service_id, NEW.service_id) FROM gone;
-    ELSIF NEW.starts_at IS DISTINCT FROM OLD.starts_at THEN
+    ELSIF NEW.starts_at IS DISTINCT FROM OLD.starts_at
+          -- an appointment without phases (every simple one) has nothing to shift: one index probe, and no
+          -- UPDATE whose statement triggers would run for no row
+          AND EXISTS (SELECT 1 FROM appointment_phases WHERE appointment_id = NEW.id) THEN
         IF EXISTS (SELECT 1 FROM appointment_phases
                    WHERE appointment_id = NEW.id
                      AND NOT calsync.phase_fits_time_range(NEW.starts_at, start_offset_minutes, duration_minutes)) THEN

@@ -15,6 +15,8 @@ Measured on the app's booking workload (bench/booking_throughput.py), none of it
   ``outbox_record_company`` (now with a WHEN) runs only for events that come without one.
 - ``appointments_composite_has_phases`` checks for phases in one query before calling
   ``calsync.create_missing_phases``.
+- ``appointments_phases_follow_appointment`` shifts phases only of an appointment that has some: a simple
+  appointment's move runs one index probe instead of an UPDATE of no row and its two statement triggers.
 Deploy: functions and triggers are replaced in one short unit under lock_timeout with retries (no table is
 rewritten or scanned); the index is dropped CONCURRENTLY. Downgrade restores revision 0024's definitions and
 builds the index again CONCURRENTLY.
