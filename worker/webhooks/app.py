@@ -129,7 +129,8 @@ def make_app(cfg: WebhookSettings, pool: AsyncConnectionPool[Any]) -> web.Applic
     app = web.Application(client_max_size=cfg.max_body_bytes)
     app[SETTINGS_KEY] = cfg
     app[POOL_KEY] = pool
-    app[BATCHER_KEY] = batch.Batcher(pool, lanes=max(1, cfg.pool_size - 1))  # one connection left for the rest
+    # one connection left for the rest (health, the retry timer)
+    app[BATCHER_KEY] = batch.Batcher(pool, lanes=max(1, cfg.pool_size - 1), max_batch=cfg.batch_max)
     app.router.add_post("/webhooks/calcom", receive)
     app.router.add_post(r"/webhooks/calcom/{company_id:\d{1,18}}", receive)
     app.router.add_get("/healthz", health)
@@ -149,7 +150,7 @@ async def serve(cfg: WebhookSettings) -> None:
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     host, port = cfg.listen
-    site = web.TCPSite(runner, host, port, backlog=1024)
+    site = web.TCPSite(runner, host, port, backlog=1024, reuse_port=cfg.reuse_port or None)
     await site.start()
     bound = runner.addresses[0][1] if runner.addresses else port
     stop = asyncio.Event()
