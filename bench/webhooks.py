@@ -475,6 +475,9 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=8, help="the receiver's database connections (each process)")
     ap.add_argument("--batch", type=int, default=64, help="CALSYNC_WEBHOOK_BATCH: deliveries at most per call")
     ap.add_argument("--processes", type=int, default=1, help="receiver processes on one port (SO_REUSEPORT)")
+    ap.add_argument("--no-analyze", action="store_true",
+                    help="skip the ANALYZE after the warm-up (the tables' statistics then say empty until "
+                    "autovacuum comes by)")  # fmt: skip
     ap.add_argument("--track-all", action="store_true",
                     help="profile: pg_stat_statements of the statements inside the receiver's functions too")  # fmt: skip
     ap.add_argument("--sender", choices=("raw", "aiohttp"), default="raw",
@@ -495,6 +498,8 @@ def main() -> None:
         (tmp / "book.sql").write_text(BOOK.format(salons=args.salons))
         (tmp / "move.sql").write_text(MOVE.format(window=2000))
         scripts = [f"{tmp / 'book.sql'}@7", f"{tmp / 'move.sql'}@3"]
+        with psycopg.connect(url, autocommit=True) as conn:  # the setup's writes are not the measurement's
+            conn.execute("CHECKPOINT")
         load_avg = os.getloadavg()
         print(f"load average at the start: {load_avg[0]:.2f} {load_avg[1]:.2f} {load_avg[2]:.2f}; "
               f"app booking load {AppLoad.describe_rate(args.app_rate, args.app_clients)}", flush=True)  # fmt: skip
@@ -520,6 +525,9 @@ def main() -> None:
                 (closed_loop, open_loop) if args.sender == "raw" else (aiohttp_closed_loop, aiohttp_open_loop)
             )
             asyncio.run(closed(hook_url, [gen.next() for _ in range(500)], 8))  # warm-up: connections, plans
+            if not args.no_analyze:  # statistics of tables that are no longer empty, as a live database has
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute("ANALYZE")
             app = AppLoad(url, scripts, args.app_clients, args.app_rate)
             time.sleep(1.5)
             try:
@@ -534,20 +542,23 @@ def main() -> None:
                 cpu = receiver_cpu() - cpu0
                 print(f"  the receiver ({args.processes} process(es)) used {cpu:.1f} CPU s: {cpu / len(lat) * 1e6:.0f} us per delivery, "
                       f"{cpu / seconds:.2f} of a core; the sender ({args.sender}) {own / len(lat) * 1e6:.0f} us "
-                      f"per delivery", flush=True)  # fmt: skip
+                      f"per delivery; load average {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
                 db_cpu = sum(cpu_seconds(b) for b in backends) - db0
                 print(f"  the receiver's {len(backends)} database sessions used {db_cpu:.1f} CPU s: "
                       f"{db_cpu / len(lat) * 1e6:.0f} us per delivery", flush=True)  # fmt: skip
                 statements_report(url, len(lat), args.track_all)
                 p99s = {}
                 for r, bodies in zip(rates, latency_bodies, strict=True):
+                    db0 = sum(cpu_seconds(b) for b in backends)
                     cpu0, own0, w0 = receiver_cpu(), time.process_time(), time.time()
                     seconds, lat, st = asyncio.run(opened(hook_url, bodies, r))
                     phases.append((f"latency at {r:,.0f}/s", w0, time.time()))
                     own, cpu = time.process_time() - own0, receiver_cpu() - cpu0
+                    db_cpu = sum(cpu_seconds(b) for b in backends) - db0
                     report(f"latency at {r:,.0f}/s offered", seconds, lat, st)
                     print(f"  receiver {cpu / len(lat) * 1e6:.0f} us per delivery ({cpu / seconds:.2f} of a core), "
-                          f"sender {own / len(lat) * 1e6:.0f} us", flush=True)  # fmt: skip
+                          f"its database sessions {db_cpu / len(lat) * 1e6:.0f} us, sender {own / len(lat) * 1e6:.0f} "
+                          f"us; load average {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
                     p99s[r] = percentile([x * 1000 for x in lat], 99)
                 p99 = p99s[rates[0]]
                 app_failed = app.failure()
