@@ -121,6 +121,24 @@ def test_systemd_unit_verifies() -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+def test_two_receivers_share_one_port(db: Db) -> None:
+    """CALSYNC_WEBHOOK_REUSE_PORT: a second receiver listens on the first one's port (without the setting it could
+    not bind it); deliveries on fresh connections are spread by the kernel, and each is stored exactly once,
+    whichever process took it, a redelivery to the other process included."""
+    raws = [body("BOOKING_CREATED", f"shared-{i}") for i in range(40)]
+    with ReceiverProcess(db, CALSYNC_WEBHOOK_REUSE_PORT="1") as a:
+        port = a.url.rsplit(":", 1)[1]
+        with ReceiverProcess(db, CALSYNC_WEBHOOK_REUSE_PORT="1", CALSYNC_WEBHOOK_LISTEN=f"127.0.0.1:{port}") as b:
+            assert b.url == a.url
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(pool.map(lambda raw: a.post(raw), raws + raws[:10]))
+            taken = [r.output().count('"event": "webhook_received"') for r in (a, b)]
+    assert all(x.status_code == 200 for x in answers), [x.text for x in answers if x.status_code != 200]
+    assert sum(taken) == 50 and min(taken) > 0, f"each process took some: {taken}"
+    rows = deliveries(db)
+    assert sorted(Counter(d["outcome"] for d in rows).items()) == [("duplicate", 10), ("listed", 40)]
+
+
 def test_a_burst_is_stored_exactly_once(db: Db) -> None:
     """Deliveries arriving together share batches (one call, one commit); each is answered after its commit, and
     the redeliveries among them are duplicates."""

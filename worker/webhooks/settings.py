@@ -62,6 +62,8 @@ class WebhookSettings:
     allow_unsigned: bool = False
     retry_s: float = 5.0
     pool_size: int = 8
+    batch_max: int = 64  # deliveries at most in one call and commit (calsync.receive_webhooks)
+    reuse_port: bool = False  # SO_REUSEPORT: several receiver processes (units) share one port
     credentials_dir: Path | None = None
     secret: str | None = None  # CALCOM_WEBHOOK_SECRET, read once at start
     secret_file: Path | None = None  # CALCOM_WEBHOOK_SECRET_FILE or the systemd credential, read on each use
@@ -85,6 +87,8 @@ SETTINGS = (
     Setting("allow_unsigned", "CALSYNC_WEBHOOK_ALLOW_UNSIGNED", Flag(), "accept 'no-secret-provided' deliveries"),
     Setting("retry_s", "CALSYNC_WEBHOOK_RETRY_S", Number(0, exclusive=True), "retry parked deliveries this often"),
     Setting("pool_size", "CALSYNC_WEBHOOK_POOL", Integer(1, 100), "database connections"),
+    Setting("batch_max", "CALSYNC_WEBHOOK_BATCH", Integer(1, 1000), "deliveries at most in one call and commit"),
+    Setting("reuse_port", "CALSYNC_WEBHOOK_REUSE_PORT", Flag(), "SO_REUSEPORT: several receivers on one port"),
     Setting("credentials_dir", "CALSYNC_CREDENTIALS_DIR", Directory(), "per-company secrets: <dir>/<company>/"),
 )
 
