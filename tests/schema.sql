@@ -1533,7 +1533,9 @@ BEGIN
     VALUES (v_id, p_now, v_e.company_id, v_e.event_key, v_e.trigger_event, v_e.uid, v_e, p_body, octet_length(p_body),
             p_headers, p_signature, v_outcome, v_detail, v_appointment, v_first.id, v_waiting, v_next,
             CASE WHEN v_outcome <> 'parked' THEN p_now END);
-    IF v_first.id IS NULL AND v_outcome <> 'parked' AND v_e.uid IS NOT NULL THEN
+    IF v_first.id IS NULL AND v_outcome <> 'parked' AND v_e.uid IS NOT NULL
+       -- one index probe; the call only when something waits for this booking
+       AND EXISTS (SELECT 1 FROM calsync.webhook_deliveries w WHERE w.outcome = 'parked' AND w.waiting_for = v_e.uid) THEN
         PERFORM calsync.retry_parked_webhooks(p_now, v_e.uid);
     END IF;
     RETURN QUERY SELECT v_id, v_outcome, v_detail, v_appointment;
@@ -1797,6 +1799,7 @@ CREATE FUNCTION calsync.retry_parked_webhooks(p_now timestamp with time zone DEF
     AS $$
 DECLARE
     v_id bigint;
+    v_ids bigint[];
     v_outcome text;
     v_settled integer := 0;
 BEGIN
@@ -1805,13 +1808,22 @@ BEGIN
         RAISE EXCEPTION 'calsync.retry_parked_webhooks: a time of the caller''s (%) is refused: deliveries are stored on the database''s time', p_now
             USING ERRCODE = '42501';
     END IF;
-    FOR v_id IN
-        SELECT d.id FROM calsync.webhook_deliveries d
-        WHERE d.outcome = 'parked'
-          AND CASE WHEN p_waiting_for IS NULL THEN d.next_attempt_at <= p_now ELSE d.waiting_for = p_waiting_for END
-        ORDER BY (d.event).created_at NULLS LAST, d.id
-        LIMIT p_limit
-        FOR UPDATE SKIP LOCKED
+    -- two queries, not one with a CASE: each is planned on its own partial index (parked_due, parked_waiting);
+    -- the CASE's generic plan could use neither and read every parked row on each call
+    IF p_waiting_for IS NULL THEN
+        v_ids := ARRAY(SELECT d.id FROM calsync.webhook_deliveries d
+                       WHERE d.outcome = 'parked' AND d.next_attempt_at <= p_now
+                       ORDER BY (d.event).created_at NULLS LAST, d.id
+                       LIMIT p_limit
+                       FOR UPDATE SKIP LOCKED);
+    ELSE
+        v_ids := ARRAY(SELECT d.id FROM calsync.webhook_deliveries d
+                       WHERE d.outcome = 'parked' AND d.waiting_for = p_waiting_for
+                       ORDER BY (d.event).created_at NULLS LAST, d.id
+                       LIMIT p_limit
+                       FOR UPDATE SKIP LOCKED);
+    END IF;
+    FOREACH v_id IN ARRAY v_ids
     LOOP
         SELECT r.outcome INTO v_outcome FROM calsync.apply_webhook(v_id, p_now) r;
         IF v_outcome <> 'parked' THEN

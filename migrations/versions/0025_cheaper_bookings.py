@@ -17,6 +17,9 @@ Measured on the app's booking workload (bench/booking_throughput.py), none of it
   ``calsync.create_missing_phases``.
 - ``appointments_phases_follow_appointment`` shifts phases only of an appointment that has some: a simple
   appointment's move runs one index probe instead of an UPDATE of no row and its two statement triggers.
+- The webhook receiver's parked deliveries (issue 12): ``calsync.retry_parked_webhooks`` plans its two cases
+  as two queries, each on its partial index (the one query with a CASE read every parked row per call), and
+  ``calsync.receive_webhook`` calls it only when a parked delivery waits for the booking.
 Deploy: functions and triggers are replaced in one short unit under lock_timeout with retries (no table is
 rewritten or scanned); the index is dropped CONCURRENTLY. Downgrade restores revision 0024's definitions and
 builds the index again CONCURRENTLY.
@@ -42,11 +45,11 @@ SLOT_INDEX_SQL = (
 
 def upgrade() -> None:
     online.begin_revision()
-    online.ddl(FROZEN["triggers"])
+    online.ddl(FROZEN["triggers"], FROZEN["webhook_functions"])
     online.drop_index_concurrently(SLOT_INDEX)
 
 
 def downgrade() -> None:
     online.begin_revision()
-    online.ddl(FROZEN["previous_triggers"])
+    online.ddl(FROZEN["previous_triggers"], FROZEN["previous_webhook_functions"])
     online.concurrent_index(SLOT_INDEX, SLOT_INDEX_SQL)

@@ -43,7 +43,9 @@ BEGIN
     VALUES (v_id, p_now, v_e.company_id, v_e.event_key, v_e.trigger_event, v_e.uid, v_e, p_body, octet_length(p_body),
             p_headers, p_signature, v_outcome, v_detail, v_appointment, v_first.id, v_waiting, v_next,
             CASE WHEN v_outcome <> 'parked' THEN p_now END);
-    IF v_first.id IS NULL AND v_outcome <> 'parked' AND v_e.uid IS NOT NULL THEN
+    IF v_first.id IS NULL AND v_outcome <> 'parked' AND v_e.uid IS NOT NULL
+       -- one index probe; the call only when something waits for this booking
+       AND EXISTS (SELECT 1 FROM calsync.webhook_deliveries w WHERE w.outcome = 'parked' AND w.waiting_for = v_e.uid) THEN
         PERFORM calsync.retry_parked_webhooks(p_now, v_e.uid);
     END IF;
     RETURN QUERY SELECT v_id, v_outcome, v_detail, v_appointment;

@@ -8,6 +8,7 @@ RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     v_id bigint;
+    v_ids bigint[];
     v_outcome text;
     v_settled integer := 0;
 BEGIN
@@ -16,13 +17,22 @@ BEGIN
         RAISE EXCEPTION 'calsync.retry_parked_webhooks: a time of the caller''s (%) is refused: deliveries are stored on the database''s time', p_now
             USING ERRCODE = '42501';
     END IF;
-    FOR v_id IN
-        SELECT d.id FROM calsync.webhook_deliveries d
-        WHERE d.outcome = 'parked'
-          AND CASE WHEN p_waiting_for IS NULL THEN d.next_attempt_at <= p_now ELSE d.waiting_for = p_waiting_for END
-        ORDER BY (d.event).created_at NULLS LAST, d.id
-        LIMIT p_limit
-        FOR UPDATE SKIP LOCKED
+    -- two queries, not one with a CASE: each is planned on its own partial index (parked_due, parked_waiting);
+    -- the CASE's generic plan could use neither and read every parked row on each call
+    IF p_waiting_for IS NULL THEN
+        v_ids := ARRAY(SELECT d.id FROM calsync.webhook_deliveries d
+                       WHERE d.outcome = 'parked' AND d.next_attempt_at <= p_now
+                       ORDER BY (d.event).created_at NULLS LAST, d.id
+                       LIMIT p_limit
+                       FOR UPDATE SKIP LOCKED);
+    ELSE
+        v_ids := ARRAY(SELECT d.id FROM calsync.webhook_deliveries d
+                       WHERE d.outcome = 'parked' AND d.waiting_for = p_waiting_for
+                       ORDER BY (d.event).created_at NULLS LAST, d.id
+                       LIMIT p_limit
+                       FOR UPDATE SKIP LOCKED);
+    END IF;
+    FOREACH v_id IN ARRAY v_ids
     LOOP
         SELECT r.outcome INTO v_outcome FROM calsync.apply_webhook(v_id, p_now) r;
         IF v_outcome <> 'parked' THEN
