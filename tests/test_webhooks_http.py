@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +20,7 @@ import psycopg
 import pytest
 
 from tests.conftest import Db
-from tests.webhook_support import SECRET, ReceiverProcess, body
+from tests.webhook_support import SECRET, ReceiverProcess, body, cancel
 from worker.resources import ROOT
 from worker.webhooks import signature
 
@@ -150,6 +151,26 @@ def test_a_burst_is_stored_exactly_once(db: Db) -> None:
     assert len(rows) == 80
     assert sorted(Counter(d["outcome"] for d in rows).items()) == [("duplicate", 20), ("listed", 60)]
     assert {d["event_key"] for d in rows} == {f"BOOKING_CREATED:burst-{i}" for i in range(60)}
+
+
+def test_the_timer_retries_parked_deliveries_in_small_transactions(db: Db) -> None:
+    """The receiver's timer retries the parked deliveries that are due in transactions of CALSYNC_WEBHOOK_RETRY_BATCH
+    (so none holds the bookings' rows for long), as many rounds as it takes: five due at once with a batch of 2 are
+    all retried in the one tick (here they have waited longer than webhook_park_max, so they end unmatched)."""
+    with db.connect() as conn:
+        for key, value in (("webhook_park_base", "1 millisecond"), ("webhook_park_max", "1 second")):
+            conn.execute("UPDATE calsync.settings SET value = %s WHERE key = %s", [value, key])
+        conn.commit()
+    with ReceiverProcess(db, CALSYNC_WEBHOOK_RETRY_S="4", CALSYNC_WEBHOOK_RETRY_BATCH="2") as r:
+        answers = [r.post(cancel(f"never-{i}")) for i in range(5)]
+        assert [a.status_code for a in answers] == [200] * 5
+        assert Counter(d["outcome"] for d in deliveries(db)) == {"parked": 5}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and '"event": "webhooks_retried"' not in r.output():
+            time.sleep(0.1)
+        retried = [json.loads(line) for line in r.output().splitlines() if '"webhooks_retried"' in line]
+    assert retried and (retried[0]["settled"], retried[0]["transactions"]) == (5, 3), f"one tick, 3 of 2: {retried}"
+    assert Counter(d["outcome"] for d in deliveries(db)) == {"unmatched": 5}
 
 
 def test_a_bad_setting_is_one_line_naming_it(db: Db) -> None:

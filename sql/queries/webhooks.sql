@@ -9,7 +9,7 @@ SELECT ord, delivery_id, outcome, detail, appointment_id
 FROM calsync.receive_webhooks(%(deliveries)s::jsonb) ORDER BY ord;
 
 -- name: webhook_retry_parked
-SELECT calsync.retry_parked_webhooks();
+SELECT calsync.retry_parked_webhooks(now(), NULL, %(limit)s);
 
 -- name: webhook_health
 SELECT count(*) FILTER (WHERE outcome = 'parked') AS parked FROM calsync.webhook_deliveries WHERE outcome = 'parked';

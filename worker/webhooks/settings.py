@@ -61,6 +61,7 @@ class WebhookSettings:
     read_timeout_s: float = 10.0
     allow_unsigned: bool = False
     retry_s: float = 5.0
+    retry_batch: int = 10  # parked deliveries retried per transaction (up to RETRY_PER_TICK each retry_s)
     pool_size: int = 8
     batch_max: int = 64  # deliveries at most in one call and commit (calsync.receive_webhooks)
     reuse_port: bool = False  # SO_REUSEPORT: several receiver processes (units) share one port
@@ -86,6 +87,7 @@ SETTINGS = (
     Setting("read_timeout_s", "CALSYNC_WEBHOOK_READ_TIMEOUT_S", Number(0, exclusive=True), "deadline to read a body"),
     Setting("allow_unsigned", "CALSYNC_WEBHOOK_ALLOW_UNSIGNED", Flag(), "accept 'no-secret-provided' deliveries"),
     Setting("retry_s", "CALSYNC_WEBHOOK_RETRY_S", Number(0, exclusive=True), "retry parked deliveries this often"),
+    Setting("retry_batch", "CALSYNC_WEBHOOK_RETRY_BATCH", Integer(1, 100), "parked deliveries retried per commit"),
     Setting("pool_size", "CALSYNC_WEBHOOK_POOL", Integer(1, 100), "database connections"),
     Setting("batch_max", "CALSYNC_WEBHOOK_BATCH", Integer(1, 1000), "deliveries at most in one call and commit"),
     Setting("reuse_port", "CALSYNC_WEBHOOK_REUSE_PORT", Flag(), "SO_REUSEPORT: several receivers on one port"),
