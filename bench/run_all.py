@@ -18,6 +18,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 ORDER = [
     "outbox_overhead",  # ~3 min
     "booking_throughput",  # ~3 min
+    "booking_work",  # ~2 min
     "worker_idle",  # ~2 min
     "worker_throughput",  # ~5 min
     "rate_limit",  # ~3.5 min
