@@ -980,11 +980,12 @@ BEGIN
            CASE WHEN x.kept THEN e.response_body END, e.response_size, e.response_truncated, e.duration_ms,
            e.category, CASE WHEN e.category <> 'OK' THEN k.retryable END, e.error, coalesce(e.at, p_now),
            calsync.exchange_booking_uid(e.request_path, e.response_body), octet_length(e.request_body::text), x.kept
-    FROM unnest(v_all) AS r
-    CROSS JOIN LATERAL unnest(r.exchanges) AS e
+    FROM unnest(v_all) WITH ORDINALITY AS r
+    CROSS JOIN LATERAL unnest(r.exchanges) WITH ORDINALITY AS e
     CROSS JOIN LATERAL (SELECT e.category IS DISTINCT FROM 'OK' OR v_full AS kept) AS x
     LEFT JOIN calsync.outbox_delivery d ON d.outbox_id = r.event_id
-    LEFT JOIN remediation.categories k ON k.category = e.category;
+    LEFT JOIN remediation.categories k ON k.category = e.category
+    ORDER BY r.ordinality, e.ordinality;  -- ids in the order the exchanges were made (the history reads by id)
     SELECT coalesce(array_agg(x.outbox_id), '{}') INTO v_owned
     FROM (SELECT d.outbox_id FROM calsync.outbox_delivery d
           WHERE d.outbox_id IN (SELECT r.event_id FROM unnest(v_all) AS r)
@@ -1025,19 +1026,28 @@ BEGIN
           ORDER BY f.customer_id, fi DESC) AS f;
     -- a booking Cal.com no longer has is no longer the live appointment's (or phase's): the app's own uid columns
     -- forget it, so that a later attempt books again instead of taking the cancelled uid for a booking that exists
-    -- (the chaos soak: cancelled for a move, the new create failed, and the next attempt saw nothing to do)
+    -- (the chaos soak: cancelled for a move, the new create failed, and the next attempt saw nothing to do). A slot
+    -- left with no live booking forgets whatever uid the app named for it: also the one an outside reschedule
+    -- moved away from, when the worker cancelled that booking's successor (the soak again).
     UPDATE appointments a SET calcom_v2_booking_uid = NULL, calcom_v2_booking_id = NULL,
         calcom_booking_id = CASE WHEN a.is_composite THEN a.calcom_booking_id END
     FROM unnest(v_last) AS r, unnest(r.bookings) AS f
-    WHERE a.id = r.appointment_id AND coalesce(f.cancelled, false) AND f.uid = a.calcom_v2_booking_uid
+    WHERE a.id = r.appointment_id AND coalesce(f.cancelled, false) AND a.calcom_v2_booking_uid IS NOT NULL
       AND a.status NOT IN ('cancelled', 'no_show', 'completed')
-      AND NOT EXISTS (SELECT 1 FROM calsync.synced_bookings s WHERE s.appointment_id = a.id AND s.uid = f.uid);
+      -- the appointment's own slot (a composite's: its first staff-required phase, as below)
+      AND CASE WHEN f.phase_id IS NOT DISTINCT FROM (
+                   CASE WHEN a.is_composite THEN (SELECT min(p.id) FROM appointment_phases p
+                                                  WHERE p.appointment_id = a.id AND p.staff_required) END)
+               THEN NOT EXISTS (SELECT 1 FROM calsync.synced_bookings s
+                                WHERE s.appointment_id = a.id AND s.slot = coalesce(f.phase_id, 0))
+               ELSE f.uid = a.calcom_v2_booking_uid
+                    AND NOT EXISTS (SELECT 1 FROM calsync.synced_bookings s WHERE s.appointment_id = a.id AND s.uid = f.uid) END;
     UPDATE appointment_phases p SET calcom_booking_uid = NULL, calcom_booking_id = NULL, calcom_sync_status = 'pending',
         updated_at = p_now
     FROM unnest(v_last) AS r, unnest(r.bookings) AS f
     WHERE p.appointment_id = r.appointment_id AND f.phase_id = p.id AND coalesce(f.cancelled, false)
-      AND f.uid = p.calcom_booking_uid
-      AND NOT EXISTS (SELECT 1 FROM calsync.synced_bookings s WHERE s.appointment_id = p.appointment_id AND s.uid = f.uid);
+      AND p.calcom_booking_uid IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM calsync.synced_bookings s WHERE s.appointment_id = p.appointment_id AND s.slot = p.id);
     UPDATE calsync.superseded_phases sp SET calcom_cancelled_at = p_now
     FROM unnest(v_all) AS r, unnest(r.superseded) AS x(id)
     WHERE r.event_id = ANY (v_owned) AND sp.id = x.id AND sp.appointment_id = r.appointment_id;
@@ -1078,9 +1088,9 @@ BEGIN
     -- the appointment: its booking (its own, or for a composite its first staff-required phase's, as the app
     -- did), and its sync state from the event's outcome
     UPDATE appointments a
-    SET calcom_booking_id = CASE WHEN bk.uid IS NOT NULL AND NOT a.is_composite THEN bk.booking_id ELSE a.calcom_booking_id END,
-        calcom_v2_booking_id = CASE WHEN bk.uid IS NOT NULL THEN bk.booking_id::text ELSE a.calcom_v2_booking_id END,
-        calcom_v2_booking_uid = coalesce(bk.uid, a.calcom_v2_booking_uid),
+    SET calcom_booking_id = CASE WHEN bk.live AND NOT a.is_composite THEN bk.booking_id ELSE a.calcom_booking_id END,
+        calcom_v2_booking_id = CASE WHEN bk.live THEN bk.booking_id::text ELSE a.calcom_v2_booking_id END,
+        calcom_v2_booking_uid = CASE WHEN bk.live THEN bk.uid ELSE a.calcom_v2_booking_uid END,
         calcom_sync_status = CASE WHEN x.outcome = 'synced' THEN 'synced' WHEN x.outcome = 'dead' THEN 'failed'
                                   WHEN a.calcom_sync_status = 'synced' THEN 'pending' ELSE a.calcom_sync_status END,
         sync_error_message = CASE WHEN x.outcome = 'synced' THEN NULL ELSE x.error END,
@@ -1094,10 +1104,12 @@ BEGIN
                                         WHEN x.outcome = 'synced' THEN NULL ELSE a.manual_review_flagged_at END
     FROM unnest(v_decided) AS x
     LEFT JOIN LATERAL (
-        SELECT f.uid, f.booking_id
+        -- the result's last word on that booking: a live one names it; a cancelled one (found live, then
+        -- cancelled for a move whose create failed) leaves the uid columns as the UPDATE above cleared them
+        SELECT f.uid, f.booking_id, NOT coalesce(f.cancelled, false) AS live
         FROM unnest(v_last) AS r, unnest(r.bookings) WITH ORDINALITY AS f(phase_id, uid, booking_id, start_at, end_at,
                                                                           event_type_id, cancelled, fi)
-        WHERE r.event_id = x.event_id AND f.uid IS NOT NULL AND NOT coalesce(f.cancelled, false)
+        WHERE r.event_id = x.event_id AND f.uid IS NOT NULL
           AND f.phase_id IS NOT DISTINCT FROM (
               SELECT min(p.id) FROM appointment_phases p
               WHERE p.appointment_id = x.appointment_id AND p.staff_required

@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
+
 from tests.conftest import Db
 from tests.worker_support import (
     FUTURE,
@@ -162,6 +164,95 @@ def test_an_outside_reschedule_is_followed_by_a_later_move_and_cancel(
     drain(db, sim)
     assert active(meta(sim, a)) == [], "the host's successor is cancelled too"
     assert outbox_left(db) == 0
+
+
+def _due_now(db: Db) -> None:
+    """The retry is due later; make it due now."""
+    with db.connect() as conn:
+        conn.execute("UPDATE calsync.outbox_delivery SET next_attempt_at = now()")
+        conn.commit()
+
+
+def _interval(db: Db, appointment_id: int) -> tuple[dt.datetime, dt.datetime]:
+    row = appointment(db, appointment_id)
+    return row["starts_at"], row["ends_at"]
+
+
+def _booked(booking: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:
+    def at(v: str) -> dt.datetime:
+        return dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
+
+    return at(booking["start"]), at(booking["end"])
+
+
+def test_a_failed_move_of_the_successor_is_retried_where_the_successor_is(
+    db: Db, sim: SimulatorProcess, salon: dict[str, Any]
+) -> None:
+    """The customer moved the booking at Cal.com (ten days on); the salon then moves the appointment. The worker
+    finds the successor, but moving it fails (500). The next attempt must move the successor, not take it for in
+    place: the successor used to be recorded without its time, and the retry, looking for bookings only around the
+    salon's times, did not see it (the chaos soak's outside reschedule, then "move")."""
+    a = book(db, salon)
+    drain(db, sim)
+    [first] = active(meta(sim, a))
+    outside = sim.reschedule_as(first["uid"], (FUTURE + dt.timedelta(days=10)).strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+    successor = outside["booking"]["uid"]
+    with db.connect() as conn:
+        conn.execute(
+            "UPDATE appointments SET starts_at = starts_at + interval '3 hours', "
+            "ends_at = ends_at + interval '3 hours' WHERE id = %s",
+            [a],
+        )
+        conn.commit()
+    sim.script_fault("reschedule", "none")  # the original's: Cal.com refuses it, it was moved
+    sim.script_fault("reschedule", "fail_5xx")  # the successor's
+    drain(db, sim)
+    assert appointment(db, a)["sync_error_code"] == "SERVER_ERROR", "the scripted fault hit the successor's move"
+    _due_now(db)
+    drain(db, sim)
+    [moved] = active(meta(sim, a))
+    assert _booked(moved) == _interval(db, a), "the successor was moved to the salon's time"
+    assert moved["rescheduledFromUid"] == successor
+    assert appointment(db, a)["calcom_v2_booking_uid"] == moved["uid"] and outbox_left(db) == 0
+
+
+@pytest.mark.parametrize("outside", [False, True], ids=["ours", "after_an_outside_reschedule"])
+def test_a_move_booked_again_whose_create_failed_is_booked_on_the_next_attempt(
+    db: Db, sim: SimulatorProcess, salon: dict[str, Any], outside: bool
+) -> None:
+    """A cut on a multi-length event type whose default is not the cut's length: a move is cancel + create. The first
+    attempt fails at the cancel; the second finds the booking (discovery), cancels it, but its create fails (500).
+    The third must book. The app's uid column used to name a cancelled booking then, which the third attempt took
+    for the booking, in place (the chaos soak: "event_synced" with nothing booked): the one just cancelled (written
+    back after it was cleared), or, after the customer had moved the booking at Cal.com, the one they moved away
+    from (the second attempt cancelled its successor)."""
+    sim.register_event_types([event_type(8001, 60, lengthInMinutesOptions=[30, 60, 90])])
+    a = book(db, salon)
+    drain(db, sim)
+    [first] = active(meta(sim, a))
+    if outside:  # within the discovery's window, so the second attempt finds the successor
+        sim.reschedule_as(first["uid"], (FUTURE + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+    with db.connect() as conn:
+        conn.execute(
+            "UPDATE appointments SET starts_at = starts_at + interval '1 day', "
+            "ends_at = ends_at + interval '1 day' WHERE id = %s",
+            [a],
+        )
+        conn.commit()
+    sim.script_fault("cancel", "fail_5xx")
+    sim.script_fault("create", "fail_5xx")
+    for _ in range(2):
+        drain(db, sim)
+        assert appointment(db, a)["sync_error_code"] == "SERVER_ERROR"
+        _due_now(db)
+    tried = [(x["action"], x["response_status"]) for x in attempts(db, a)]
+    assert tried == [("create", 201), ("cancel", 500), ("discover", 200), ("cancel", 200), ("create", 500), ("lookup", 200)], tried
+    assert active(meta(sim, a)) == [], "the booking is cancelled, the new one not yet made"
+    assert appointment(db, a)["calcom_v2_booking_uid"] is None, "the app names no cancelled booking"
+    drain(db, sim)
+    [booked] = active(meta(sim, a))
+    assert booked["uid"] != first["uid"] and _booked(booked) == _interval(db, a)
+    assert appointment(db, a)["calcom_v2_booking_uid"] == booked["uid"] and outbox_left(db) == 0
 
 
 def test_cancelling_a_booking_that_has_ended_is_done(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -> None:

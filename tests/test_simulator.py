@@ -544,6 +544,26 @@ def test_fault_timeout_after_store(api: httpx.Client, sim: SimulatorProcess) -> 
     assert sim.stats()["faults"]["timeout"] == 1
 
 
+def test_scripted_faults_hit_the_next_requests_of_their_operation(api: httpx.Client, sim: SimulatorProcess) -> None:
+    """A scripted fault is the next request's of its operation only, once, in order ("none" lets one through);
+    other operations and later requests are untouched, and an unknown operation or fault is a 400."""
+    assert sim.script_fault("get", "none") == 1
+    assert sim.script_fault("get", "fail_5xx") == 2
+    assert create(api, booking()).status_code == 201, "a create is not a get"
+    assert [api.get("/bookings/nope", headers=V).status_code for _ in range(3)] == [404, 500, 404]
+    assert sim.stats()["faults"]["fail_5xx"] == 1
+    for payload, said in (
+        ({"op": "delete", "fault": "fail_5xx"}, "op must be one of create"),
+        ({"op": "get", "fault": "explode"}, "fault must be none or one of"),
+        ({"op": "get", "fault": "false_negative"}, "a fault of create only"),
+    ):
+        r = httpx.post(f"{sim.base_url}/_sim/faults", json=payload)
+        assert r.status_code == 400 and said in r.text, r.text
+    sim.script_fault("create", "fail_5xx")
+    sim.reset()
+    assert create(api, booking()).status_code == 201, "a reset forgets what was scripted"
+
+
 def test_latency_and_seeded_faults(api: httpx.Client, sim: SimulatorProcess) -> None:
     sim.set_config(latency_ms=[150, 150])
     t0 = time.perf_counter()

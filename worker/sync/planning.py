@@ -31,7 +31,9 @@ class Target:
 @dataclass(frozen=True)
 class Known:
     """A booking Cal.com has for the appointment (as far as we know). ``slot`` is None for the booking of a
-    superseded phase, which is no slot of the appointment any more."""
+    superseded phase, which is no slot of the appointment any more. ``recorded``: the worker's own record
+    (calsync.synced_bookings), not a uid the app stored; a recorded booking without a time is one the worker
+    followed to (an outside reschedule's successor) but could not move."""
 
     slot: int | None
     phase_id: int | None
@@ -40,6 +42,7 @@ class Known:
     start: dt.datetime | None
     event_type_id: int | None
     end: dt.datetime | None = None
+    recorded: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,7 @@ def known(state: SyncState) -> dict[int, Known]:
             parse_time(b.start_at) if b.start_at else None,
             b.event_type_id,
             parse_time(b.end_at) if b.end_at else None,
+            recorded=True,
         )
     if not out:
         if state.is_composite:
@@ -200,7 +204,9 @@ def plan(state: SyncState, now: dt.datetime, default_region: str = DEFAULT_PHONE
         elif k.end is not None and k.start is not None and k.end - k.start != t.end - t.start:
             # another length: a reschedule keeps the event type's default length, so book it again
             changes += [Action("cancel", known=k), Action("create", target=t)]
-        elif k.start is not None and k.start != t.start:
+        elif (k.start is None and k.recorded) or (k.start is not None and k.start != t.start):
+            # where it is, if the worker knows; a successor whose time it never learnt is moved all the same (a
+            # uid the app stored is taken as booked where the appointment is, as the app's old job booked it)
             changes.append(Action("reschedule", target=t, known=k))
     result.actions += [Action("cancel", known=k) for k in have.values()]  # bookings no phase needs any more
     if changes:

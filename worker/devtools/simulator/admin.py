@@ -10,6 +10,8 @@
   "version"?}]` (Cal.com's webhook input; by id, replacing), GET lists them (without secrets), DELETE
   /_sim/webhooks/{id}; GET /_sim/webhooks/deliveries (?subscriptionId=&triggerEvent=&bookingUid=&fault=): what was
   sent (delivery.py).
+- POST /_sim/faults `{"op", "fault"}`: the next request of that operation (create, get, list, cancel, reschedule,
+  ...) gets that fault (faults.py), once; answers how many are scripted for it.
 - POST /_sim/bookings/{uid}/reschedule `{"start", "by": "attendee"|"host", "reason"?, "lengthInMinutes"?}` and
   POST /_sim/bookings/{uid}/cancel `{"by", "reason"?}`: what the attendee (the link in Cal.com's e-mails) or the
   host (Cal.com's UI) does, under Cal.com's rules; a refusal comes in Cal.com's status and body.
@@ -145,6 +147,16 @@ def add_routes(r: web.UrlDispatcher, sim: Simulator) -> None:
         sim.reset(accounts=isinstance(payload, dict) and payload.get("eventTypes") is True)
         return web.json_response({"ok": True, "eventTypes": len(sim.store.event_types), "generation": sim.generation})
 
+    async def script_fault(request: web.Request) -> web.StreamResponse:
+        try:
+            payload = await _payload(request)
+            if not (isinstance(payload, dict) and isinstance(payload.get("op"), str)):
+                raise ValueError('the body must be {"op": ..., "fault": ...}')
+            queued = sim.script_fault(payload["op"], str(payload.get("fault")))
+        except ValueError as exc:
+            return _bad(str(exc))
+        return web.json_response({"op": payload["op"], "scripted": queued})
+
     async def config(request: web.Request) -> web.StreamResponse:
         if request.method == "POST":
             try:
@@ -168,6 +180,7 @@ def add_routes(r: web.UrlDispatcher, sim: Simulator) -> None:
     r.add_get("/_sim/stats", stats)
     r.add_post("/_sim/reset", reset)
     r.add_route("*", "/_sim/config", config)
+    r.add_post("/_sim/faults", script_fault)
 
 
 def _js_str(value: Any) -> str:

@@ -318,9 +318,21 @@ class Simulator:
         self.rate_limited = 0
         self.by_key.clear()
         self.faults.counts.clear()
+        self.faults.scripted.clear()
         self.throttler.reset()
         self.faults.configure(self.config, reseed=True)
         self.webhooks.reset(accounts)
+
+    def script_fault(self, op: str, fault: str) -> int:
+        """The next request of operation `op` (a ROUTES key) gets `fault` ("none": none, so a later one gets the next
+        entry); ValueError if either is unknown."""
+        if op not in ROUTES:
+            raise ValueError(f"op must be one of {', '.join(ROUTES)}")
+        try:
+            kind = None if fault == "none" else Fault(fault)
+        except ValueError:
+            raise ValueError(f"fault must be none or one of {', '.join(f.value for f in Fault)}") from None
+        return self.faults.script(op, kind)
 
     def apply_config(self, new: SimulatorConfig, reseed: bool = False) -> None:
         old, self.config = self.config, new

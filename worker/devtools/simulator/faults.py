@@ -12,13 +12,17 @@ fault on other endpoints. When all rates are zero no number is drawn at all.
 - false_negative: (create) store, then answer 400 with `false_negative_message`;
 - malformed: process normally, then answer the 2xx with a body that is not valid JSON;
 - conflict: (create) answer the raw 409 booking_conflict_error of a lost idempotency race, nothing stored.
+
+Scripted faults (`script(op, fault)`, POST /_sim/faults): the next request of that operation gets exactly that
+fault (or, scripted as None, none), before and without a random draw, each entry used once and in order; a test
+pins the one request it wants to fail (the second reschedule, say) instead of hunting for a seed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections import Counter
+from collections import Counter, deque
 from enum import StrEnum
 
 from aiohttp import web
@@ -43,6 +47,7 @@ class FaultInjector:
     def __init__(self, config: SimulatorConfig) -> None:
         self.rng = random.Random(config.seed)
         self.counts: Counter[Fault] = Counter()  # faults that took effect
+        self.scripted: dict[str, deque[Fault | None]] = {}  # per operation: the faults its next requests get
         self.configure(config)
 
     def configure(self, config: SimulatorConfig, reseed: bool = False) -> None:
@@ -67,8 +72,18 @@ class FaultInjector:
             return 0.0
         return (low if high == low else self.rng.uniform(low, high)) / 1000.0
 
+    def script(self, op: str, fault: Fault | None) -> int:
+        """The next request of `op` gets `fault` (None: none); returns how many are now scripted for `op`."""
+        if fault is not None and fault in CREATE_ONLY and op != "create":
+            raise ValueError(f"{fault} is a fault of create only")
+        queue = self.scripted.setdefault(op, deque())
+        queue.append(fault)
+        return len(queue)
+
     def decide(self, op: str) -> Fault | None:
         """The fault for one request of operation `op` (create, get, list, cancel, reschedule)."""
+        if queue := self.scripted.get(op):
+            return queue.popleft()  # scripted: no draw, so the random faults' sequence stays as seeded
         if not self._any:
             return None
         u = self.rng.random()

@@ -282,3 +282,9 @@ class SimulatorProcess:
     def set_config(self, **changes: Any) -> dict[str, Any]:
         result: dict[str, Any] = self.admin("POST", "/_sim/config", json=changes)
         return result
+
+    def script_fault(self, op: str, fault: str) -> int:
+        """The next request of operation `op` (create, get, list, cancel, reschedule, ...) gets `fault` (fail_5xx,
+        timeout, ...), once; returns how many are scripted for `op` now."""
+        result: dict[str, Any] = self.admin("POST", "/_sim/faults", json={"op": op, "fault": fault})
+        return int(result["scripted"])
