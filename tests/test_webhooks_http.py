@@ -155,8 +155,9 @@ def test_a_burst_is_stored_exactly_once(db: Db) -> None:
 
 def test_the_timer_retries_parked_deliveries_in_small_transactions(db: Db) -> None:
     """The receiver's timer retries the parked deliveries that are due in transactions of CALSYNC_WEBHOOK_RETRY_BATCH
-    (so none holds the bookings' rows for long), as many rounds as it takes: five due at once with a batch of 2 are
-    all retried in the one tick (here they have waited longer than webhook_park_max, so they end unmatched)."""
+    (so none holds the bookings' rows for long), as many rounds as it takes, spread over the tick: five due at once
+    with a batch of 2 are all retried in the one tick (here they have waited longer than webhook_park_max, so they
+    end unmatched)."""
     with db.connect() as conn:
         for key, value in (("webhook_park_base", "1 millisecond"), ("webhook_park_max", "1 second")):
             conn.execute("UPDATE calsync.settings SET value = %s WHERE key = %s", [value, key])

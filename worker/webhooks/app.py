@@ -131,12 +131,16 @@ async def health(request: web.Request) -> web.StreamResponse:
 
 
 async def retry_parked(app: web.Application) -> None:
-    """Every retry_s, the parked deliveries that are due, up to RETRY_PER_TICK, in transactions of retry_batch: one
-    transaction for all of them held their rows and the app's for the whole run, and the deliveries arriving
-    meanwhile for those bookings waited (the bench's p99 at 1,000/s: 346 ms with it, 42 ms without)."""
+    """Every retry_s, the parked deliveries that are due, up to RETRY_PER_TICK, in transactions of retry_batch spread
+    evenly over the tick. One transaction for all of them held their rows and the app's for the whole run, and the
+    deliveries arriving meanwhile for those bookings waited (the bench's p99 at 1,000/s: 346 ms with it, 42 ms
+    without); back-to-back small ones still came as one burst of work every tick, which the deliveries arriving
+    then queued behind (p99 59.6 ms)."""
     cfg = app[SETTINGS_KEY]
+    rounds = 0
     while True:
-        await asyncio.sleep(cfg.retry_s)
+        if rounds == 0:
+            await asyncio.sleep(cfg.retry_s)
         try:
             async with app[POOL_KEY].connection() as conn:
                 cur = await conn.execute(query("webhook_health"))
@@ -144,14 +148,15 @@ async def retry_parked(app: web.Application) -> None:
             parked = min(int(row[0]) if row else 0, RETRY_PER_TICK)
             settled, rounds = 0, -(-parked // cfg.retry_batch)
             for _ in range(rounds):
+                await asyncio.sleep(cfg.retry_s / rounds)  # paced: one small transaction at a time over the tick
                 async with app[POOL_KEY].connection() as conn:
                     cur = await conn.execute(query("webhook_retry_parked"), {"limit": cfg.retry_batch})
                     row = await cur.fetchone()
                 settled += int(row[0]) if row and row[0] else 0
-                await asyncio.sleep(0)  # the deliveries waiting for a connection go first
             if settled:
                 logs.log("webhooks_retried", settled=settled, transactions=rounds)
         except psycopg.Error as e:
+            rounds = 0
             logs.log("webhook_retry_failed", level="warning", error=str(e).splitlines()[0] if str(e) else "")
 
 
