@@ -21,7 +21,8 @@ and the app's tps in each phase against its target (from pgbench's per-second pr
 2. throughput: ``--deliveries`` sent by ``--concurrency`` connections back to back (closed loop): deliveries/s;
 3. latency: each of ``--rates`` deliveries/s sent on a fixed schedule for ``--latency-seconds`` (open loop, so a slow
    answer cannot slow the sender down and hide itself): p50/p99/max from send to answer;
-then the app's booking tps during 2 and 3 against the target (throttled) or the baseline (unthrottled).
+then the app's booking tps during 2 and 3 against the target (throttled) or the baseline (unthrottled), and in 3 the
+database's WAL a second and what its active sessions waited on (sampled every 10 ms: the WAL flush is the disk's).
 Goal (issue 12.6): >= 1,000 deliveries/s, p99 <= 50 ms.
 """
 
@@ -397,6 +398,45 @@ def statements_report(url: str, deliveries: int, track_all: bool = False) -> Non
     print(f"  database round trips per delivery: {calls / max(deliveries, 1):.3f}", flush=True)
 
 
+class WaitSampler:
+    """What the database's active sessions wait on, sampled every 10 ms while a phase runs (pg_stat_activity):
+    the share of samples per wait (none: on the CPU). A p99 made of commits waiting for the WAL flush is the
+    disk's, not the receiver's; the report says which it is."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.counts = url, Counter[str]()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self.stopping.wait(0.01):
+                for wait_type, wait in conn.execute(
+                    "SELECT wait_event_type, wait_event FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND state = 'active' AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+                ):
+                    self.counts["on the CPU" if wait_type is None else f"{wait_type}:{wait}"] += 1
+
+    def stop(self) -> str:
+        self.stopping.set()
+        self.thread.join(5)
+        total = sum(self.counts.values()) or 1
+        flush = sum(n for k, n in self.counts.items() if k in ("LWLock:WALWrite", "IO:WALSync", "IO:WALWrite"))
+        top = ", ".join(f"{k} {100 * n / total:.0f} %" for k, n in self.counts.most_common(4))
+        return f"waiting for the WAL flush {100 * flush / total:.0f} % of active-session samples ({top})"
+
+
+def wal_lsn(url: str) -> str:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return str(conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0])  # type: ignore[index]
+
+
+def wal_since(url: str, start: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return int(conn.execute("SELECT pg_current_wal_lsn() - %s::pg_lsn", [start]).fetchone()[0])  # type: ignore[index]
+
+
 def receiver_backends(url: str, receiver_pid: int) -> list[int]:
     """The server processes of the receiver's pool (the sessions whose client port belongs to the receiver)."""
     inodes = {os.readlink(f"/proc/{receiver_pid}/fd/{fd}") for fd in os.listdir(f"/proc/{receiver_pid}/fd")}
@@ -550,15 +590,19 @@ def main() -> None:
                 p99s = {}
                 for r, bodies in zip(rates, latency_bodies, strict=True):
                     db0 = sum(cpu_seconds(b) for b in backends)
+                    lsn0, waits = wal_lsn(url), WaitSampler(url)
                     cpu0, own0, w0 = receiver_cpu(), time.process_time(), time.time()
                     seconds, lat, st = asyncio.run(opened(hook_url, bodies, r))
                     phases.append((f"latency at {r:,.0f}/s", w0, time.time()))
                     own, cpu = time.process_time() - own0, receiver_cpu() - cpu0
                     db_cpu = sum(cpu_seconds(b) for b in backends) - db0
+                    waited, wal = waits.stop(), wal_since(url, lsn0)
                     report(f"latency at {r:,.0f}/s offered", seconds, lat, st)
                     print(f"  receiver {cpu / len(lat) * 1e6:.0f} us per delivery ({cpu / seconds:.2f} of a core), "
                           f"its database sessions {db_cpu / len(lat) * 1e6:.0f} us, sender {own / len(lat) * 1e6:.0f} "
                           f"us; load average {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+                    print(f"  the database (receiver and app): {wal / seconds / 1e6:.1f} MB of WAL a second; {waited}",
+                          flush=True)  # fmt: skip
                     p99s[r] = percentile([x * 1000 for x in lat], 99)
                 p99 = p99s[rates[0]]
                 app_failed = app.failure()
