@@ -318,7 +318,11 @@ class AppointmentSync:
                 return False
             if successor is None:
                 return await self._create(target, person, maybe_exists=True)  # cancelled for good
-            self.out.bookings.append(BookingFact(phase_id=target.phase_id, uid=successor))
+            # where the successor is, the next attempt learns (or, if this one fails, moves it all the same:
+            # planning.Known.recorded); its event type is the booking's it was moved from
+            self.out.bookings.append(
+                BookingFact(phase_id=target.phase_id, uid=successor, event_type_id=k.event_type_id)
+            )
             uid = successor
         return self._fail(ex, _too_many_successors(k.uid))
 
@@ -453,7 +457,9 @@ class AppointmentSync:
             cancelled = await self._send(self.client.cancel(uid, reason, target.phase_id))
             if cancelled.verdict.category != Category.OK and cancelled.status != 404:
                 # an occurrence is still there: keep it known, so the next attempt cancels it (it is ours)
-                self.out.bookings.append(BookingFact(phase_id=target.phase_id, uid=uid))
+                self.out.bookings.append(
+                    BookingFact(phase_id=target.phase_id, uid=uid, event_type_id=target.event_type_id)
+                )
                 return self._fail(cancelled)
         return self._fail(
             ex,

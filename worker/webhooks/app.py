@@ -134,8 +134,8 @@ async def retry_parked(app: web.Application) -> None:
     """Every retry_s, the parked deliveries that are due, up to RETRY_PER_TICK, in transactions of retry_batch spread
     evenly over the tick. One transaction for all of them held their rows and the app's for the whole run, and the
     deliveries arriving meanwhile for those bookings waited (the bench's p99 at 1,000/s: 346 ms with it, 42 ms
-    without); back-to-back small ones still came as one burst of work every tick, which the deliveries arriving
-    then queued behind (p99 59.6 ms)."""
+    without); back-to-back small ones still made one burst of work every tick for the deliveries arriving then to
+    queue behind."""
     cfg = app[SETTINGS_KEY]
     rounds = 0
     while True:
