@@ -52,6 +52,17 @@ def minutes(booking: dict[str, Any]) -> float:
     return (end - start).total_seconds() / 60
 
 
+def _move(db: Db, appointment_id: int, by: str) -> None:
+    """The salon moves the appointment (its phases follow)."""
+    with db.connect() as conn:
+        conn.execute(
+            "UPDATE appointments SET starts_at = starts_at + %s::interval, ends_at = ends_at + %s::interval "
+            "WHERE id = %s",
+            [by, by, appointment_id],
+        )
+        conn.commit()
+
+
 def delivery(db: Db, appointment_id: int) -> list[tuple[Any, ...]]:
     with db.connect() as conn:
         return conn.execute(
@@ -91,13 +102,7 @@ def test_a_multi_length_event_type_gets_the_exact_length_also_when_moved(
     assert minutes(booking) == 30
     create = next(x for x in attempts(db, a) if x["action"] == "create")
     assert create["request_body"]["lengthInMinutes"] == 30
-    with db.connect() as conn:
-        conn.execute(
-            "UPDATE appointments SET starts_at = starts_at + interval '1 hour', "
-            "ends_at = ends_at + interval '1 hour' WHERE id = %s",
-            [a],
-        )
-        conn.commit()
+    _move(db, a, "1 hour")
     drain(db, sim)
     [moved] = active(meta(sim, a))
     assert minutes(moved) == 30 and moved["uid"] != booking["uid"]
@@ -146,13 +151,7 @@ def test_an_outside_reschedule_is_followed_by_a_later_move_and_cancel(
     [first] = active(meta(sim, a))
     outside = sim.reschedule_as(first["uid"], (FUTURE + dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z"))
     successor = outside["booking"]["uid"]
-    with db.connect() as conn:
-        conn.execute(
-            "UPDATE appointments SET starts_at = starts_at + interval '3 hours', "
-            "ends_at = ends_at + interval '3 hours' WHERE id = %s",
-            [a],
-        )
-        conn.commit()
+    _move(db, a, "3 hours")
     drain(db, sim)
     [moved] = active(meta(sim, a))
     assert moved["rescheduledFromUid"] == successor, "the live successor was moved, not the cancelled original"
@@ -197,13 +196,7 @@ def test_a_failed_move_of_the_successor_is_retried_where_the_successor_is(
     [first] = active(meta(sim, a))
     outside = sim.reschedule_as(first["uid"], (FUTURE + dt.timedelta(days=10)).strftime("%Y-%m-%dT%H:%M:%S.000Z"))
     successor = outside["booking"]["uid"]
-    with db.connect() as conn:
-        conn.execute(
-            "UPDATE appointments SET starts_at = starts_at + interval '3 hours', "
-            "ends_at = ends_at + interval '3 hours' WHERE id = %s",
-            [a],
-        )
-        conn.commit()
+    _move(db, a, "3 hours")
     sim.script_fault("reschedule", "none")  # the original's: Cal.com refuses it, it was moved
     sim.script_fault("reschedule", "fail_5xx")  # the successor's
     drain(db, sim)
@@ -232,13 +225,7 @@ def test_a_move_booked_again_whose_create_failed_is_booked_on_the_next_attempt(
     [first] = active(meta(sim, a))
     if outside:  # within the discovery's window, so the second attempt finds the successor
         sim.reschedule_as(first["uid"], (FUTURE + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S.000Z"))
-    with db.connect() as conn:
-        conn.execute(
-            "UPDATE appointments SET starts_at = starts_at + interval '1 day', "
-            "ends_at = ends_at + interval '1 day' WHERE id = %s",
-            [a],
-        )
-        conn.commit()
+    _move(db, a, "1 day")
     sim.script_fault("cancel", "fail_5xx")
     sim.script_fault("create", "fail_5xx")
     for _ in range(2):
@@ -246,7 +233,8 @@ def test_a_move_booked_again_whose_create_failed_is_booked_on_the_next_attempt(
         assert appointment(db, a)["sync_error_code"] == "SERVER_ERROR"
         _due_now(db)
     tried = [(x["action"], x["response_status"]) for x in attempts(db, a)]
-    assert tried == [("create", 201), ("cancel", 500), ("discover", 200), ("cancel", 200), ("create", 500), ("lookup", 200)], tried
+    want = [("create", 201), ("cancel", 500), ("discover", 200), ("cancel", 200), ("create", 500), ("lookup", 200)]
+    assert tried == want, "the first attempt failed at the cancel, the second at the create"
     assert active(meta(sim, a)) == [], "the booking is cancelled, the new one not yet made"
     assert appointment(db, a)["calcom_v2_booking_uid"] is None, "the app names no cancelled booking"
     drain(db, sim)
