@@ -22,7 +22,8 @@ and the app's tps in each phase against its target (from pgbench's per-second pr
 3. latency: each of ``--rates`` deliveries/s sent on a fixed schedule for ``--latency-seconds`` (open loop, so a slow
    answer cannot slow the sender down and hide itself): p50/p99/max from send to answer;
 then the app's booking tps during 2 and 3 against the target (throttled) or the baseline (unthrottled), and in 3 the
-database's WAL a second and what its active sessions waited on (sampled every 10 ms: the WAL flush is the disk's).
+database's WAL a second, what its active sessions waited on (sampled every 10 ms: the WAL flush is the disk's) and
+the disk's own flush latency meanwhile (an 8 kB write and fdatasync every 20 ms beside the server's data).
 Goal (issue 12.6): >= 1,000 deliveries/s, p99 <= 50 ms.
 """
 
@@ -427,6 +428,40 @@ class WaitSampler:
         return f"waiting for the WAL flush {100 * flush / total:.0f} % of active-session samples ({top})"
 
 
+class FlushProbe:
+    """The disk's own flush latency while a phase runs: an 8 kB write and fdatasync every 20 ms to a file beside the
+    database's (``directory``), as a commit's WAL flush is. p50/p99 of those; slow flushes here make slow commits
+    for everyone, the receiver's included."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / f"flush-probe-{os.getpid()}"
+        self.times: list[float] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        block = os.urandom(8192)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            while not self.stopping.wait(0.02):
+                t0 = time.perf_counter()
+                os.pwrite(fd, block, 0)
+                os.fdatasync(fd)
+                self.times.append((time.perf_counter() - t0) * 1000)
+        finally:
+            os.close(fd)
+            self.path.unlink(missing_ok=True)
+
+    def stop(self) -> str:
+        self.stopping.set()
+        self.thread.join(5)
+        if not self.times:
+            return "no flush measured"
+        return (f"the disk's 8 kB fdatasync meanwhile: p50 {median(self.times):.2f} ms, p99 "
+                f"{percentile(self.times, 99):.1f} ms, max {max(self.times):.1f} ms ({len(self.times)} flushes)")  # fmt: skip
+
+
 def wal_lsn(url: str) -> str:
     with psycopg.connect(url, autocommit=True) as conn:
         return str(conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0])  # type: ignore[index]
@@ -555,6 +590,9 @@ def main() -> None:
         if args.track_all:  # before the receiver connects: the setting is read when a session starts
             statements_reset(url, True)
         receivers, hook_url = start_receivers(url, args, tmp)
+        with psycopg.connect(url, autocommit=True) as conn:  # the flush probe writes beside the server's data
+            server_dir = Path(str(conn.execute("SHOW data_directory").fetchone()[0])).parent  # type: ignore[index]
+        data_dir = server_dir if server_dir.is_dir() else tmp
 
         def receiver_cpu() -> float:
             return sum(cpu_seconds(r.pid) for r in receivers)
@@ -590,19 +628,19 @@ def main() -> None:
                 p99s = {}
                 for r, bodies in zip(rates, latency_bodies, strict=True):
                     db0 = sum(cpu_seconds(b) for b in backends)
-                    lsn0, waits = wal_lsn(url), WaitSampler(url)
+                    lsn0, waits, flushes = wal_lsn(url), WaitSampler(url), FlushProbe(data_dir)
                     cpu0, own0, w0 = receiver_cpu(), time.process_time(), time.time()
                     seconds, lat, st = asyncio.run(opened(hook_url, bodies, r))
                     phases.append((f"latency at {r:,.0f}/s", w0, time.time()))
                     own, cpu = time.process_time() - own0, receiver_cpu() - cpu0
                     db_cpu = sum(cpu_seconds(b) for b in backends) - db0
-                    waited, wal = waits.stop(), wal_since(url, lsn0)
+                    waited, flushed, wal = waits.stop(), flushes.stop(), wal_since(url, lsn0)
                     report(f"latency at {r:,.0f}/s offered", seconds, lat, st)
                     print(f"  receiver {cpu / len(lat) * 1e6:.0f} us per delivery ({cpu / seconds:.2f} of a core), "
                           f"its database sessions {db_cpu / len(lat) * 1e6:.0f} us, sender {own / len(lat) * 1e6:.0f} "
                           f"us; load average {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
-                    print(f"  the database (receiver and app): {wal / seconds / 1e6:.1f} MB of WAL a second; {waited}",
-                          flush=True)  # fmt: skip
+                    print(f"  the database (receiver and app): {wal / seconds / 1e6:.1f} MB of WAL a second; {waited}; "
+                          f"{flushed}", flush=True)  # fmt: skip
                     p99s[r] = percentile([x * 1000 for x in lat], 99)
                 p99 = p99s[rates[0]]
                 app_failed = app.failure()
