@@ -63,6 +63,19 @@ def _move(db: Db, appointment_id: int, by: str) -> None:
         conn.commit()
 
 
+def _moved_at_calcom_then_by_the_salon(
+    db: Db, sim: SimulatorProcess, salon: dict[str, Any], outside_to: dt.timedelta
+) -> tuple[int, str]:
+    """A synced cut that the customer moves at Cal.com (to FUTURE + outside_to) and the salon then moves by three
+    hours; returns the appointment and the uid of the booking the customer's move made."""
+    a = book(db, salon)
+    drain(db, sim)
+    [first] = active(meta(sim, a))
+    outside = sim.reschedule_as(first["uid"], (FUTURE + outside_to).strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+    _move(db, a, "3 hours")
+    return a, str(outside["booking"]["uid"])
+
+
 def delivery(db: Db, appointment_id: int) -> list[tuple[Any, ...]]:
     with db.connect() as conn:
         return conn.execute(
@@ -146,12 +159,7 @@ def test_an_outside_reschedule_is_followed_by_a_later_move_and_cancel(
 ) -> None:
     """The customer moves the booking through Cal.com's e-mail link (a new uid). The salon then moves the
     appointment: the successor is moved, nothing booked twice. Then it cancels: the live successor is cancelled."""
-    a = book(db, salon)
-    drain(db, sim)
-    [first] = active(meta(sim, a))
-    outside = sim.reschedule_as(first["uid"], (FUTURE + dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z"))
-    successor = outside["booking"]["uid"]
-    _move(db, a, "3 hours")
+    a, successor = _moved_at_calcom_then_by_the_salon(db, sim, salon, dt.timedelta(days=1))
     drain(db, sim)
     [moved] = active(meta(sim, a))
     assert moved["rescheduledFromUid"] == successor, "the live successor was moved, not the cancelled original"
@@ -191,12 +199,7 @@ def test_a_failed_move_of_the_successor_is_retried_where_the_successor_is(
     finds the successor, but moving it fails (500). The next attempt must move the successor, not take it for in
     place: the successor used to be recorded without its time, and the retry, looking for bookings only around the
     salon's times, did not see it (the chaos soak's outside reschedule, then "move")."""
-    a = book(db, salon)
-    drain(db, sim)
-    [first] = active(meta(sim, a))
-    outside = sim.reschedule_as(first["uid"], (FUTURE + dt.timedelta(days=10)).strftime("%Y-%m-%dT%H:%M:%S.000Z"))
-    successor = outside["booking"]["uid"]
-    _move(db, a, "3 hours")
+    a, successor = _moved_at_calcom_then_by_the_salon(db, sim, salon, dt.timedelta(days=10))
     sim.script_fault("reschedule", "none")  # the original's: Cal.com refuses it, it was moved
     sim.script_fault("reschedule", "fail_5xx")  # the successor's
     drain(db, sim)
