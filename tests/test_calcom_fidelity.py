@@ -246,6 +246,43 @@ def test_a_move_booked_again_whose_create_failed_is_booked_on_the_next_attempt(
     assert appointment(db, a)["calcom_v2_booking_uid"] == booked["uid"] and outbox_left(db) == 0
 
 
+def test_a_composite_whose_phase_create_failed_after_its_cancel_books_that_phase_again(
+    db: Db, sim: SimulatorProcess, salon: dict[str, Any]
+) -> None:
+    """A Dauerwelle on event types that default to 30 minutes: each phase's move is cancel + create. The first
+    attempt fails at its first cancel; the second finds the four bookings, cancels phase A's and fails to create it
+    (500). Neither phase A nor the appointment (whose booking is its first staff-required phase's) may then name
+    the cancelled booking, and the third attempt books phase A again: four bookings, each exactly its phase."""
+    sim.register_event_types(
+        [event_type(et, 30, lengthInMinutesOptions=sorted({30, PERM_PHASES[k]})) for k, et in LENA_EVENT_TYPES.items()]
+    )
+    a = book(db, salon, service="perm")
+    drain(db, sim)
+    before = {b["uid"] for b in active(meta(sim, a))}
+    assert len(before) == 4
+    _move(db, a, "1 day")
+    sim.script_fault("cancel", "fail_5xx")
+    sim.script_fault("create", "fail_5xx")
+    for _ in range(2):
+        drain(db, sim)
+        assert appointment(db, a)["sync_error_code"] == "SERVER_ERROR"
+        _due_now(db)
+    with db.connect() as conn:
+        named = {r[0] for r in conn.execute(
+            "SELECT calcom_booking_uid FROM appointment_phases WHERE appointment_id = %s AND staff_required", [a]
+        )} | {appointment(db, a)["calcom_v2_booking_uid"]}  # fmt: skip
+    cancelled = before - {b["uid"] for b in active(meta(sim, a))}
+    assert len(cancelled) == 1, "one phase's booking was cancelled for the move"
+    assert not named & cancelled, "nothing in the app names the cancelled booking"
+    drain(db, sim)
+    with db.connect() as conn:
+        phases = conn.execute(
+            "SELECT start_time, end_time FROM appointment_phases WHERE appointment_id = %s AND staff_required", [a]
+        ).fetchall()
+    assert sorted(_booked(b) for b in active(meta(sim, a))) == sorted((s, e) for s, e in phases)
+    assert appointment(db, a)["calcom_sync_status"] == "synced" and outbox_left(db) == 0
+
+
 def test_cancelling_a_booking_that_has_ended_is_done(db: Db, sim: SimulatorProcess, salon: dict[str, Any]) -> None:
     a = book(db, salon)
     drain(db, sim)
