@@ -209,11 +209,15 @@ async def closed_loop(url: str, bodies: list[bytes], concurrency: int) -> tuple[
     return seconds, latencies, statuses
 
 
+SLOW_BY_SECOND: Counter[int] = Counter()  # answers over 50 ms in the last open loop, by second of its schedule
+
+
 async def open_loop(url: str, bodies: list[bytes], rate: float) -> tuple[float, list[float], Counter[int]]:
     """Delivery i sent at start + i/rate on an idle connection (a new one when none is idle, as aiohttp's
     unlimited pool does), whatever the answers before it: a slow answer cannot slow the sender down."""
     statuses: Counter[int] = Counter()
     latencies: list[float] = []
+    SLOW_BY_SECOND.clear()
     prepared = [request_bytes(url, b) for b in bodies]
     idle = [await _connect(url) for _ in range(min(64, len(bodies)))]
     everyone = list(idle)
@@ -226,7 +230,9 @@ async def open_loop(url: str, bodies: list[bytes], rate: float) -> tuple[float, 
             conn = await _connect(url)
             everyone.append(conn)
         statuses[await conn.send(request)] += 1
-        latencies.append(time.perf_counter() - t0)
+        latencies.append(took := time.perf_counter() - t0)
+        if took > 0.05:
+            SLOW_BY_SECOND[int(t0 - start)] += 1
         idle.append(conn)
 
     tasks = []
@@ -561,7 +567,10 @@ def main() -> None:
     args = ap.parse_args()
     if args.app_clients is None:
         args.app_clients = 8 if args.app_rate > 0 else 2
-    with scratch_database("webhooks") as url, tempfile.TemporaryDirectory() as tmp_dir:
+    with (
+        scratch_database("webhooks", keep=bool(os.environ.get("CALSYNC_BENCH_KEEP"))) as url,
+        tempfile.TemporaryDirectory() as tmp_dir,
+    ):
         tmp = Path(tmp_dir)
         prepare(url, args.salons, True)
         booked = mark_booked(url, args.booked)
@@ -636,6 +645,12 @@ def main() -> None:
                     db_cpu = sum(cpu_seconds(b) for b in backends) - db0
                     waited, flushed, wal = waits.stop(), flushes.stop(), wal_since(url, lsn0)
                     report(f"latency at {r:,.0f}/s offered", seconds, lat, st)
+                    if SLOW_BY_SECOND:
+                        print(
+                            f"  answers over 50 ms by second of the schedule (from {time.strftime('%H:%M:%S', time.localtime(w0))}): "
+                            + ", ".join(f"{k}s: {v}" for k, v in sorted(SLOW_BY_SECOND.items())),
+                            flush=True,
+                        )
                     print(f"  receiver {cpu / len(lat) * 1e6:.0f} us per delivery ({cpu / seconds:.2f} of a core), "
                           f"its database sessions {db_cpu / len(lat) * 1e6:.0f} us, sender {own / len(lat) * 1e6:.0f} "
                           f"us; load average {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip

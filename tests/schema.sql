@@ -593,16 +593,18 @@ $$;
 COMMENT ON FUNCTION calsync.calcom_booking_owner(p_uid text, OUT appointment_id bigint, OUT phase_id bigint) IS 'The appointment (and, for a composite, the phase) whose current Cal.com booking is this uid; NULLs when none is.';
 
 CREATE FUNCTION calsync.calcom_change_blocker(p_appointment_id bigint) RETURNS text
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'public', 'pg_temp'
     AS $$
-    SELECT CASE
+BEGIN
+    RETURN CASE
         WHEN EXISTS (SELECT 1 FROM calsync.outbox_delivery d
                      WHERE d.aggregateid = p_appointment_id::text AND d.status = 'running') THEN 'in_flight'
         WHEN EXISTS (SELECT 1 FROM calsync.outbox o
                      LEFT JOIN calsync.outbox_delivery d ON d.outbox_id = o.id
                      WHERE o.aggregateid = p_appointment_id::text AND d.status IS DISTINCT FROM 'dead') THEN 'app_change'
-    END
+    END;
+END
 $$;
 
 COMMENT ON FUNCTION calsync.calcom_change_blocker(p_appointment_id bigint) IS 'in_flight (the worker holds an event of the appointment), app_change (an undelivered app change is newer than Cal.com''s view) or NULL.';
@@ -2382,13 +2384,15 @@ $$;
 COMMENT ON FUNCTION calsync.time_ordered_uuid() IS 'A time-ordered UUID (version 7 layout: 48 bits of Unix milliseconds, then random bits): the outbox''s ids.';
 
 CREATE FUNCTION calsync.webhook_setting(p_key text) RETURNS interval
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'public', 'pg_temp'
     AS $$
-    SELECT coalesce((SELECT s.value::interval FROM calsync.settings s WHERE s.key = p_key),
+BEGIN
+    RETURN coalesce((SELECT s.value::interval FROM calsync.settings s WHERE s.key = p_key),
                     CASE p_key WHEN 'webhook_park_base' THEN interval '2 seconds'
                                WHEN 'webhook_park_cap' THEN interval '5 minutes'
-                               WHEN 'webhook_park_max' THEN interval '1 day' END)
+                               WHEN 'webhook_park_max' THEN interval '1 day' END);
+END
 $$;
 
 COMMENT ON FUNCTION calsync.webhook_setting(p_key text) IS 'An interval setting of the webhook receiver (calsync.settings), else its default.';
@@ -2784,23 +2788,25 @@ $$;
 COMMENT ON FUNCTION remediation.create_missing_phases(p_dry_run boolean, p_reason text, p_run_id uuid, p_limit integer) IS 'Runbook step missing_phases (incident fix 2): derive the phases of live composite appointments that have none.';
 
 CREATE FUNCTION remediation.diagnose_failures(p_appointment_ids bigint[]) RETURNS integer
-    LANGUAGE sql SECURITY DEFINER
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
     SET jit TO 'off'
     AS $$
-    WITH diagnosed AS (
-        INSERT INTO remediation.failure_diagnoses AS f (appointment_id, category, blocking_cause, error_code, diagnosed_at)
-        SELECT d.appointment_id, d.category, d.blocking_cause, a.sync_error_code, now()
-        FROM appointments a
-        JOIN remediation.sync_diagnosis d ON d.appointment_id = a.id
-        WHERE a.id = ANY (p_appointment_ids) AND (a.calcom_sync_status = 'failed' OR a.requires_manual_review)
-          AND NOT EXISTS (SELECT 1 FROM remediation.categories k WHERE k.category = a.sync_error_code AND k.origin = 'worker')
-        ON CONFLICT (appointment_id) DO UPDATE
-            SET category = EXCLUDED.category, blocking_cause = EXCLUDED.blocking_cause, error_code = EXCLUDED.error_code,
-                diagnosed_at = EXCLUDED.diagnosed_at
-        RETURNING 1
-    )
-    SELECT count(*)::int FROM diagnosed
+DECLARE
+    v_count integer;
+BEGIN
+    INSERT INTO remediation.failure_diagnoses AS f (appointment_id, category, blocking_cause, error_code, diagnosed_at)
+    SELECT d.appointment_id, d.category, d.blocking_cause, a.sync_error_code, now()
+    FROM appointments a
+    JOIN remediation.sync_diagnosis d ON d.appointment_id = a.id
+    WHERE a.id = ANY (p_appointment_ids) AND (a.calcom_sync_status = 'failed' OR a.requires_manual_review)
+      AND NOT EXISTS (SELECT 1 FROM remediation.categories k WHERE k.category = a.sync_error_code AND k.origin = 'worker')
+    ON CONFLICT (appointment_id) DO UPDATE
+        SET category = EXCLUDED.category, blocking_cause = EXCLUDED.blocking_cause, error_code = EXCLUDED.error_code,
+            diagnosed_at = EXCLUDED.diagnosed_at;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END
 $$;
 
 COMMENT ON FUNCTION remediation.diagnose_failures(p_appointment_ids bigint[]) IS 'Record in remediation.failure_diagnoses why the app''s failures of these appointments happened (the worker''s failures are skipped); returns how many.';

@@ -143,3 +143,51 @@ def test_every_calsync_definition_has_its_file(db: Db) -> None:
     assert functions == defined(_FUNCTION)
     assert triggers == defined(_TRIGGER)
     assert views == defined(_VIEW)
+
+
+# SQL functions that PostgreSQL plans again in every transaction (a SET clause or SECURITY DEFINER: never inlined)
+# and that PL/pgSQL may still call, each with why that costs nothing that matters: called once per operator's
+# command or per worker batch, not per row, delivery or booking.
+PLANNED_PER_CALL_ALLOWED = {
+    "calsync.caller_is_admin": "only when a caller passes its own time (tests, admin tools), never on the hot path",
+    "calsync.worker_limit": "once per worker claim (a batch)",
+    "calsync.sync_outcome": "inside finish_sync_events' one statement per worker batch: planned once per call",
+    "calsync.register_listener": "once per worker session",
+    "remediation.blocking_cause": "the runbook's requeue step and the remediation views, per operator command",
+    "remediation.reconcile_compare": "once per page of a reconciliation run",
+}
+
+
+def test_no_function_called_from_plpgsql_is_planned_again_on_every_call(db: Db) -> None:
+    """A SQL function with a SET clause, or SECURITY DEFINER, is never inlined: PostgreSQL 15 plans its body again
+    in every transaction, on every call from a trigger's PERFORM (remediation.diagnose_failures: 14 ms of planning
+    for under 2 ms of work, on every UPDATE that flagged an appointment, until revision 0027). PL/pgSQL keeps its
+    plans for the session. So a function that PL/pgSQL code calls (triggers, the receiver's and the worker's
+    functions) is PL/pgSQL, or an inlinable SQL function, or listed above with its reason."""
+    with db.connect() as conn:
+        planned_per_call = {
+            str(r[0])
+            for r in conn.execute(
+                "SELECT n.nspname || '.' || p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                "JOIN pg_language l ON l.oid = p.prolang WHERE n.nspname IN ('calsync', 'remediation') "
+                "AND l.lanname = 'sql' AND (p.proconfig IS NOT NULL OR p.prosecdef)"
+            )
+        }
+        plpgsql = conn.execute(
+            "SELECT n.nspname || '.' || p.proname, p.prosrc FROM pg_proc p JOIN pg_namespace n "
+            "ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang "
+            "WHERE n.nspname IN ('calsync', 'remediation') AND l.lanname = 'plpgsql'"
+        ).fetchall()
+    assert "calsync.caller_is_admin" in planned_per_call, "the query no longer sees SQL functions with SET clauses"
+    called = {
+        (f, str(caller))
+        for caller, src in plpgsql
+        for f in planned_per_call
+        if re.search(rf"\b{re.escape(f)}\s*\(", str(src))
+    }
+    unlisted = sorted(f"{f} (called by {caller})" for f, caller in called if f not in PLANNED_PER_CALL_ALLOWED)
+    assert not unlisted, "planned again on every call, from PL/pgSQL: make it PL/pgSQL or inlinable: " + ", ".join(
+        unlisted
+    )
+    stale = sorted(set(PLANNED_PER_CALL_ALLOWED) - {f for f, _ in called})
+    assert not stale, f"PLANNED_PER_CALL_ALLOWED lists functions no PL/pgSQL code calls any more: {stale}"
