@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import functools
 import json
 import os
 import re
@@ -41,14 +42,18 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import aiohttp
 import psycopg
+import uvloop
 from _common import PG_BINDIR, ROOT, median, percentile, scratch_database
 from booking_throughput import BOOK, MOVE, prepare
 
+from worker.webhooks.settings import WebhookSettings
 from worker.webhooks.signature import sign
 
 SECRET = "whsec_bench_0123456789abcdef"
@@ -149,27 +154,36 @@ class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self.buf = bytearray()
         self.waiter: asyncio.Future[int] | None = None
+        self.on_answer: Callable[[int], None] | None = None  # the open loop's: no task or future per delivery
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(
+            asyncio.Transport, transport
+        )  # uvloop's transports are not asyncio.Transport's subclasses
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
         end = self.buf.find(b"\r\n\r\n")
-        if end < 0 or self.waiter is None:
+        if end < 0 or (self.waiter is None and self.on_answer is None):
             return
         m = re.search(rb"\r\n[Cc]ontent-[Ll]ength: *(\d+)", self.buf[: end + 2])
         total = end + 4 + (int(m[1]) if m else 0)
         if len(self.buf) >= total:
             status = int(self.buf[9:12])
             del self.buf[:total]
+            if self.on_answer is not None:
+                answer, self.on_answer = self.on_answer, None
+                answer(status)
+                return
             waiter, self.waiter = self.waiter, None
-            if not waiter.done():
+            if waiter is not None and not waiter.done():
                 waiter.set_result(status)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.on_answer is not None:  # counted as status 0: the bench then fails (every answer must be 200)
+            answer, self.on_answer = self.on_answer, None
+            answer(0)
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_exception(ConnectionError(f"the receiver closed the connection: {exc}"))
 
@@ -213,36 +227,47 @@ SLOW_BY_SECOND: Counter[int] = Counter()  # answers over 50 ms in the last open 
 
 
 async def open_loop(url: str, bodies: list[bytes], rate: float) -> tuple[float, list[float], Counter[int]]:
-    """Delivery i sent at start + i/rate on an idle connection (a new one when none is idle, as aiohttp's
-    unlimited pool does), whatever the answers before it: a slow answer cannot slow the sender down."""
+    """Delivery i is due at start + i/rate and sent then on an idle connection (a new one when none is idle),
+    whatever the answers before it: a slow answer cannot slow the sender down. Its latency counts from when it
+    was due, not from when it went out, so a sender that falls behind shows in the figures instead of hiding a
+    slow receiver. No task or future per delivery: each wake-up sends every delivery that is due, and the
+    answer is a callback (the sender shares the two cores with what it measures)."""
     statuses: Counter[int] = Counter()
     latencies: list[float] = []
     SLOW_BY_SECOND.clear()
     prepared = [request_bytes(url, b) for b in bodies]
-    idle = [await _connect(url) for _ in range(min(64, len(bodies)))]
+    idle = [await _connect(url) for _ in range(min(256, len(bodies)))]
     everyone = list(idle)
+    finished = asyncio.get_running_loop().create_future()
+    start, n = time.perf_counter(), len(prepared)
 
-    async def one(request: bytes) -> None:
-        t0 = time.perf_counter()
-        if idle:
-            conn = idle.pop()
-        else:
-            conn = await _connect(url)
-            everyone.append(conn)
-        statuses[await conn.send(request)] += 1
-        latencies.append(took := time.perf_counter() - t0)
+    def answered(conn: _Connection, due: float, status: int) -> None:
+        took = time.perf_counter() - due
+        statuses[status] += 1
+        latencies.append(took)
         if took > 0.05:
-            SLOW_BY_SECOND[int(t0 - start)] += 1
-        idle.append(conn)
+            SLOW_BY_SECOND[int(due - start)] += 1
+        if status:
+            idle.append(conn)
+        if len(latencies) == n and not finished.done():
+            finished.set_result(None)
 
-    tasks = []
-    start = time.perf_counter()
-    for i, request in enumerate(prepared):
-        delay = start + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(request)))
-    await asyncio.gather(*tasks)
+    i = 0
+    while i < n:
+        now = time.perf_counter()
+        while i < n and start + i / rate <= now:
+            if idle:
+                conn = idle.pop()
+            else:
+                conn = await _connect(url)
+                everyone.append(conn)
+            conn.on_answer = functools.partial(answered, conn, start + i / rate)
+            assert conn.transport is not None
+            conn.transport.write(prepared[i])
+            i += 1
+        if i < n:  # at least 1 ms: the loop's timers are milliseconds (uvloop's), a shorter sleep spins
+            await asyncio.sleep(max(0.001, start + i / rate - time.perf_counter()))
+    await finished
     seconds = time.perf_counter() - start
     for c in everyone:
         assert c.transport is not None
@@ -406,19 +431,19 @@ def statements_report(url: str, deliveries: int, track_all: bool = False) -> Non
 
 
 class WaitSampler:
-    """What the database's active sessions wait on, sampled every 10 ms while a phase runs (pg_stat_activity):
+    """What the database's active sessions wait on, sampled every ``every`` s while a phase runs (pg_stat_activity):
     the share of samples per wait (none: on the CPU). A p99 made of commits waiting for the WAL flush is the
     disk's, not the receiver's; the report says which it is."""
 
-    def __init__(self, url: str) -> None:
-        self.url, self.counts = url, Counter[str]()
+    def __init__(self, url: str, every: float) -> None:
+        self.url, self.every, self.counts = url, every, Counter[str]()
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
         with psycopg.connect(self.url, autocommit=True) as conn:
-            while not self.stopping.wait(0.01):
+            while not self.stopping.wait(self.every):
                 for wait_type, wait in conn.execute(
                     "SELECT wait_event_type, wait_event FROM pg_stat_activity WHERE datname = current_database() "
                     "AND state = 'active' AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
@@ -435,12 +460,12 @@ class WaitSampler:
 
 
 class FlushProbe:
-    """The disk's own flush latency while a phase runs: an 8 kB write and fdatasync every 20 ms to a file beside the
+    """The disk's own flush latency while a phase runs: an 8 kB write and fdatasync every ``every`` s to a file beside the
     database's (``directory``), as a commit's WAL flush is. p50/p99 of those; slow flushes here make slow commits
     for everyone, the receiver's included."""
 
-    def __init__(self, directory: Path) -> None:
-        self.path = directory / f"flush-probe-{os.getpid()}"
+    def __init__(self, directory: Path, every: float) -> None:
+        self.path, self.every = directory / f"flush-probe-{os.getpid()}", every
         self.times: list[float] = []
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -450,7 +475,7 @@ class FlushProbe:
         block = os.urandom(8192)
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            while not self.stopping.wait(0.02):
+            while not self.stopping.wait(self.every):
                 t0 = time.perf_counter()
                 os.pwrite(fd, block, 0)
                 os.fdatasync(fd)
@@ -553,12 +578,17 @@ def main() -> None:
     ap.add_argument("--app-rate", type=float, default=200.0,
                     help="the app's booking load, transactions/s (pgbench -R); 0: unthrottled (see above)")  # fmt: skip
     ap.add_argument("--baseline-seconds", type=int, default=10)
-    ap.add_argument("--pool", type=int, default=8, help="the receiver's database connections (each process)")
+    ap.add_argument("--pool", type=int, default=WebhookSettings.pool_size,
+                    help="the receiver's database connections (each process; default: the receiver's own)")  # fmt: skip
     ap.add_argument("--batch", type=int, default=64, help="CALSYNC_WEBHOOK_BATCH: deliveries at most per call")
     ap.add_argument("--processes", type=int, default=1, help="receiver processes on one port (SO_REUSEPORT)")
     ap.add_argument("--no-analyze", action="store_true",
                     help="skip the ANALYZE after the warm-up (the tables' statistics then say empty until "
                     "autovacuum comes by)")  # fmt: skip
+    ap.add_argument("--sample-s", type=float, default=0.05,
+                    help="how often the latency phases sample the sessions' waits (the disk's flush: twice that); "
+                         "the samplers share the cores and the disk with what they watch (every 10 ms cost the "
+                         "receiver its p99)")  # fmt: skip
     ap.add_argument("--track-all", action="store_true",
                     help="profile: pg_stat_statements of the statements inside the receiver's functions too")  # fmt: skip
     ap.add_argument("--sender", choices=("raw", "aiohttp"), default="raw",
@@ -611,7 +641,7 @@ def main() -> None:
             closed, opened = (
                 (closed_loop, open_loop) if args.sender == "raw" else (aiohttp_closed_loop, aiohttp_open_loop)
             )
-            asyncio.run(closed(hook_url, [gen.next() for _ in range(500)], 8))  # warm-up: connections, plans
+            uvloop.run(closed(hook_url, [gen.next() for _ in range(500)], 8))  # warm-up: connections, plans
             if not args.no_analyze:  # statistics of tables that are no longer empty, as a live database has
                 with psycopg.connect(url, autocommit=True) as conn:
                     conn.execute("ANALYZE")
@@ -622,7 +652,7 @@ def main() -> None:
                 backends = [b for r in receivers for b in receiver_backends(url, r.pid)]
                 db0 = sum(cpu_seconds(b) for b in backends)
                 cpu0, own0, w0 = receiver_cpu(), time.process_time(), time.time()
-                seconds, lat, st = asyncio.run(closed(hook_url, throughput_bodies, args.concurrency))
+                seconds, lat, st = uvloop.run(closed(hook_url, throughput_bodies, args.concurrency))
                 phases.append(("throughput", w0, time.time()))
                 own = time.process_time() - own0
                 rate = report(f"throughput ({args.concurrency} connections)", seconds, lat, st)
@@ -636,10 +666,15 @@ def main() -> None:
                 statements_report(url, len(lat), args.track_all)
                 p99s = {}
                 for r, bodies in zip(rates, latency_bodies, strict=True):
+                    statements_reset(url)
                     db0 = sum(cpu_seconds(b) for b in backends)
-                    lsn0, waits, flushes = wal_lsn(url), WaitSampler(url), FlushProbe(data_dir)
+                    lsn0, waits, flushes = (
+                        wal_lsn(url),
+                        WaitSampler(url, args.sample_s),
+                        FlushProbe(data_dir, 2 * args.sample_s),
+                    )
                     cpu0, own0, w0 = receiver_cpu(), time.process_time(), time.time()
-                    seconds, lat, st = asyncio.run(opened(hook_url, bodies, r))
+                    seconds, lat, st = uvloop.run(opened(hook_url, bodies, r))
                     phases.append((f"latency at {r:,.0f}/s", w0, time.time()))
                     own, cpu = time.process_time() - own0, receiver_cpu() - cpu0
                     db_cpu = sum(cpu_seconds(b) for b in backends) - db0
@@ -656,6 +691,7 @@ def main() -> None:
                           f"us; load average {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
                     print(f"  the database (receiver and app): {wal / seconds / 1e6:.1f} MB of WAL a second; {waited}; "
                           f"{flushed}", flush=True)  # fmt: skip
+                    statements_report(url, len(lat))
                     p99s[r] = percentile([x * 1000 for x in lat], 99)
                 p99 = p99s[rates[0]]
                 app_failed = app.failure()

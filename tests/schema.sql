@@ -2791,6 +2791,7 @@ CREATE FUNCTION remediation.diagnose_failures(p_appointment_ids bigint[]) RETURN
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
     SET jit TO 'off'
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
     v_count integer;

@@ -49,9 +49,11 @@ COMMENT ON FUNCTION calsync.webhook_setting(text) IS
 -- PL/pgSQL, not SQL: a SQL function with SET clauses is planned again on every call, and planning this one
 -- (remediation.sync_diagnosis is a wide view) took 14 ms where running it takes under 2; every flagged
 -- appointment's UPDATE paid it (a webhook conflict, a refusal, a failure). PL/pgSQL keeps the plan for the
--- session (revision 0027).
+-- session, and the generic plan from the first call (its five custom plans first would be planned again each,
+-- and a receiver's session sees a handful of conflicts in all): one index probe by id either way (revision 0027).
 CREATE OR REPLACE FUNCTION remediation.diagnose_failures(p_appointment_ids bigint[]) RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET jit = off AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET jit = off
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     v_count integer;
 BEGIN

@@ -22,6 +22,7 @@ from typing import Any
 
 import msgspec
 import psycopg
+import uvloop
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
@@ -213,5 +214,7 @@ async def serve(cfg: WebhookSettings) -> None:
 
 
 def run(cfg: WebhookSettings) -> int:
-    asyncio.run(serve(cfg))
+    # uvloop (libuv): the same asyncio API, with less CPU per request than the standard loop
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(cfg))
     return 0

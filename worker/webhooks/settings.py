@@ -62,7 +62,7 @@ class WebhookSettings:
     allow_unsigned: bool = False
     retry_s: float = 5.0
     retry_batch: int = 10  # parked deliveries retried per transaction (up to RETRY_PER_TICK each retry_s)
-    pool_size: int = 8
+    pool_size: int = 4  # 3 lanes and the retry timer; see README "Throughput" for why not more
     batch_max: int = 64  # deliveries at most in one call and commit (calsync.receive_webhooks)
     reuse_port: bool = False  # SO_REUSEPORT: several receiver processes (units) share one port
     credentials_dir: Path | None = None
