@@ -396,6 +396,7 @@ def statements_reset(url: str, track_all: bool = False) -> None:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             if track_all:
                 conn.execute(f"ALTER DATABASE {conn.info.dbname} SET pg_stat_statements.track = 'all'")
+                conn.execute(f"ALTER DATABASE {conn.info.dbname} SET pg_stat_statements.track_planning = on")
             conn.execute("SELECT pg_stat_statements_reset()")
     except psycopg.Error:
         pass
@@ -423,6 +424,15 @@ def statements_report(url: str, deliveries: int, track_all: bool = False) -> Non
             ).fetchall()
         for c, ms, q in top:
             print(f"    {ms / max(deliveries, 1):7.3f} ms/delivery  {c:7d} calls  {q}")
+        with psycopg.connect(url, autocommit=True) as conn:
+            planned = conn.execute(
+                "SELECT calls, plans, total_plan_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 100) FROM "
+                "pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "AND plans > 0 ORDER BY total_plan_time DESC LIMIT 12"
+            ).fetchall()
+        print("    planning (statements planned again and again: plans close to calls):")
+        for c, n, ms, q in planned:
+            print(f"    {ms / max(deliveries, 1):7.3f} ms/delivery planning  {n:7d} plans of {c:7d} calls  {q}")
     for c, n, ms, q in rows:
         name = "receive_webhooks (a batch)" if "receive_webhooks" in q else "receive_webhook (one)"
         print(f"  database: {name}: {c} calls, {n / max(c, 1):.1f} deliveries per call, {ms / max(c, 1):.2f} ms per "
@@ -501,6 +511,25 @@ def wal_lsn(url: str) -> str:
 def wal_since(url: str, start: str) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
         return int(conn.execute("SELECT pg_current_wal_lsn() - %s::pg_lsn", [start]).fetchone()[0])  # type: ignore[index]
+
+
+def autovacuum_since(url: str, since: float) -> str:
+    """The tables autovacuum vacuumed or analyzed since ``since`` (a time.time()): a pass over a young, busy table
+    (every page new) reads it and every index whole while the phase runs, and its tail shows it."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT schemaname || '.' || relname, last_autovacuum >= to_timestamp(%(t)s), "
+            "last_autoanalyze >= to_timestamp(%(t)s) FROM pg_stat_all_tables "
+            "WHERE schemaname IN ('public', 'calsync', 'remediation') "
+            "AND (last_autovacuum >= to_timestamp(%(t)s) OR last_autoanalyze >= to_timestamp(%(t)s)) ORDER BY 1",
+            {"t": since},
+        ).fetchall()
+    if not rows:
+        return "autovacuum: none during the phase"
+    done = [
+        f"{name} ({'vacuum' if v else ''}{' and ' if v and a else ''}{'analyze' if a else ''})" for name, v, a in rows
+    ]
+    return "autovacuum during the phase: " + ", ".join(done)
 
 
 def receiver_backends(url: str, receiver_pid: int) -> list[int]:
@@ -691,6 +720,7 @@ def main() -> None:
                           f"us; load average {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
                     print(f"  the database (receiver and app): {wal / seconds / 1e6:.1f} MB of WAL a second; {waited}; "
                           f"{flushed}", flush=True)  # fmt: skip
+                    print(f"  {autovacuum_since(url, w0)}", flush=True)
                     statements_report(url, len(lat))
                     p99s[r] = percentile([x * 1000 for x in lat], 99)
                 p99 = p99s[rates[0]]
