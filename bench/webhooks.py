@@ -49,7 +49,6 @@ from typing import cast
 
 import aiohttp
 import psycopg
-import uvloop
 from _common import PG_BINDIR, ROOT, median, percentile, scratch_database
 from booking_throughput import BOOK, MOVE, prepare
 
@@ -158,9 +157,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(
-            asyncio.Transport, transport
-        )  # uvloop's transports are not asyncio.Transport's subclasses
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
@@ -265,7 +262,7 @@ async def open_loop(url: str, bodies: list[bytes], rate: float) -> tuple[float, 
             assert conn.transport is not None
             conn.transport.write(prepared[i])
             i += 1
-        if i < n:  # at least 1 ms: the loop's timers are milliseconds (uvloop's), a shorter sleep spins
+        if i < n:  # at least 1 ms: wake-ups, not deliveries, cost the sender; each sends all that are due
             await asyncio.sleep(max(0.001, start + i / rate - time.perf_counter()))
     await finished
     seconds = time.perf_counter() - start
@@ -670,7 +667,7 @@ def main() -> None:
             closed, opened = (
                 (closed_loop, open_loop) if args.sender == "raw" else (aiohttp_closed_loop, aiohttp_open_loop)
             )
-            uvloop.run(closed(hook_url, [gen.next() for _ in range(500)], 8))  # warm-up: connections, plans
+            asyncio.run(closed(hook_url, [gen.next() for _ in range(500)], 8))  # warm-up: connections, plans
             if not args.no_analyze:  # statistics of tables that are no longer empty, as a live database has
                 with psycopg.connect(url, autocommit=True) as conn:
                     conn.execute("ANALYZE")
@@ -681,7 +678,7 @@ def main() -> None:
                 backends = [b for r in receivers for b in receiver_backends(url, r.pid)]
                 db0 = sum(cpu_seconds(b) for b in backends)
                 cpu0, own0, w0 = receiver_cpu(), time.process_time(), time.time()
-                seconds, lat, st = uvloop.run(closed(hook_url, throughput_bodies, args.concurrency))
+                seconds, lat, st = asyncio.run(closed(hook_url, throughput_bodies, args.concurrency))
                 phases.append(("throughput", w0, time.time()))
                 own = time.process_time() - own0
                 rate = report(f"throughput ({args.concurrency} connections)", seconds, lat, st)
@@ -703,7 +700,7 @@ def main() -> None:
                         FlushProbe(data_dir, 2 * args.sample_s),
                     )
                     cpu0, own0, w0 = receiver_cpu(), time.process_time(), time.time()
-                    seconds, lat, st = uvloop.run(opened(hook_url, bodies, r))
+                    seconds, lat, st = asyncio.run(opened(hook_url, bodies, r))
                     phases.append((f"latency at {r:,.0f}/s", w0, time.time()))
                     own, cpu = time.process_time() - own0, receiver_cpu() - cpu0
                     db_cpu = sum(cpu_seconds(b) for b in backends) - db0

@@ -22,7 +22,6 @@ from typing import Any
 
 import msgspec
 import psycopg
-import uvloop
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
@@ -214,7 +213,5 @@ async def serve(cfg: WebhookSettings) -> None:
 
 
 def run(cfg: WebhookSettings) -> int:
-    # uvloop (libuv): the same asyncio API, with less CPU per request than the standard loop
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(cfg))
+    asyncio.run(serve(cfg))
     return 0
