@@ -45,7 +45,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
 import aiohttp
 import psycopg
@@ -157,7 +156,8 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
@@ -220,33 +220,26 @@ async def closed_loop(url: str, bodies: list[bytes], concurrency: int) -> tuple[
     return seconds, latencies, statuses
 
 
-SLOW_BY_SECOND: Counter[int] = Counter()  # answers over 50 ms in the last open loop, by second of its schedule
-
-
 async def open_loop(url: str, bodies: list[bytes], rate: float) -> tuple[float, list[float], Counter[int]]:
     """Delivery i is due at start + i/rate and sent then on an idle connection (a new one when none is idle),
     whatever the answers before it: a slow answer cannot slow the sender down. Its latency counts from when it
     was due, not from when it went out, so a sender that falls behind shows in the figures instead of hiding a
     slow receiver. No task or future per delivery: each wake-up sends every delivery that is due, and the
-    answer is a callback (the sender shares the two cores with what it measures)."""
+    answer is a callback (the sender shares the two cores with what it measures). Latencies in schedule order."""
     statuses: Counter[int] = Counter()
-    latencies: list[float] = []
-    SLOW_BY_SECOND.clear()
     prepared = [request_bytes(url, b) for b in bodies]
     idle = [await _connect(url) for _ in range(min(256, len(bodies)))]
     everyone = list(idle)
     finished = asyncio.get_running_loop().create_future()
     start, n = time.perf_counter(), len(prepared)
+    latencies = [0.0] * n
 
-    def answered(conn: _Connection, due: float, status: int) -> None:
-        took = time.perf_counter() - due
+    def answered(conn: _Connection, i: int, status: int) -> None:
+        latencies[i] = time.perf_counter() - (start + i / rate)
         statuses[status] += 1
-        latencies.append(took)
-        if took > 0.05:
-            SLOW_BY_SECOND[int(due - start)] += 1
         if status:
             idle.append(conn)
-        if len(latencies) == n and not finished.done():
+        if statuses.total() == n and not finished.done():
             finished.set_result(None)
 
     i = 0
@@ -258,7 +251,7 @@ async def open_loop(url: str, bodies: list[bytes], rate: float) -> tuple[float, 
             else:
                 conn = await _connect(url)
                 everyone.append(conn)
-            conn.on_answer = functools.partial(answered, conn, start + i / rate)
+            conn.on_answer = functools.partial(answered, conn, i)
             assert conn.transport is not None
             conn.transport.write(prepared[i])
             i += 1
@@ -296,17 +289,18 @@ async def aiohttp_closed_loop(
 
 
 async def aiohttp_open_loop(url: str, bodies: list[bytes], rate: float) -> tuple[float, list[float], Counter[int]]:
+    """As open_loop, with aiohttp's client and a task per delivery; latencies in schedule order."""
     statuses: Counter[int] = Counter()
-    latencies: list[float] = []
+    latencies = [0.0] * len(bodies)
     prepared = [(b, headers(b)) for b in bodies]
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
 
-        async def one(raw: bytes, h: dict[str, str]) -> None:
+        async def one(i: int, raw: bytes, h: dict[str, str]) -> None:
             t0 = time.perf_counter()
             async with session.post(url, data=raw, headers=h) as r:
                 await r.read()
                 statuses[r.status] += 1
-            latencies.append(time.perf_counter() - t0)
+            latencies[i] = time.perf_counter() - t0
 
         tasks = []
         start = time.perf_counter()
@@ -314,7 +308,7 @@ async def aiohttp_open_loop(url: str, bodies: list[bytes], rate: float) -> tuple
             delay = start + i / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(raw, h)))
+            tasks.append(asyncio.create_task(one(i, raw, h)))
         await asyncio.gather(*tasks)
         return time.perf_counter() - start, latencies, statuses
 
@@ -523,10 +517,8 @@ def autovacuum_since(url: str, since: float) -> str:
         ).fetchall()
     if not rows:
         return "autovacuum: none during the phase"
-    done = [
-        f"{name} ({'vacuum' if v else ''}{' and ' if v and a else ''}{'analyze' if a else ''})" for name, v, a in rows
-    ]
-    return "autovacuum during the phase: " + ", ".join(done)
+    passes = (f"{name} ({' and '.join(k for k, ran in (('vacuum', v), ('analyze', a)) if ran)})" for name, v, a in rows)
+    return "autovacuum during the phase: " + ", ".join(passes)
 
 
 def receiver_backends(url: str, receiver_pid: int) -> list[int]:
@@ -706,12 +698,9 @@ def main() -> None:
                     db_cpu = sum(cpu_seconds(b) for b in backends) - db0
                     waited, flushed, wal = waits.stop(), flushes.stop(), wal_since(url, lsn0)
                     report(f"latency at {r:,.0f}/s offered", seconds, lat, st)
-                    if SLOW_BY_SECOND:
-                        print(
-                            f"  answers over 50 ms by second of the schedule (from {time.strftime('%H:%M:%S', time.localtime(w0))}): "
-                            + ", ".join(f"{k}s: {v}" for k, v in sorted(SLOW_BY_SECOND.items())),
-                            flush=True,
-                        )
+                    if slow := Counter(int(i / r) for i, x in enumerate(lat) if x > 0.05):  # lat: schedule order
+                        print(f"  answers over 50 ms by second of the schedule (from {time.strftime('%H:%M:%S', time.localtime(w0))}): "
+                              + ", ".join(f"{k}s: {v}" for k, v in sorted(slow.items())), flush=True)  # fmt: skip
                     print(f"  receiver {cpu / len(lat) * 1e6:.0f} us per delivery ({cpu / seconds:.2f} of a core), "
                           f"its database sessions {db_cpu / len(lat) * 1e6:.0f} us, sender {own / len(lat) * 1e6:.0f} "
                           f"us; load average {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
