@@ -1623,9 +1623,11 @@ CREATE FUNCTION calsync.record_refused_calcom_change(p_appointment_id bigint, p_
 DECLARE
     v_id bigint;
 BEGIN
-    INSERT INTO calsync.integrity_issues (rule, table_name, row_id, detail, found_by, found_at)
+    INSERT INTO calsync.integrity_issues AS i (rule, table_name, row_id, detail, found_by, found_at)
     VALUES (p_rule, 'appointments', p_appointment_id, p_detail, 'calsync.receive_webhook', p_now)
-    RETURNING id INTO v_id;
+    ON CONFLICT (rule, table_name, row_id) WHERE resolved_at IS NULL
+    DO UPDATE SET detail = left(i.detail, 4000) || E'\nthen: ' || excluded.detail
+    RETURNING i.id INTO v_id;
     UPDATE appointments
     SET requires_manual_review = true, manual_review_flagged_at = coalesce(manual_review_flagged_at, p_now)
     WHERE id = p_appointment_id;
@@ -1633,7 +1635,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION calsync.record_refused_calcom_change(p_appointment_id bigint, p_rule text, p_detail text, p_now timestamp with time zone) IS 'Keep a Cal.com change that was not applied: an open integrity issue of the appointment, flagged for manual review.';
+COMMENT ON FUNCTION calsync.record_refused_calcom_change(p_appointment_id bigint, p_rule text, p_detail text, p_now timestamp with time zone) IS 'Keep a Cal.com change that was not applied: an open integrity issue of the appointment (a second one of the same rule joins it), flagged for manual review.';
 
 CREATE FUNCTION calsync.refresh_host_busy_time(p_appointment_ids bigint[], p_at_commit boolean) RETURNS void
     LANGUAGE plpgsql

@@ -233,6 +233,32 @@ def test_an_undelivered_app_change_wins_and_the_calcom_change_is_recorded(
     assert outbox(conn, a) == ["reschedule"], "the app's change still goes to Cal.com"
 
 
+def test_a_second_refused_change_joins_the_open_issue_and_is_stored(
+    conn: psycopg.Connection[Any], salon: dict[str, Any]
+) -> None:
+    """Two Cal.com changes of one appointment refused for the same reason (the customer moved it twice while the
+    app's change was on its way): both are stored and answered, and the one open issue names both deliveries
+    (before revision 0028 the second broke integrity_issues_one_open_per_rule_and_row and was not stored)."""
+    a = book(conn, salon)
+    app_time = START + dt.timedelta(days=3)
+    conn.execute("UPDATE appointments SET starts_at = %s, ends_at = %s + interval '30 minutes', sync_origin = 'admin' "
+                 "WHERE id = %s", [app_time, app_time, a])  # fmt: skip
+    conn.commit()
+    first = deliver(conn, reschedule("uid-1", "uid-2", START + dt.timedelta(days=4)))
+    second = deliver(conn, reschedule("uid-1", "uid-3", START + dt.timedelta(days=5)))
+    assert (first["outcome"], second["outcome"]) == ("conflict", "conflict"), (first, second)
+    assert open_issues(conn, a) == ["calcom_change_loses_to_newer_app_change"]
+    row = conn.execute(
+        "SELECT detail FROM calsync.integrity_issues WHERE row_id = %s AND resolved_at IS NULL", [a]
+    ).fetchone()
+    assert row is not None
+    for got in (first, second):
+        assert f"webhook delivery {got['delivery_id']}" in row[0], row[0]
+    stored = conn.execute("SELECT count(*) FROM calsync.webhook_deliveries WHERE outcome = 'conflict'").fetchone()
+    assert stored == (2,)
+    assert appointment(conn, a)["starts_at"] == app_time
+
+
 def test_concurrent_app_and_calcom_changes_the_version_check_decides(db: Db, salon: dict[str, Any]) -> None:
     """The app's transaction holds the row when the delivery arrives; it commits first and wins (40001 for the
     delivery's update, recorded as a conflict), with two real connections."""
