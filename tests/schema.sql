@@ -788,30 +788,50 @@ CREATE FUNCTION calsync.decide_webhook(p_id bigint, p_event calsync.webhook_even
     AS $$
 DECLARE
     v_e calsync.webhook_event := p_event;
+    v_failed boolean := false;
+    v_state text;
+    v_rule text;
+    v_msg text;
 BEGIN
-    IF v_e.trigger_event = 'BOOKING_CREATED' THEN
-        SELECT a.id INTO appointment_id FROM appointments a WHERE a.id = v_e.appointment_id;
-        IF appointment_id IS NULL THEN
-            SELECT o.appointment_id INTO appointment_id FROM calsync.calcom_booking_owner(v_e.uid) o;
-        END IF;
-        IF appointment_id IS NOT NULL THEN
-            outcome := 'already_applied';
-            detail := format('booking %s is appointment %s''s own (the worker records it)', v_e.uid, appointment_id);
-        ELSIF v_e.uid IS NULL THEN
-            outcome := 'ignored'; detail := 'the payload names no booking uid';
+    BEGIN
+        IF v_e.trigger_event = 'BOOKING_CREATED' THEN
+            -- only with an id: a probe of NULL is planned as nothing to read, so the generic plan looked dearer than
+            -- the custom ones and this was planned again on every call (35 µs a delivery in the webhook bench)
+            IF v_e.appointment_id IS NOT NULL THEN
+                SELECT a.id INTO appointment_id FROM appointments a WHERE a.id = v_e.appointment_id;
+            END IF;
+            IF appointment_id IS NULL THEN
+                SELECT o.appointment_id INTO appointment_id FROM calsync.calcom_booking_owner(v_e.uid) o;
+            END IF;
+            IF appointment_id IS NOT NULL THEN
+                outcome := 'already_applied';
+                detail := format('booking %s is appointment %s''s own (the worker records it)', v_e.uid, appointment_id);
+            ELSIF v_e.uid IS NULL THEN
+                outcome := 'ignored'; detail := 'the payload names no booking uid';
+            ELSE
+                PERFORM calsync.list_calcom_booking(v_e, p_id, p_now);
+                outcome := 'listed'; detail := format('Cal.com booking %s has no appointment: listed, not imported', v_e.uid);
+            END IF;
+        ELSIF v_e.trigger_event = 'BOOKING_CANCELLED' THEN
+            SELECT r.outcome, r.detail, r.appointment_id, r.waiting_for INTO outcome, detail, appointment_id, waiting_for
+            FROM calsync.apply_calcom_cancel(v_e, p_id, p_now) r;
+        ELSIF v_e.trigger_event = 'BOOKING_RESCHEDULED' THEN
+            SELECT r.outcome, r.detail, r.appointment_id, r.waiting_for INTO outcome, detail, appointment_id, waiting_for
+            FROM calsync.apply_calcom_reschedule(v_e, p_id, p_now) r;
         ELSE
-            PERFORM calsync.list_calcom_booking(v_e, p_id, p_now);
-            outcome := 'listed'; detail := format('Cal.com booking %s has no appointment: listed, not imported', v_e.uid);
+            outcome := 'ignored'; detail := format('trigger %s changes nothing here', v_e.trigger_event);
         END IF;
-    ELSIF v_e.trigger_event = 'BOOKING_CANCELLED' THEN
-        SELECT r.outcome, r.detail, r.appointment_id, r.waiting_for INTO outcome, detail, appointment_id, waiting_for
-        FROM calsync.apply_calcom_cancel(v_e, p_id, p_now) r;
-    ELSIF v_e.trigger_event = 'BOOKING_RESCHEDULED' THEN
-        SELECT r.outcome, r.detail, r.appointment_id, r.waiting_for INTO outcome, detail, appointment_id, waiting_for
-        FROM calsync.apply_calcom_reschedule(v_e, p_id, p_now) r;
-    ELSE
-        outcome := 'ignored'; detail := format('trigger %s changes nothing here', v_e.trigger_event);
-    END IF;
+    EXCEPTION WHEN OTHERS THEN  -- not a cancelled query (statement_timeout) or a lost connection: those stay errors
+        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_rule = CONSTRAINT_NAME, v_msg = MESSAGE_TEXT;
+        v_failed := true; outcome := 'parked'; waiting_for := NULL;
+        IF appointment_id IS NULL THEN  -- the booking's appointment, as far as we know it: the one the change was for
+            SELECT o.appointment_id INTO appointment_id
+            FROM calsync.calcom_booking_owner(coalesce(v_e.reschedule_uid, v_e.uid)) o;
+        END IF;
+        appointment_id := coalesce(appointment_id, v_e.appointment_id);
+        detail := format('applying it failed (SQLSTATE %s%s): %s', v_state,
+                         CASE WHEN v_rule <> '' THEN ', rule ' || v_rule ELSE '' END, left(v_msg, 1000));
+    END;
     IF outcome <> 'parked' THEN
         waiting_for := NULL;
         RETURN;
@@ -819,6 +839,18 @@ BEGIN
     IF p_received_at >= p_now - calsync.webhook_setting('webhook_park_max') THEN
         next_attempt_at := p_now + least(calsync.webhook_setting('webhook_park_base') * (2 ^ least(p_attempts - 1, 20)),
                                          calsync.webhook_setting('webhook_park_cap'));
+        RETURN;
+    END IF;
+    IF v_failed THEN
+        outcome := 'refused';
+        detail := format('%s; gave up after %s attempts', detail, p_attempts);
+        IF EXISTS (SELECT 1 FROM appointments a WHERE a.id = decide_webhook.appointment_id) THEN
+            PERFORM calsync.record_refused_calcom_change(appointment_id, 'calcom_change_keeps_the_rules',
+                format('Cal.com''s %s of booking %s (webhook delivery %s) could not be applied to appointment %s: %s',
+                       v_e.trigger_event, v_e.uid, p_id, appointment_id, detail), p_now);
+        ELSE
+            appointment_id := NULL;
+        END IF;
         RETURN;
     END IF;
     outcome := 'unmatched'; waiting_for := NULL;

@@ -408,3 +408,79 @@ def test_the_receivers_role_stores_and_applies_and_does_nothing_else(
     conn.execute("RESET ROLE")
     conn.commit()
     assert appointment(conn, a)["starts_at"] == START + dt.timedelta(days=1)
+
+
+BREAK_CANCELS = """
+CREATE FUNCTION pg_temp.no_cancels() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    RAISE EXCEPTION 'the test forbids cancelling appointment %', NEW.id USING ERRCODE = '55000';
+END
+$f$;
+CREATE TRIGGER appointments_test_forbids_cancels BEFORE UPDATE OF status ON appointments
+    FOR EACH ROW WHEN (NEW.status = 'cancelled') EXECUTE FUNCTION pg_temp.no_cancels();
+"""
+
+
+def test_an_apply_that_fails_keeps_the_delivery_parked_with_the_error_and_retries_it(
+    conn: psycopg.Connection[Any], salon: dict[str, Any]
+) -> None:
+    """An error the apply functions do not expect (here a trigger of the app's with its own SQLSTATE) rolls back
+    the delivery's effects only: the delivery is stored, parked with the error, the deliveries beside it in the
+    batch are applied, the timer's retry of it fails alone and, once the cause is gone, applies it."""
+    a = book(conn, salon)
+    conn.execute(BREAK_CANCELS)
+    conn.commit()
+    batch = [cancel("uid-1"), body("BOOKING_CREATED", "walk-in-7", startTime=START, endTime=START)]
+    doc = [{"event": json.loads(contract.encode(contract.parse(raw))), "body": raw.decode(), "headers": {},
+            "signature": "valid"} for raw in batch]  # fmt: skip
+    rows = conn.execute(query("webhook_receive_batch"), {"deliveries": json.dumps(doc)}).fetchall()  # type: ignore[arg-type]
+    conn.commit()
+    assert [r[2] for r in rows] == ["parked", "listed"], rows
+    failed = rows[0]
+    assert "SQLSTATE 55000" in failed[3] and "the test forbids cancelling" in failed[3], failed[3]
+    assert appointment(conn, a)["status"] == "confirmed", "the failed cancel's effects were not rolled back"
+    stored = conn.execute(
+        "SELECT outcome, attempts, next_attempt_at > now() FROM calsync.webhook_deliveries WHERE id = %s", [failed[1]]
+    ).fetchone()
+    assert stored == ("parked", 1, True)
+    # the timer: the failing delivery fails alone, another parked one due beside it settles
+    later = START + dt.timedelta(days=4)
+    other = deliver(conn, reschedule("uid-b1", "uid-b2", later + dt.timedelta(hours=2)))
+    assert other["outcome"] == "parked"
+    b = book(conn, salon, start=later, uid="uid-b1")  # recorded by the worker: no delivery retries it now
+    settled = conn.execute("SELECT calsync.retry_parked_webhooks(now() + interval '1 hour')").fetchone()
+    conn.commit()
+    assert settled == (1,), "the failing delivery took the timer's batch down with it"
+    again = conn.execute(
+        "SELECT outcome, attempts FROM calsync.webhook_deliveries WHERE id = %s", [failed[1]]
+    ).fetchone()
+    assert again == ("parked", 2)
+    assert appointment(conn, b)["calcom_v2_booking_uid"] == "uid-b2"
+    conn.execute("DROP TRIGGER appointments_test_forbids_cancels ON appointments")
+    conn.commit()
+    conn.execute("SELECT calsync.retry_parked_webhooks(now() + interval '2 hours')")
+    conn.commit()
+    assert conn.execute("SELECT outcome FROM calsync.webhook_deliveries WHERE id = %s", [failed[1]]).fetchone() == (
+        "applied",
+    )
+    assert appointment(conn, a)["status"] == "cancelled"
+
+
+def test_an_apply_that_keeps_failing_is_refused_and_recorded_on_its_appointment(
+    conn: psycopg.Connection[Any], salon: dict[str, Any]
+) -> None:
+    a = book(conn, salon)
+    conn.execute(BREAK_CANCELS)
+    conn.commit()
+    got = deliver(conn, cancel("uid-1"))
+    assert got["outcome"] == "parked" and got["appointment_id"] == a, got
+    conn.execute("SELECT calsync.retry_parked_webhooks(now() + interval '2 days')")
+    conn.commit()
+    row = conn.execute(
+        "SELECT outcome, detail FROM calsync.webhook_deliveries WHERE id = %s", [got["delivery_id"]]
+    ).fetchone()
+    assert row is not None and row[0] == "refused" and "gave up after 2 attempts" in row[1], row
+    assert open_issues(conn, a) == ["calcom_change_keeps_the_rules"]
+    assert appointment(conn, a)["requires_manual_review"] and appointment(conn, a)["status"] == "confirmed"
+    shown = conn.execute("SELECT outcome, appointment_id FROM remediation.refused_calcom_changes").fetchall()
+    assert shown == [("refused", a)]
