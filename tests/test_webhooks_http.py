@@ -153,6 +153,38 @@ def test_a_burst_is_stored_exactly_once(db: Db) -> None:
     assert {d["event_key"] for d in rows} == {f"BOOKING_CREATED:burst-{i}" for i in range(60)}
 
 
+def test_a_delivery_whose_apply_fails_is_answered_200_and_kept(db: Db) -> None:
+    """An error while applying (here a trigger that refuses every listed booking, with its own SQLSTATE) does not
+    fail the call: the delivery and those sharing its batch are stored and answered 200 (before revision 0028
+    the receiver answered 500 and stored nothing)."""
+    with db.connect() as conn:
+        conn.execute("""
+            CREATE FUNCTION tests.refuse_listing() RETURNS trigger LANGUAGE plpgsql AS $f$
+            BEGIN
+                IF NEW.uid LIKE 'poison-%' THEN
+                    RAISE EXCEPTION 'the test refuses listing %', NEW.uid USING ERRCODE = '55000';
+                END IF;
+                RETURN NEW;
+            END
+            $f$;
+            CREATE TRIGGER foreign_calcom_bookings_test_refuses BEFORE INSERT ON calsync.foreign_calcom_bookings
+                FOR EACH ROW EXECUTE FUNCTION tests.refuse_listing();""")
+        conn.commit()
+    raws = [body("BOOKING_CREATED", f"{'poison' if i % 5 == 0 else 'fine'}-{i}") for i in range(40)]
+    with ReceiverProcess(db, CALSYNC_WEBHOOK_POOL="2") as r, ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda raw: r.post(raw), raws))
+        log = r.output()
+    assert [a.status_code for a in answers] == [200] * 40, [a.text for a in answers if a.status_code != 200]
+    assert Counter(a.json()["outcome"] for a in answers) == {"listed": 32, "parked": 8}
+    rows = deliveries(db)
+    assert len(rows) == 40
+    for d in rows:
+        poisoned = d["booking_uid"].startswith("poison-")
+        assert d["outcome"] == ("parked" if poisoned else "listed"), d
+        assert not poisoned or "SQLSTATE 55000" in d["detail"], d["detail"]
+    assert '"webhook_not_stored"' not in log and '"webhook_batch_refused"' not in log, log
+
+
 def test_the_timer_retries_parked_deliveries_in_small_transactions(db: Db) -> None:
     """The receiver's timer retries the parked deliveries that are due in transactions of CALSYNC_WEBHOOK_RETRY_BATCH
     (so none holds the bookings' rows for long), as many rounds as it takes, spread over the tick: five due at once
