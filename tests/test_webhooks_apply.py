@@ -217,14 +217,19 @@ def test_an_unknown_trigger_is_stored_and_changes_nothing(conn: psycopg.Connecti
     assert conn.execute("SELECT count(*) FROM calsync.webhook_deliveries").fetchone() == (2,)
 
 
+def moved_by_the_app(conn: psycopg.Connection[Any], appointment_id: int, to: dt.datetime) -> dt.datetime:
+    """The app moves the appointment (an admin's change, not synced to Cal.com yet)."""
+    conn.execute("UPDATE appointments SET starts_at = %s, ends_at = %s + interval '30 minutes', sync_origin = 'admin' "
+                 "WHERE id = %s", [to, to, appointment_id])  # fmt: skip
+    conn.commit()
+    return to
+
+
 def test_an_undelivered_app_change_wins_and_the_calcom_change_is_recorded(
     conn: psycopg.Connection[Any], salon: dict[str, Any]
 ) -> None:
     a = book(conn, salon)
-    app_time = START + dt.timedelta(days=3)
-    conn.execute("UPDATE appointments SET starts_at = %s, ends_at = %s + interval '30 minutes', sync_origin = 'admin' "
-                 "WHERE id = %s", [app_time, app_time, a])  # fmt: skip
-    conn.commit()
+    app_time = moved_by_the_app(conn, a, START + dt.timedelta(days=3))
     got = deliver(conn, reschedule("uid-1", "uid-2", START + dt.timedelta(days=4)))
     assert got["outcome"] == "conflict", got
     after = appointment(conn, a)
@@ -240,10 +245,7 @@ def test_a_second_refused_change_joins_the_open_issue_and_is_stored(
     app's change was on its way): both are stored and answered, and the one open issue names both deliveries
     (before revision 0028 the second broke integrity_issues_one_open_per_rule_and_row and was not stored)."""
     a = book(conn, salon)
-    app_time = START + dt.timedelta(days=3)
-    conn.execute("UPDATE appointments SET starts_at = %s, ends_at = %s + interval '30 minutes', sync_origin = 'admin' "
-                 "WHERE id = %s", [app_time, app_time, a])  # fmt: skip
-    conn.commit()
+    app_time = moved_by_the_app(conn, a, START + dt.timedelta(days=3))
     first = deliver(conn, reschedule("uid-1", "uid-2", START + dt.timedelta(days=4)))
     second = deliver(conn, reschedule("uid-1", "uid-3", START + dt.timedelta(days=5)))
     assert (first["outcome"], second["outcome"]) == ("conflict", "conflict"), (first, second)
