@@ -402,25 +402,25 @@ def statements_report(url: str, deliveries: int, track_all: bool = False) -> Non
                 "WHERE toplevel AND query ILIKE '%receive_webhook%' AND dbid = (SELECT oid FROM pg_database "
                 "WHERE datname = current_database()) ORDER BY total_exec_time DESC"
             ).fetchall()
+            top = planned = []
+            if track_all:
+                top = conn.execute(
+                    "SELECT calls, total_exec_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 110) FROM "
+                    "pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                    "ORDER BY total_exec_time DESC LIMIT 15"
+                ).fetchall()
+                planned = conn.execute(
+                    "SELECT calls, plans, total_plan_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 100) FROM "
+                    "pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                    "AND plans > 0 ORDER BY total_plan_time DESC LIMIT 12"
+                ).fetchall()
     except psycopg.Error as e:
         print(f"  (pg_stat_statements not available: {type(e).__name__})")
         return
     calls = sum(int(r[0]) for r in rows)
     if track_all:
-        with psycopg.connect(url, autocommit=True) as conn:
-            top = conn.execute(
-                "SELECT calls, total_exec_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 110) FROM "
-                "pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-                "ORDER BY total_exec_time DESC LIMIT 15"
-            ).fetchall()
         for c, ms, q in top:
             print(f"    {ms / max(deliveries, 1):7.3f} ms/delivery  {c:7d} calls  {q}")
-        with psycopg.connect(url, autocommit=True) as conn:
-            planned = conn.execute(
-                "SELECT calls, plans, total_plan_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 100) FROM "
-                "pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-                "AND plans > 0 ORDER BY total_plan_time DESC LIMIT 12"
-            ).fetchall()
         print("    planning (statements planned again and again: plans close to calls):")
         for c, n, ms, q in planned:
             print(f"    {ms / max(deliveries, 1):7.3f} ms/delivery planning  {n:7d} plans of {c:7d} calls  {q}")
